@@ -1,0 +1,37 @@
+# Every target makes its own virtualenv from the pinned requirements, so a fresh clone needs only python3.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
+
+.PHONY: venv render render-all test docs bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+## Render one stack offline into build/<stack> (no AWS, no Pulumi CLI): make render STACK=prod
+render: venv
+	$(PY) -m stacks.render --stack $(STACK)
+
+render-all: venv
+	@for s in $(STACKS); do $(PY) -m stacks.render --stack $$s || exit $$?; done
+
+## Run every test. The conformance test reads the upstream CRDs from $$DISAGG_CRD_DIR (skips without it).
+test: venv
+	$(PY) -m pytest -q
+
+## Regenerate the README config reference and docs/config.schema.json from the config models.
+docs: venv
+	$(PY) -m stacks.docs --write
+
+## Render-time benchmark (prints figures).
+bench: venv
+	$(PY) benchmarks/render_bench.py
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,83 @@
+"""Node labels, taints and tolerations: the one place that says how pods find and may land on each pool.
+
+The node pools set them, the platform daemons tolerate them and the serving pods select them, all from these
+functions, so a renamed label or an extra taint cannot leave a DaemonSet or a role behind.
+"""
+
+from __future__ import annotations
+
+from stacks.config.aws import GpuPoolConfig
+from stacks.config.stack import StackConfig
+from stacks.plan import pool_efa
+
+PREFIX = "disagg.io"
+POOL_LABEL = f"{PREFIX}/pool"
+ROLE_LABEL = f"{PREFIX}/role"
+EFA_LABEL = f"{PREFIX}/efa"
+SYSTEM_POOL = "system"
+SYSTEM_ROLE = "system"
+
+# The GPU taint keeps non-GPU pods off nodes that cost $55+/h; the GPU Operator's own daemons tolerate it.
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+
+
+def role_taint(role: str) -> dict[str, str]:
+    """Keeps decode pods off prefill nodes and the reverse, so each role keeps the hardware it was sized for."""
+    return {"key": ROLE_LABEL, "value": role, "effect": "NoSchedule"}
+
+
+def gpu_pool_labels(pool: GpuPoolConfig) -> dict[str, str]:
+    labels = {POOL_LABEL: pool.name, ROLE_LABEL: pool.role, EFA_LABEL: "true" if pool_efa(pool) else "false"}
+    return {**pool.labels, **labels}
+
+
+def gpu_pool_taints(pool: GpuPoolConfig) -> list[dict[str, str]]:
+    """Kubernetes-style taints (effect NoSchedule, ...) of a GPU pool: GPU, role, then the user's extras."""
+    taints = [dict(GPU_TAINT), role_taint(pool.role)]
+    taints += [{"key": t.key, "value": t.value, "effect": t.effect} for t in pool.taints]
+    return taints
+
+
+def system_pool_labels() -> dict[str, str]:
+    return {POOL_LABEL: SYSTEM_POOL, ROLE_LABEL: SYSTEM_ROLE}
+
+
+def eks_taint(taint: dict[str, str]) -> dict[str, str]:
+    """EKS managed node groups spell effects NO_SCHEDULE / PREFER_NO_SCHEDULE / NO_EXECUTE."""
+    effect = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}[taint["effect"]]
+    return {"key": taint["key"], "value": taint["value"], "effect": effect}
+
+
+def toleration(taint: dict[str, str]) -> dict[str, str]:
+    if taint.get("value"):
+        return {"key": taint["key"], "operator": "Equal", "value": taint["value"], "effect": taint["effect"]}
+    return {"key": taint["key"], "operator": "Exists", "effect": taint["effect"]}
+
+
+def tolerations_for(taints: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Tolerations for exactly these taints, deduplicated, in a stable order."""
+    seen: dict[tuple, dict[str, str]] = {}
+    for t in taints:
+        tol = toleration(t)
+        seen.setdefault((tol["key"], tol.get("value"), tol["effect"]), tol)
+    return list(seen.values())
+
+
+def all_gpu_pool_taints(cfg: StackConfig, pools: list[GpuPoolConfig] | None = None) -> list[dict[str, str]]:
+    """Every taint of the given GPU pools (default: all): what a daemon that runs on every GPU node must tolerate."""
+    out: list[dict[str, str]] = []
+    for p in pools if pools is not None else cfg.gpu_pools:
+        out += gpu_pool_taints(p)
+    return out
+
+
+def daemon_tolerations(cfg: StackConfig, pools: list[GpuPoolConfig] | None = None) -> list[dict[str, str]]:
+    return tolerations_for(all_gpu_pool_taints(cfg, pools))
+
+
+def pool_node_selector(pool: GpuPoolConfig) -> dict[str, str]:
+    return {POOL_LABEL: pool.name}
+
+
+def role_node_selector(role: str) -> dict[str, str]:
+    return {ROLE_LABEL: role}

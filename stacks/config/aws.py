@@ -1,0 +1,247 @@
+"""Config of the AWS layer: network, cluster, the system node pool and the GPU node pools."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, PositiveInt, model_validator
+
+from stacks.config.base import AvailabilityZone, DnsLabel, FixableError, Model
+
+_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/.+$")
+
+
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        raise FixableError(f"not an IPv4 CIDR block ({exc})", "write it as a network address, e.g. 10.0.0.0/16") from None
+    return value
+
+
+def _principal(value: str) -> str:
+    if not _ARN.match(value):
+        raise FixableError(
+            "not an IAM role or user ARN", "use arn:aws:iam::<12-digit account>:role/<name> (or :user/<name>)"
+        )
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+PrincipalArn = Annotated[str, AfterValidator(_principal)]
+
+
+class NetworkConfig(Model):
+    """Where the cluster lives: a new VPC (default) or an existing one."""
+
+    vpc_cidr: Cidr = Field("10.0.0.0/16", description="CIDR of the new VPC. Ignored with `existingVpcId`. Default `10.0.0.0/16`.")
+    private_subnet_prefix_length: int = Field(
+        18,
+        ge=16,
+        le=24,
+        description=(
+            "Prefix length of each private (node and pod) subnet, one per AZ. Default 18 (16,384 addresses): "
+            "pods take VPC addresses and a p5.48xlarge with its pods eats many."
+        ),
+    )
+    public_subnet_prefix_length: int = Field(
+        24, ge=20, le=28, description="Prefix length of each public subnet (NAT gateways and internet-facing load balancers). Default 24."
+    )
+    nat_gateways: Literal["single", "perAz"] = Field(
+        "single", description="`single` (one NAT gateway, cheaper, default) or `perAz` (one per AZ, survives an AZ outage)."
+    )
+    s3_gateway_endpoint: bool = Field(
+        True, description="Add an S3 gateway endpoint so model weights pulled from S3 do not pay NAT data charges. Default true."
+    )
+    prefix_delegation: bool = Field(
+        True,
+        description="Turn on VPC CNI prefix delegation (/28 prefixes per ENI slot) so dense GPU nodes do not run out of pod IPs. Default true.",
+    )
+    existing_vpc_id: str | None = Field(None, description="Use this VPC instead of creating one (`vpc-...`). Default: create a VPC.")
+    existing_private_subnet_ids: dict[str, str] | None = Field(
+        None, description="With `existingVpcId`: private subnet id per availability zone, e.g. `{us-east-1a: subnet-...}`."
+    )
+    existing_public_subnet_ids: dict[str, str] | None = Field(
+        None, description="With `existingVpcId`: public subnet id per availability zone (for internet-facing load balancers)."
+    )
+
+    @model_validator(mode="after")
+    def _existing(self) -> NetworkConfig:
+        if self.existing_vpc_id is None and (self.existing_private_subnet_ids or self.existing_public_subnet_ids):
+            raise FixableError(
+                "existing subnet ids given without existingVpcId",
+                "set existingVpcId too, or remove the existing*SubnetIds keys",
+                field="existingVpcId",
+            )
+        if self.existing_vpc_id is not None:
+            if not re.match(r"^vpc-[0-9a-f]{8,17}$", self.existing_vpc_id):
+                raise FixableError(
+                    "not a VPC id", "use the id of the VPC, e.g. vpc-0123456789abcdef0", field="existingVpcId", value=self.existing_vpc_id
+                )
+            if not self.existing_private_subnet_ids:
+                raise FixableError(
+                    "existingVpcId needs existingPrivateSubnetIds",
+                    "map each availability zone to its private subnet id",
+                    field="existingPrivateSubnetIds",
+                )
+            for az, sid in {**(self.existing_private_subnet_ids or {}), **(self.existing_public_subnet_ids or {})}.items():
+                if not re.match(r"^subnet-[0-9a-f]{8,17}$", sid):
+                    raise FixableError(
+                        f"zone {az}: not a subnet id", "use ids such as subnet-0123456789abcdef0", field="existingPrivateSubnetIds", value=sid
+                    )
+        return self
+
+
+class ClusterConfig(Model):
+    """The EKS cluster."""
+
+    name: DnsLabel | None = Field(None, description="EKS cluster name. Default: the deployment name.")
+    kubernetes_version: str | None = Field(
+        None, description="Kubernetes version of the control plane and nodes, e.g. `1.33`. Default: the `kubernetes` pin of the versions table."
+    )
+    endpoint_public_access: bool = Field(True, description="Expose the API endpoint publicly (restricted to `publicAccessCidrs`). Default true.")
+    endpoint_private_access: bool = Field(True, description="Expose the API endpoint inside the VPC. Default true.")
+    public_access_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        description="CIDRs allowed to reach the public endpoint. Required when `endpointPublicAccess` is true; `0.0.0.0/0` is refused by the prod policy.",
+    )
+    admin_principal_arns: list[PrincipalArn] = Field(
+        default_factory=list, description="IAM roles/users given cluster-admin through EKS access entries (authentication mode API)."
+    )
+    log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = Field(
+        default_factory=lambda: ["api", "audit", "authenticator"],
+        description="Control-plane log types sent to CloudWatch. Default api, audit, authenticator.",
+    )
+    secrets_encryption: bool = Field(True, description="Envelope-encrypt Kubernetes secrets with a KMS key. Default true.")
+    kms_key_arn: str | None = Field(None, description="Use this KMS key for secrets encryption instead of creating one.")
+    deletion_protection: bool = Field(False, description="Refuse to delete the cluster until this is turned off. Default false; set true for prod.")
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> ClusterConfig:
+        if not self.endpoint_public_access and not self.endpoint_private_access:
+            raise FixableError(
+                "both endpoint accesses are off, nothing could reach the API",
+                "turn on endpointPrivateAccess",
+                field="endpointPrivateAccess",
+                value=False,
+            )
+        return self
+
+
+class Taint(Model):
+    key: str = Field(description="Taint key.")
+    value: str = Field("", description="Taint value.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field("NoSchedule", description="Taint effect.")
+
+
+class SystemPoolConfig(Model):
+    """CPU nodes for controllers, CoreDNS, Helm hook jobs and the router."""
+
+    instance_type: str = Field("m7i.2xlarge", description="Instance type of the system nodes (a CPU type from the catalog). Default m7i.2xlarge.")
+    nodes: PositiveInt = Field(2, description="Desired node count. Default 2 (controllers and router replicas spread over two nodes).")
+    min_nodes: PositiveInt | None = Field(None, description="Minimum node count. Default: `nodes`.")
+    max_nodes: PositiveInt | None = Field(None, description="Maximum node count. Default: `nodes`.")
+    disk_size_gb: PositiveInt = Field(100, description="Root volume size in GB. Default 100.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> SystemPoolConfig:
+        lo = self.min_nodes if self.min_nodes is not None else self.nodes
+        hi = self.max_nodes if self.max_nodes is not None else self.nodes
+        if not lo <= self.nodes <= hi:
+            raise FixableError(
+                f"outside minNodes..maxNodes ({lo}..{hi})", "keep minNodes <= nodes <= maxNodes", field="nodes", value=self.nodes
+            )
+        return self
+
+
+class CapacityConfig(Model):
+    """Which EC2 capacity a GPU pool runs on."""
+
+    type: Literal["onDemand", "capacityReservation", "capacityBlock"] = Field(
+        "onDemand",
+        description=(
+            "`onDemand` (default), `capacityReservation` (a targeted On-Demand Capacity Reservation) or "
+            "`capacityBlock` (EC2 Capacity Blocks for ML: one AZ, fixed dates)."
+        ),
+    )
+    reservation_id: str | None = Field(
+        None, description="Capacity reservation id (`cr-...`). Required for `capacityBlock`; for `capacityReservation` this or `reservationResourceGroupArn`."
+    )
+    reservation_resource_group_arn: str | None = Field(
+        None, description="For `capacityReservation`: target a resource group of reservations instead of one id."
+    )
+
+    @model_validator(mode="after")
+    def _ids(self) -> CapacityConfig:
+        if self.reservation_id is not None and not re.match(r"^cr-[0-9a-f]{8,17}$", self.reservation_id):
+            raise FixableError(
+                "not a capacity reservation id", "use the id, e.g. cr-0123456789abcdef0", field="reservationId", value=self.reservation_id
+            )
+        if self.type == "capacityBlock" and self.reservation_id is None:
+            raise FixableError(
+                "a capacityBlock pool needs the reservation id of the block",
+                "buy the block (aws ec2 purchase-capacity-block) and set capacity.reservationId to its cr-... id",
+                field="reservationId",
+            )
+        if self.type == "capacityReservation" and not (self.reservation_id or self.reservation_resource_group_arn):
+            raise FixableError(
+                "a capacityReservation pool needs a target",
+                "set capacity.reservationId (cr-...) or capacity.reservationResourceGroupArn",
+                field="reservationId",
+            )
+        if self.type == "onDemand" and (self.reservation_id or self.reservation_resource_group_arn):
+            raise FixableError(
+                "a reservation is given but capacity.type is onDemand",
+                "set capacity.type to capacityReservation or capacityBlock, or remove the reservation",
+                field="type",
+                value="onDemand",
+            )
+        return self
+
+
+class GpuPoolConfig(Model):
+    """One GPU managed node group with its own launch template."""
+
+    name: DnsLabel = Field(description="Pool name (DNS label, unique). Used in node group and launch template names.")
+    role: Literal["prefill", "decode"] = Field(description="Which serving role runs on this pool: `prefill` or `decode`.")
+    instance_type: str = Field(description="GPU instance type from the catalog, e.g. p5.48xlarge.")
+    nodes: PositiveInt = Field(description="Desired node count.")
+    max_nodes: PositiveInt | None = Field(None, description="Maximum node count for later scale-out. Default: `nodes`.")
+    availability_zones: list[AvailabilityZone] | None = Field(
+        None,
+        description=(
+            "Zones of this pool. Default: the first stack AZ for EFA pools (EFA and placement groups need one AZ), "
+            "every stack AZ otherwise. EFA and Capacity Block pools must have exactly one."
+        ),
+    )
+    capacity: CapacityConfig = Field(default_factory=CapacityConfig, description="EC2 capacity the pool runs on.")
+    efa: bool | None = Field(None, description="Attach EFA interfaces (one per network card). Default: on when the instance type supports EFA.")
+    placement_group: bool | None = Field(
+        None,
+        description="Launch into a cluster placement group. Default: on for EFA pools except Capacity Blocks (already co-located).",
+    )
+    root_volume_gb: PositiveInt = Field(200, description="Root EBS volume (gp3, encrypted) in GB. Default 200.")
+    nvme_cache: bool = Field(
+        True, description="Build a RAID0 of the instance-store NVMe for containerd and the model cache (when the type has NVMe). Default true."
+    )
+    ami_release_version: str | None = Field(
+        None, description="EKS AL2023 NVIDIA AMI release for this pool. Default: the `eks-al2023-nvidia-ami` pin."
+    )
+    labels: dict[str, str] = Field(default_factory=dict, description="Extra node labels.")
+    taints: list[Taint] = Field(default_factory=list, description="Extra node taints (the GPU and role taints are always added).")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> GpuPoolConfig:
+        if self.max_nodes is not None and self.max_nodes < self.nodes:
+            raise FixableError(f"below nodes={self.nodes}", "set maxNodes >= nodes", field="maxNodes", value=self.max_nodes)
+        if self.availability_zones is not None and len(set(self.availability_zones)) != len(self.availability_zones):
+            raise FixableError(
+                "lists a zone twice", "list each zone once", field="availabilityZones", value=self.availability_zones
+            )
+        if self.availability_zones is not None and not self.availability_zones:
+            raise FixableError(
+                "empty", "list at least one zone, or remove the key for the default", field="availabilityZones", value=[]
+            )
+        return self

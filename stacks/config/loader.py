@@ -1,0 +1,203 @@
+"""Reading the `disagg:` config: from the Pulumi runtime (as `pulumi up` passes it) or from a stack file.
+
+Pulumi hands a program every config value as a string, with structured values JSON-encoded. `decode` turns
+those strings back into data, `parse` validates the data into a `StackConfig` and runs the cross-layer checks,
+and every problem found is raised together in one `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from stacks.config.base import MISSING, NAMESPACE, ConfigError, FixableError, Issue, key_path
+from stacks.config.stack import StackConfig
+
+SECRET_PLACEHOLDER = "[secret]"
+SECRET_KEYS = ("hfToken",)
+
+# Top-level keys whose value is a plain string: kept as given, never JSON-decoded ("1.33" stays a string).
+_STRING_KEYS = {"name", "region", "hfToken"}
+
+_FIXES = {
+    "missing": "set it (see the config reference in the README)",
+    "int_type": "write a whole number, without quotes",
+    "int_from_float": "write a whole number",
+    "float_type": "write a number, without quotes",
+    "bool_type": "write true or false, without quotes",
+    "string_type": "write a string (quote it in YAML)",
+    "list_type": "write a list",
+    "dict_type": "write a mapping of keys to values",
+    "model_type": "write a mapping of keys to values",
+    "model_attributes_type": "write a mapping of keys to values",
+    "literal_error": "use one of the values listed",
+    "greater_than": "use a larger value",
+    "greater_than_equal": "use a larger value",
+    "less_than": "use a smaller value",
+    "less_than_equal": "use a smaller value",
+    "too_short": "add entries",
+    "too_long": "remove entries",
+}
+
+
+def decode(raw: Mapping[str, str]) -> dict[str, Any]:
+    """Engine config (`{"disagg:key": "<string>"}`) -> `{"key": value}` for the `disagg:` namespace only."""
+    out: dict[str, Any] = {}
+    prefix = f"{NAMESPACE}:"
+    for full, value in raw.items():
+        if not full.startswith(prefix):
+            continue
+        key = full[len(prefix):]
+        if key in _STRING_KEYS or not isinstance(value, str):
+            out[key] = value
+            continue
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value  # a bare word; the model reports it if a string is not what the key takes
+    return out
+
+
+def parse(values: Mapping[str, Any], *, stack: str, plaintext_secrets: tuple[str, ...] = ()) -> StackConfig:
+    """Validate decoded values into a `StackConfig`, or raise `ConfigError` with every problem found."""
+    data = dict(values)
+    data.setdefault("name", stack)
+    issues: list[Issue] = [
+        Issue(
+            key_path(k),
+            "(plain text)",
+            "a secret is stored in plain text in the stack file",
+            f"pulumi config rm {NAMESPACE}:{k} && pulumi config set --secret {NAMESPACE}:{k} <value>",
+        )
+        for k in plaintext_secrets
+    ]
+    try:
+        cfg = StackConfig.model_validate(data)
+    except ValidationError as exc:
+        issues.extend(_issues_from(exc, data))
+        raise ConfigError(issues) from None
+    from stacks.validation import validate  # late: validation needs the catalog and the plan
+
+    issues.extend(validate(cfg))
+    if issues:
+        raise ConfigError(issues)
+    return cfg
+
+
+def from_pulumi() -> StackConfig:
+    """The config of the running Pulumi program, exactly as `pulumi up` (or the offline render) passes it."""
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    plaintext = tuple(
+        k for k in SECRET_KEYS if f"{NAMESPACE}:{k}" in raw and not runtime_config.is_config_secret(f"{NAMESPACE}:{k}")
+    )
+    return parse(decode(raw), stack=pulumi.get_stack(), plaintext_secrets=plaintext)
+
+
+def engine_config_from_file(path: str | Path) -> tuple[dict[str, str], list[str]]:
+    """A `Pulumi.<stack>.yaml` as the engine would pass it: string values, `secure:` values as placeholders.
+
+    Returns the config map and the keys that are secret. Keys without a namespace belong to the project.
+    """
+    doc = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(doc, dict):
+        raise ConfigError([Issue(str(path), type(doc).__name__, "a stack file must be a mapping", "start the file with `config:`")])
+    config = doc.get("config") or {}
+    out: dict[str, str] = {}
+    secrets: list[str] = []
+    for key, value in config.items():
+        full = key if ":" in key else f"{NAMESPACE}:{key}"
+        value, secret = _strip_secure(value)
+        if secret:
+            secrets.append(full)
+        out[full] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return out, secrets
+
+
+def _strip_secure(value: Any) -> tuple[Any, bool]:
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return SECRET_PLACEHOLDER, True
+        found = False
+        out = {}
+        for k, v in value.items():
+            out[k], s = _strip_secure(v)
+            found = found or s
+        return out, found
+    if isinstance(value, list):
+        items = [_strip_secure(v) for v in value]
+        return [v for v, _ in items], any(s for _, s in items)
+    return value, False
+
+
+def _issues_from(exc: ValidationError, data: Mapping[str, Any]) -> list[Issue]:
+    issues = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        etype = err["type"]
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, FixableError):
+            if cause.field:
+                loc.append(cause.field)
+            value = cause.value if cause.value is not None else _lookup(data, loc)
+            issues.append(Issue(key_path(*loc), value, cause.problem, cause.fix))
+            continue
+        if etype == "extra_forbidden":
+            known = _known_keys(StackConfig, loc[:-1])
+            issues.append(
+                Issue(
+                    key_path(*loc),
+                    err.get("input"),
+                    "unknown key",
+                    f"remove it or fix its spelling; keys allowed here: {', '.join(known)}" if known else "remove it",
+                )
+            )
+            continue
+        value = MISSING if etype == "missing" else err.get("input")
+        problem = "required key is not set" if etype == "missing" else err["msg"][0].lower() + err["msg"][1:]
+        issues.append(Issue(key_path(*loc), value, problem, _FIXES.get(etype, "see the config reference in the README")))
+    return issues
+
+
+def _lookup(data: Any, loc: list) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return MISSING
+    return data
+
+
+def _known_keys(model: type[BaseModel], loc: list) -> list[str]:
+    """Keys a model accepts at `loc` (walking nested models and lists of models)."""
+    import typing
+
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
+        if field is None:
+            return []
+        current = _model_in(field.annotation, typing)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(f.alias or n for n, f in current.model_fields.items())
+    return []
+
+
+def _model_in(annotation: Any, typing) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg, typing)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,119 @@
+"""Config of the serving workloads: the model, the engine, prefill, decode, router and KV transfer."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+
+from stacks.config.base import DnsLabel, FixableError, Model
+
+WeightDtype = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
+
+BYTES_PER_PARAM: dict[str, float] = {
+    "fp32": 4.0,
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "int4": 0.5,
+    "fp4": 0.5,
+}
+
+
+class ModelConfig(Model):
+    id: str = Field(description="Hugging Face model id, e.g. `nvidia/Llama-3.3-70B-Instruct-FP8`.")
+    served_name: str | None = Field(None, description="Name clients send in `model`. Default: the model id.")
+    parameters_billions: PositiveFloat = Field(description="Parameter count in billions (for the memory check and sizing).")
+    weight_dtype: WeightDtype = Field(description="Dtype of the weights as loaded: fp32, bf16, fp16, fp8, int8, int4 or fp4.")
+    max_model_len: PositiveInt | None = Field(None, description="Maximum context length passed to the engine. Default: the model's own.")
+
+
+class EngineConfig(Model):
+    kind: Literal["vllm"] = Field("vllm", description="Inference engine. `vllm` (TensorRT-LLM planned).")
+    image: str | None = Field(None, description="Engine image. Default: the `vllm` pin of the versions table. Must carry libfabric/EFA user space for EFA.")
+    extra_args: list[str] = Field(default_factory=list, description="Extra engine arguments appended to both roles.")
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0, description="Fraction of GPU memory the engine may use. Default 0.9.")
+    prefix_caching: bool = Field(True, description="Turn on prefix caching. Default true.")
+    port: int = Field(8000, ge=1024, le=65535, description="Engine HTTP port. Default 8000.")
+
+
+class AutoscalingConfig(Model):
+    enabled: bool = Field(True, description="Scale this role on an engine metric through KEDA. Default true.")
+    min_replicas: PositiveInt | None = Field(None, description="Lower bound. Default: the role's `replicas`.")
+    max_replicas: PositiveInt | None = Field(None, description="Upper bound. Default: the role's `replicas` (the GPU pools must fit it).")
+    metric: str | None = Field(
+        None,
+        description="Prometheus metric per replica. Default: `vllm:num_requests_waiting` for prefill, `vllm:kv_cache_usage_perc` for decode.",
+    )
+    target: PositiveFloat | None = Field(None, description="Target value per replica. Default: 4 waiting requests (prefill), 0.8 KV-cache usage (decode).")
+
+
+class RoleConfig(Model):
+    tensor_parallel: PositiveInt = Field(1, description="Tensor-parallel size (GPUs a layer is split over).")
+    pipeline_parallel: PositiveInt = Field(1, description="Pipeline-parallel size (stages). TP x PP above a node's GPUs spans whole nodes.")
+    replicas: PositiveInt = Field(1, description="Number of engine replicas of this role.")
+    efa_per_pod: PositiveInt | None = Field(
+        None, description="EFA devices per pod. Default: GPUs per pod x the node's EFA interfaces per GPU (4 on p5)."
+    )
+    autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig, description="Per-role scaling on an engine metric.")
+    extra_args: list[str] = Field(default_factory=list, description="Extra engine arguments for this role only.")
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.tensor_parallel * self.pipeline_parallel
+
+    @model_validator(mode="after")
+    def _bounds(self) -> RoleConfig:
+        a = self.autoscaling
+        lo = a.min_replicas if a.min_replicas is not None else self.replicas
+        hi = a.max_replicas if a.max_replicas is not None else self.replicas
+        if not lo <= self.replicas <= hi:
+            raise FixableError(
+                f"outside autoscaling.minReplicas..maxReplicas ({lo}..{hi})",
+                "keep minReplicas <= replicas <= maxReplicas",
+                field="replicas",
+                value=self.replicas,
+            )
+        return self
+
+
+class RouterConfig(Model):
+    kind: Literal["vllm-router", "llm-d"] = Field("vllm-router", description="P/D-aware router: `vllm-router` (default) or `llm-d`.")
+    replicas: PositiveInt = Field(2, description="Router replicas on the system pool. Default 2.")
+    image: str | None = Field(None, description="Router image. Default: the pin of the versions table.")
+    service_type: Literal["clusterIP", "internalNlb"] = Field(
+        "clusterIP", description="`clusterIP` (default) or `internalNlb` (an internal NLB through the AWS Load Balancer Controller)."
+    )
+    port: int = Field(8080, ge=1, le=65535, description="Port of the router Service. Default 8080.")
+    prefill_policy: str = Field("cache_aware", description="vllm-router policy for picking a prefill pod. Default cache_aware.")
+    decode_policy: str = Field("power_of_two", description="vllm-router policy for picking a decode pod. Default power_of_two.")
+
+
+class KvTransferConfig(Model):
+    connector: Literal["NixlConnector"] = Field("NixlConnector", description="vLLM KV connector. NixlConnector.")
+    backend: Literal["auto", "LIBFABRIC", "UCX"] = Field(
+        "auto", description="NIXL backend: `auto` (LIBFABRIC when both roles run on EFA pools, UCX otherwise), `LIBFABRIC` or `UCX`."
+    )
+    side_channel_port: int = Field(5600, ge=1024, le=65535, description="NIXL side-channel port. Default 5600.")
+
+
+class ModelCacheConfig(Model):
+    kind: Literal["nvme", "pvc"] = Field("nvme", description="`nvme` (hostPath on the node's instance-store RAID0, default) or `pvc`.")
+    host_path: str = Field("/mnt/k8s-disks/0/model-cache", description="hostPath of the cache on the NVMe RAID.")
+    pvc_size_gb: PositiveInt = Field(500, description="Size of the cache PVC when `kind` is `pvc`.")
+    storage_class: str = Field("gp3", description="Storage class of the cache PVC.")
+
+
+class ServingConfig(Model):
+    namespace: DnsLabel | None = Field(None, description="Namespace of the workloads. Default: the deployment name.")
+    model: ModelConfig = Field(description="The model served.")
+    engine: EngineConfig = Field(default_factory=EngineConfig, description="The inference engine.")
+    prefill: RoleConfig = Field(default_factory=RoleConfig, description="Prefill workers (compute-bound).")
+    decode: RoleConfig = Field(default_factory=RoleConfig, description="Decode workers (memory-bandwidth-bound).")
+    router: RouterConfig = Field(default_factory=RouterConfig, description="The P/D router in front.")
+    kv_transfer: KvTransferConfig = Field(default_factory=KvTransferConfig, description="KV-cache transfer from prefill to decode.")
+    model_cache: ModelCacheConfig = Field(default_factory=ModelCacheConfig, description="Where model weights are cached on the node.")
+
+    def role(self, name: str) -> RoleConfig:
+        return {"prefill": self.prefill, "decode": self.decode}[name]

@@ -1,0 +1,160 @@
+"""Run the real `__main__.py` under Pulumi's mock runtime and record every resource it registers.
+
+No cloud, no Pulumi CLI: the program talks to an in-process mock monitor. Two fixes make it deterministic
+(pulumi/pulumi#7663, measured in the project's offline notes): an inline executor, so nothing runs on the
+SDK's worker threads, and inputs decoded without rehydrating resource references.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+from stacks import fakes
+
+PROJECT = "disagg"
+SECRET = "[secret]"
+_SIG = rpc._special_sig_key
+_SECRET_SIG = rpc._special_secret_sig
+_RESOURCE_SIG = rpc._special_resource_sig
+_UNKNOWN = rpc.UNKNOWN
+
+
+class _InlineExecutor(concurrent.futures.ThreadPoolExecutor):
+    """Runs submitted work on the calling thread (what Pulumi's own mock tests do).
+
+    asyncio only accepts a ThreadPoolExecutor as default executor; this one never starts a thread.
+    """
+
+    def submit(self, fn, /, *args, **kwargs):
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting side
+            fut.set_exception(exc)
+        return fut
+
+
+def plain(value: Any) -> Any:
+    """Wire value -> plain data: secrets masked, resource references as {"$ref": urn}, whole floats as ints."""
+    if isinstance(value, dict):
+        sig = value.get(_SIG)
+        if sig == _SECRET_SIG:
+            return SECRET
+        if sig == _RESOURCE_SIG:
+            return {"$ref": value.get("urn")}
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if value == _UNKNOWN:
+        return "[unknown]"
+    return value
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The stock mock monitor, recording each registration and never rehydrating inputs."""
+
+    def __init__(self, mocks: pulumi_mocks.Mocks):
+        super().__init__(mocks)
+        self.records: list[dict[str, Any]] = []
+
+    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == "pulumi:pulumi:Stack":
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        raw = json_format.MessageToDict(request.object)
+        args = pulumi_mocks.MockResourceArgs(
+            typ=request.type,
+            name=request.name,
+            inputs=raw,
+            provider=request.provider,
+            resource_id=request.importId,
+            custom=request.custom or False,
+        )
+        id_, state = self.mocks.new_resource(args)
+        obj = _sync_await(rpc.serialize_properties(state, {}))
+        self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, id_, state)
+        self.records.append(
+            {
+                "type": request.type,
+                "name": request.name,
+                "urn": urn,
+                "parent": request.parent or None,
+                "provider": request.provider or None,
+                # Remote components (pulumi-eks) get a provider map instead of one provider.
+                "providers": dict(sorted(request.providers.items())),
+                "custom": bool(request.custom),
+                "remote": bool(request.remote),
+                "dependencies": sorted(set(request.dependencies)),
+                "inputs": plain(raw),
+            }
+        )
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_ or "", object=obj)
+
+    def Call(self, request):  # noqa: N802 - method calls of remote components (e.g. Cluster.get_kubeconfig)
+        args = rpc.deserialize_properties(request.args)
+        ret = self.mocks.call(pulumi_mocks.MockCallArgs(token=request.tok, args=args, provider=request.provider))
+        ret = ret[0] if isinstance(ret, tuple) else ret
+        from pulumi.runtime.proto import resource_pb2 as pb
+
+        return pb.CallResponse(**{"return": _sync_await(rpc.serialize_properties(ret, {}))})
+
+
+@dataclass
+class Run:
+    stack: str
+    records: list[dict[str, Any]]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+
+    def of_type(self, type_: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["type"] == type_]
+
+
+def run_program(project_dir: str | Path, stack: str, config: dict[str, str], secret_keys: list[str]) -> Run:
+    """Run `<project_dir>/__main__.py` once in this process, as `pulumi up` would, and return what it registered.
+
+    Call at most once per process: the mock runtime keeps global state.
+    """
+    project_dir = Path(project_dir).resolve()
+    pulumi.runtime.set_all_config(dict(config), list(secret_keys))
+    _ensure_event_loop().set_default_executor(_InlineExecutor())
+    mocks = fakes.FakeCloud(stack=stack, config=config)
+    monitor = RecordingMonitor(mocks)
+    mocks.monitor = monitor
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    main = str(project_dir / "__main__.py")
+    _sync_await(run_pulumi_func(lambda: runpy.run_path(main, run_name="__main__")))
+    run = Run(stack=stack, records=monitor.records)
+    root = pulumi.runtime.get_root_resource()
+    for key, value in sorted((root.outputs or {}).items()):
+        out = pulumi.Output.from_input(value)
+        resolved = _sync_await(out.future(with_unknowns=True))
+        secret = _sync_await(out.is_secret())
+        if secret:
+            run.secret_outputs.add(key)
+        run.outputs[key] = SECRET if secret else plain(_to_plain(resolved))
+    return run
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, pulumi.Resource):
+        return {"$ref": getattr(value, "_name", None)}
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    return value

@@ -1,0 +1,228 @@
+"""Numbers derived from the typed config: how each role maps onto its pools, GPU packing and cost.
+
+Pure functions of `StackConfig` and the catalog, used by validation, the builders and the render summary,
+so the three can never disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from stacks.catalog import InstanceType, instance_type
+from stacks.config.aws import GpuPoolConfig
+from stacks.config.stack import StackConfig
+from stacks.versions import pin
+
+ROLES = ("prefill", "decode")
+
+
+def pool_instance(pool: GpuPoolConfig) -> InstanceType:
+    return instance_type(pool.instance_type)
+
+
+def pool_efa(pool: GpuPoolConfig) -> bool:
+    """EFA on this pool: the explicit switch, else on wherever the instance type supports it."""
+    if pool.efa is not None:
+        return pool.efa
+    try:
+        return pool_instance(pool).supports_efa
+    except KeyError:
+        return False
+
+
+def pool_zones(cfg: StackConfig, pool: GpuPoolConfig) -> list[str]:
+    """Zones of a pool. EFA pools default to one zone: EFA traffic and cluster placement groups stay in one AZ."""
+    if pool.availability_zones:
+        return list(pool.availability_zones)
+    return [cfg.availability_zones[0]] if pool_efa(pool) else list(cfg.availability_zones)
+
+
+def pool_placement_group(pool: GpuPoolConfig) -> bool:
+    """Capacity Blocks are already co-located by EC2, so they get no placement group unless asked for."""
+    if pool.placement_group is not None:
+        return pool.placement_group
+    return pool_efa(pool) and pool.capacity.type != "capacityBlock"
+
+
+def pool_efa_interfaces(pool: GpuPoolConfig) -> int:
+    return pool_instance(pool).efa_interfaces if pool_efa(pool) else 0
+
+
+def kubernetes_version(cfg: StackConfig) -> str:
+    return cfg.cluster.kubernetes_version or pin("kubernetes").version
+
+
+def ami_release_version(pool: GpuPoolConfig) -> str:
+    return pool.ami_release_version or pin("eks-al2023-nvidia-ami").version
+
+
+def kv_backend(cfg: StackConfig) -> str:
+    """NIXL backend: LIBFABRIC when every prefill and decode pool has EFA (UCX over EFA falls back to TCP)."""
+    backend = cfg.serving.kv_transfer.backend
+    if backend != "auto":
+        return backend
+    pools = [p for p in cfg.gpu_pools if p.role in ROLES]
+    return "LIBFABRIC" if pools and all(pool_efa(p) for p in pools) else "UCX"
+
+
+@dataclass(frozen=True)
+class RolePlan:
+    role: str
+    replicas: int
+    max_replicas: int
+    tensor_parallel: int
+    pipeline_parallel: int
+    gpus_per_replica: int
+    nodes_per_replica: int
+    pods_per_replica: int
+    gpus_per_pod: int
+    efa_per_pod: int
+    pods_per_node: int
+    instance_type: str
+    pools: tuple[str, ...]
+    nodes_available: int
+    nodes_needed: int
+    nodes_needed_at_max: int
+    gpus_requested: int
+
+    @property
+    def multi_node(self) -> bool:
+        return self.nodes_per_replica > 1
+
+
+def role_plan(cfg: StackConfig, role: str) -> RolePlan:
+    """How one role lands on its pools. Assumes the pools of a role share one instance type (validation checks)."""
+    rc = cfg.serving.role(role)
+    pools = cfg.pools_for(role)
+    inst = pool_instance(pools[0])
+    gpn = max(inst.gpus, 1)
+    gpus = rc.gpus_per_replica
+    if gpus <= gpn:
+        nodes_per_replica, gpus_per_pod = 1, gpus
+        pods_per_node = gpn // gpus
+    else:
+        # A replica larger than a node takes whole nodes: one pod per node, all of its GPUs.
+        nodes_per_replica, gpus_per_pod = math.ceil(gpus / gpn), gpn
+        pods_per_node = 1
+    efa = any(pool_efa(p) for p in pools)
+    default_efa = gpus_per_pod * inst.efa_per_gpu if efa else 0
+    efa_per_pod = rc.efa_per_pod if rc.efa_per_pod is not None else default_efa
+    max_replicas = rc.autoscaling.max_replicas or rc.replicas
+
+    def nodes_for(replicas: int) -> int:
+        if nodes_per_replica > 1:
+            return replicas * nodes_per_replica
+        return math.ceil(replicas / max(pods_per_node, 1))
+
+    return RolePlan(
+        role=role,
+        replicas=rc.replicas,
+        max_replicas=max_replicas,
+        tensor_parallel=rc.tensor_parallel,
+        pipeline_parallel=rc.pipeline_parallel,
+        gpus_per_replica=gpus,
+        nodes_per_replica=nodes_per_replica,
+        pods_per_replica=nodes_per_replica,
+        gpus_per_pod=gpus_per_pod,
+        efa_per_pod=efa_per_pod,
+        pods_per_node=pods_per_node,
+        instance_type=inst.name,
+        pools=tuple(p.name for p in pools),
+        nodes_available=sum(p.nodes for p in pools),
+        nodes_needed=nodes_for(rc.replicas),
+        nodes_needed_at_max=nodes_for(max_replicas),
+        gpus_requested=rc.replicas * gpus,
+    )
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    name: str
+    role: str
+    instance_type: str
+    nodes: int
+    max_nodes: int
+    gpus_per_node: int
+    gpu_model: str | None
+    efa_interfaces_per_node: int
+    capacity: str
+    availability_zones: tuple[str, ...]
+    placement_group: bool
+    usd_per_node_hour: float
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    name: str
+    region: str
+    cluster_name: str
+    kubernetes_version: str
+    workload_api: str
+    kv_backend: str
+    pools: tuple[PoolPlan, ...]
+    roles: tuple[RolePlan, ...]
+    system_instance_type: str
+    system_nodes: int
+    gpus_provisioned: int
+    gpus_requested: int
+    gpu_packing: float
+    hourly_cost_usd: float
+    cost_breakdown: dict[str, float]
+
+    def role(self, name: str) -> RolePlan:
+        return next(r for r in self.roles if r.role == name)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def plan(cfg: StackConfig) -> StackPlan:
+    """The whole derived picture. Call only on a validated config."""
+    from stacks.catalog import service_price  # late import: keeps the price facts beside the instance facts
+
+    pools = tuple(
+        PoolPlan(
+            name=p.name,
+            role=p.role,
+            instance_type=p.instance_type,
+            nodes=p.nodes,
+            max_nodes=p.max_nodes or p.nodes,
+            gpus_per_node=pool_instance(p).gpus,
+            gpu_model=pool_instance(p).gpu_model,
+            efa_interfaces_per_node=pool_efa_interfaces(p),
+            capacity=p.capacity.type,
+            availability_zones=tuple(pool_zones(cfg, p)),
+            placement_group=pool_placement_group(p),
+            usd_per_node_hour=pool_instance(p).on_demand_usd_per_hour,
+        )
+        for p in cfg.gpu_pools
+    )
+    roles = tuple(role_plan(cfg, r) for r in ROLES)
+    provisioned = sum(p.nodes * p.gpus_per_node for p in pools)
+    requested = sum(r.gpus_requested for r in roles)
+    system = instance_type(cfg.system_pool.instance_type)
+    nat = 0 if cfg.network.existing_vpc_id else (len(cfg.availability_zones) if cfg.network.nat_gateways == "perAz" else 1)
+    breakdown = {f"gpu pool {p.name} ({p.nodes} x {p.instance_type})": p.nodes * p.usd_per_node_hour for p in pools}
+    breakdown[f"system pool ({cfg.system_pool.nodes} x {system.name})"] = cfg.system_pool.nodes * system.on_demand_usd_per_hour
+    breakdown["EKS control plane"] = service_price("eks-control-plane")
+    if nat:
+        breakdown[f"NAT gateways ({nat})"] = nat * service_price("nat-gateway")
+    breakdown = {k: round(v, 4) for k, v in breakdown.items()}
+    return StackPlan(
+        name=cfg.name,
+        region=cfg.region,
+        cluster_name=cfg.cluster_name,
+        kubernetes_version=kubernetes_version(cfg),
+        workload_api=cfg.platform.workload_api,
+        kv_backend=kv_backend(cfg),
+        pools=pools,
+        roles=roles,
+        system_instance_type=system.name,
+        system_nodes=cfg.system_pool.nodes,
+        gpus_provisioned=provisioned,
+        gpus_requested=requested,
+        gpu_packing=round(requested / provisioned, 4) if provisioned else 0.0,
+        hourly_cost_usd=round(sum(breakdown.values()), 2),
+        cost_breakdown=breakdown,
+    )

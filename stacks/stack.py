@@ -1,0 +1,51 @@
+"""The composition of one stack: network -> cluster -> node pools -> platform -> serving.
+
+Each arrow is a dependency Pulumi also uses for teardown, in reverse: serving goes first, then the platform
+(while the nodes its hook jobs need still exist), then the node groups, the cluster and the network.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.builders.tags import default_tags
+from components.cluster import Cluster
+from components.network import Network
+from components.nodepools import GpuNodePool, SystemNodePool
+from components.platform import Platform
+from components.serving import Serving
+from stacks.config.stack import StackConfig
+
+
+def build(cfg: StackConfig) -> dict[str, Any]:
+    """Register every resource of the stack and return the stack outputs."""
+    stack = pulumi.get_stack()
+    # One explicit AWS provider: the region comes from disagg:region and every taggable resource gets the
+    # required tags (the teardown sweep and the policy pack find resources by them).
+    aws_provider = aws.Provider(
+        f"{cfg.name}-aws",
+        region=cfg.region,
+        default_tags=aws.ProviderDefaultTagsArgs(tags=default_tags(cfg, stack)),
+    )
+    aws_opts = pulumi.ResourceOptions(providers=[aws_provider])
+
+    network = Network(cfg.name, cfg, opts=aws_opts)
+    cluster = Cluster(cfg.name, cfg, network, opts=aws_opts)
+    system = SystemNodePool(f"{cfg.name}-system", cfg, cluster, network, opts=aws_opts)
+    gpu_pools = [GpuNodePool(f"{cfg.name}-{p.name}", cfg, p, cluster, network, opts=aws_opts) for p in cfg.gpu_pools]
+
+    # Platform and serving children get the stack's Kubernetes provider (and the AWS one for their IAM roles).
+    k8s_opts = pulumi.ResourceOptions(providers=[aws_provider, cluster.provider])
+    platform = Platform(cfg.name, cfg, cluster, node_pools=[system, *gpu_pools], opts=k8s_opts)
+    hf_token = pulumi.Output.secret(cfg.hf_token.get_secret_value()) if cfg.hf_token else None
+    serving = Serving(cfg.name, cfg, cluster, platform, hf_token, opts=k8s_opts)
+
+    outputs: dict[str, Any] = {}
+    for part in (network, cluster, system, *gpu_pools, platform, serving):
+        exports = getattr(part, "exports", None)
+        if callable(exports):
+            outputs.update(exports())
+    return outputs

@@ -1,0 +1,168 @@
+"""The render's summary: what the stack provisions, how the serving roles pack onto it, what it costs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from stacks.config.stack import StackConfig
+from stacks.plan import plan
+
+MAX_DIAGRAM_NODES = 8  # per pool; larger pools are drawn as one box so the diagram stays readable
+
+
+def summary_json(cfg: StackConfig, records: list[dict[str, Any]], manifests: dict[str, Any]) -> dict[str, Any]:
+    p = plan(cfg)
+    roles = {}
+    for r in p.roles:
+        provisioned = sum(pp.nodes * pp.gpus_per_node for pp in p.pools if pp.name in r.pools)
+        roles[r.role] = {
+            "replicas": r.replicas,
+            "max_replicas": r.max_replicas,
+            "tensor_parallel": r.tensor_parallel,
+            "pipeline_parallel": r.pipeline_parallel,
+            "gpus_per_replica": r.gpus_per_replica,
+            "nodes_per_replica": r.nodes_per_replica,
+            "pods_per_replica": r.pods_per_replica,
+            "gpus_per_pod": r.gpus_per_pod,
+            "efa_per_pod": r.efa_per_pod,
+            "pods_per_node": r.pods_per_node,
+            "pools": list(r.pools),
+            "instance_type": r.instance_type,
+            "nodes_needed": r.nodes_needed,
+            "nodes_needed_at_max": r.nodes_needed_at_max,
+            "gpus_requested": r.gpus_requested,
+            "gpus_provisioned": provisioned,
+            "gpu_packing": round(r.gpus_requested / provisioned, 4) if provisioned else 0.0,
+        }
+    return {
+        "stack": cfg.name,
+        "region": p.region,
+        "cluster_name": p.cluster_name,
+        "kubernetes_version": p.kubernetes_version,
+        "workload_api": p.workload_api,
+        "kv_transfer": {"connector": cfg.serving.kv_transfer.connector, "backend": p.kv_backend},
+        "model": {
+            "id": cfg.serving.model.id,
+            "served_name": cfg.serving.model.served_name or cfg.serving.model.id,
+            "parameters_billions": cfg.serving.model.parameters_billions,
+            "weight_dtype": cfg.serving.model.weight_dtype,
+        },
+        "gpu_pools": [
+            {
+                "name": pp.name,
+                "role": pp.role,
+                "instance_type": pp.instance_type,
+                "nodes": pp.nodes,
+                "max_nodes": pp.max_nodes,
+                "gpus_per_node": pp.gpus_per_node,
+                "gpu_model": pp.gpu_model,
+                "efa_interfaces_per_node": pp.efa_interfaces_per_node,
+                "capacity": pp.capacity,
+                "availability_zones": list(pp.availability_zones),
+                "placement_group": pp.placement_group,
+                "usd_per_node_hour": pp.usd_per_node_hour,
+            }
+            for pp in p.pools
+        ],
+        "system_pool": {"instance_type": p.system_instance_type, "nodes": p.system_nodes},
+        "roles": roles,
+        "router": {"kind": cfg.serving.router.kind, "replicas": cfg.serving.router.replicas, "service_type": cfg.serving.router.service_type},
+        "gpus_provisioned": p.gpus_provisioned,
+        "gpus_requested": p.gpus_requested,
+        "gpu_packing": p.gpu_packing,
+        "hourly_cost_usd": p.hourly_cost_usd,
+        "cost_breakdown_usd_per_hour": p.cost_breakdown,
+        "resource_count": len(records),
+        "resource_types": dict(sorted(Counter(r["type"] for r in records).items())),
+        "manifest_count": len(manifests),
+    }
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.0f}%"
+
+
+def summary_md(s: dict[str, Any]) -> str:
+    lines = [
+        f"# disagg stack `{s['stack']}`",
+        "",
+        f"Region **{s['region']}**, EKS cluster **{s['cluster_name']}** (Kubernetes {s['kubernetes_version']}), "
+        f"workloads as **{s['workload_api']}**, KV transfer **{s['kv_transfer']['connector']} / {s['kv_transfer']['backend']}**.",
+        f"Model **{s['model']['id']}** ({s['model']['parameters_billions']:g}B, {s['model']['weight_dtype']}).",
+        "",
+        f"**{s['gpus_requested']} of {s['gpus_provisioned']} GPUs requested ({_pct(s['gpu_packing'])} packing)**, "
+        f"about **${s['hourly_cost_usd']:,.2f}/h** On-Demand, {s['resource_count']} resources, {s['manifest_count']} Kubernetes objects.",
+        "",
+        "## GPU pools",
+        "",
+        "| pool | role | instance | nodes | GPUs/node | EFA/node | capacity | zones | placement group | $/node-h |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in s["gpu_pools"]:
+        lines.append(
+            f"| {p['name']} | {p['role']} | {p['instance_type']} | {p['nodes']} | {p['gpus_per_node']} x {p['gpu_model']} | "
+            f"{p['efa_interfaces_per_node']} | {p['capacity']} | {', '.join(p['availability_zones'])} | "
+            f"{'yes' if p['placement_group'] else 'no'} | {p['usd_per_node_hour']:.2f} |"
+        )
+    lines += [
+        "",
+        f"System pool: {s['system_pool']['nodes']} x {s['system_pool']['instance_type']}. "
+        f"Router: {s['router']['replicas']} x {s['router']['kind']} ({s['router']['service_type']}).",
+        "",
+        "## Serving roles",
+        "",
+        "| role | replicas (max) | TP x PP | GPUs/replica | nodes/replica | GPUs/pod | EFA/pod | pods/node | GPUs used / pool GPUs | packing |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in s["roles"].items():
+        lines.append(
+            f"| {name} | {r['replicas']} ({r['max_replicas']}) | {r['tensor_parallel']} x {r['pipeline_parallel']} | {r['gpus_per_replica']} | "
+            f"{r['nodes_per_replica']} | {r['gpus_per_pod']} | {r['efa_per_pod']} | {r['pods_per_node']} | "
+            f"{r['gpus_requested']} / {r['gpus_provisioned']} | {_pct(r['gpu_packing'])} |"
+        )
+    lines += ["", "## Cost per hour (On-Demand list prices)", "", "| item | $/h |", "|---|---|"]
+    for item, usd in s["cost_breakdown_usd_per_hour"].items():
+        lines.append(f"| {item} | {usd:,.2f} |")
+    lines.append(f"| **total** | **{s['hourly_cost_usd']:,.2f}** |")
+    lines += ["", "## Pools, nodes and pods", "", "```mermaid", *_diagram(s), "```", ""]
+    lines += ["## Resources by type", "", "| type | count |", "|---|---|"]
+    lines += [f"| `{t}` | {n} |" for t, n in s["resource_types"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _diagram(s: dict[str, Any]) -> list[str]:
+    """Mermaid: each pool's nodes, and on each node the pods the roles place there (first-fit, as packed)."""
+    out = ["flowchart LR"]
+    for role_name, r in s["roles"].items():
+        pools = [p for p in s["gpu_pools"] if p["name"] in r["pools"]]
+        nodes = [(p, i) for p in pools for i in range(p["nodes"])]
+        # Place pods: a multi-node replica takes nodes_per_replica whole nodes; otherwise pods_per_node per node.
+        placement: dict[int, list[str]] = {}
+        pod_label = f"{r['gpus_per_pod']} GPU, {r['efa_per_pod']} EFA"
+        n = 0
+        for rep in range(r["replicas"]):
+            if r["nodes_per_replica"] > 1:
+                for k in range(r["nodes_per_replica"]):
+                    placement.setdefault(n, []).append(f"{role_name}-{rep} pod {k} ({pod_label})")
+                    n += 1
+            else:
+                node = rep // max(r["pods_per_node"], 1)
+                placement.setdefault(node, []).append(f"{role_name}-{rep} ({pod_label})")
+        for p in pools:
+            pid = f"pool_{p['name'].replace('-', '_')}"
+            out.append(f'  subgraph {pid}["pool {p["name"]}: {p["nodes"]} x {p["instance_type"]}, {", ".join(p["availability_zones"])}"]')
+            pool_nodes = [i for i, (pp, _) in enumerate(nodes) if pp is p]
+            if len(pool_nodes) > MAX_DIAGRAM_NODES:
+                pods = sum(len(placement.get(i, [])) for i in pool_nodes)
+                out.append(f'    {pid}_all["{len(pool_nodes)} nodes x {p["gpus_per_node"]} GPU: {pods} {role_name} pods"]')
+            else:
+                for i in pool_nodes:
+                    nid = f"{pid}_n{i}"
+                    out.append(f'    {nid}["node {i}: {p["gpus_per_node"]} GPU, {p["efa_interfaces_per_node"]} EFA"]')
+            out.append("  end")
+            if len(pool_nodes) <= MAX_DIAGRAM_NODES:
+                for i in pool_nodes:
+                    for j, pod in enumerate(placement.get(i, [])):
+                        out.append(f'  {pid}_n{i} --> {pid}_n{i}_p{j}("{pod}")')
+    return out

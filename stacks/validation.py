@@ -1,0 +1,362 @@
+"""Cross-layer checks of a parsed `StackConfig`, all reported at once.
+
+Field-level checks live in the models; what needs the catalog or more than one section of the config lives
+here. Each check appends an `Issue` naming the `disagg:` key, the bad value and the fix.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from stacks.catalog import instance_type, known_instance_types
+from stacks.config.base import MISSING, Issue, key_path
+from stacks.config.serving import BYTES_PER_PARAM
+from stacks.config.stack import StackConfig
+from stacks.plan import ROLES, kv_backend, pool_efa, pool_zones, role_plan
+
+# The engine needs room beyond the weights for KV cache and activations; below this share of its memory
+# budget left for them a replica either fails to start or serves almost no concurrent requests.
+MIN_KV_SHARE = 0.10
+
+
+def validate(cfg: StackConfig) -> list[Issue]:
+    issues: list[Issue] = []
+    add = issues.append
+    pools_ok = _check_instances(cfg, add)
+    _check_cluster(cfg, add)
+    _check_zones(cfg, add)
+    _check_pool_names(cfg, add)
+    if pools_ok:
+        _check_pools(cfg, add)
+        roles_ok = _check_role_pools(cfg, add)
+        if roles_ok:
+            for role in ROLES:
+                _check_role_fit(cfg, role, add)
+            _check_kv_transfer(cfg, add)
+            _check_platform(cfg, add)
+    return issues
+
+
+def _check_instances(cfg: StackConfig, add) -> bool:
+    ok = True
+    gpu_types = ", ".join(known_instance_types(gpu=True))
+    for i, p in enumerate(cfg.gpu_pools):
+        try:
+            it = instance_type(p.instance_type)
+        except KeyError:
+            add(Issue(key_path("gpuPools", i, "instanceType"), p.instance_type, "unknown instance type", f"use one of {gpu_types}"))
+            ok = False
+            continue
+        if not it.is_gpu:
+            add(Issue(key_path("gpuPools", i, "instanceType"), p.instance_type, "has no GPU", f"use a GPU type: {gpu_types}"))
+            ok = False
+    try:
+        sys_it = instance_type(cfg.system_pool.instance_type)
+        if sys_it.is_gpu:
+            add(
+                Issue(
+                    key_path("systemPool", "instanceType"),
+                    cfg.system_pool.instance_type,
+                    "is a GPU type; the system pool runs controllers and the router",
+                    f"use a CPU type: {', '.join(known_instance_types(gpu=False))}",
+                )
+            )
+    except KeyError:
+        add(
+            Issue(
+                key_path("systemPool", "instanceType"),
+                cfg.system_pool.instance_type,
+                "unknown instance type",
+                f"use one of {', '.join(known_instance_types(gpu=False))}",
+            )
+        )
+        ok = False
+    return ok
+
+
+def _check_cluster(cfg: StackConfig, add) -> None:
+    if cfg.cluster.endpoint_public_access and not cfg.cluster.public_access_cidrs:
+        add(
+            Issue(
+                key_path("cluster", "publicAccessCidrs"),
+                [],
+                "the public endpoint is on but publicAccessCidrs is empty",
+                "list the CIDRs of your network and CI runners in cluster.publicAccessCidrs, or set cluster.endpointPublicAccess to false",
+            )
+        )
+
+
+def _check_zones(cfg: StackConfig, add) -> None:
+    for i, az in enumerate(cfg.availability_zones):
+        if not az.startswith(cfg.region):
+            add(Issue(key_path("availabilityZones", i), az, f"is not a zone of region {cfg.region}", f"use zones named {cfg.region}a, {cfg.region}b, ..."))
+    dup = [az for az, n in Counter(cfg.availability_zones).items() if n > 1]
+    if dup:
+        add(Issue(key_path("availabilityZones"), cfg.availability_zones, f"lists {', '.join(dup)} twice", "list each zone once"))
+    for i, p in enumerate(cfg.gpu_pools):
+        for az in p.availability_zones or []:
+            if az not in cfg.availability_zones:
+                add(
+                    Issue(
+                        key_path("gpuPools", i, "availabilityZones"),
+                        p.availability_zones,
+                        f"{az} is not one of the stack zones {cfg.availability_zones}",
+                        "add it to disagg:availabilityZones or pick one of those",
+                    )
+                )
+    net = cfg.network
+    if net.existing_vpc_id:
+        for key, subnets in (("existingPrivateSubnetIds", net.existing_private_subnet_ids), ("existingPublicSubnetIds", net.existing_public_subnet_ids)):
+            if subnets is None:
+                continue
+            missing = [az for az in cfg.availability_zones if az not in subnets]
+            if missing:
+                add(Issue(key_path("network", key), subnets, f"has no subnet for {', '.join(missing)}", "give one subnet id per zone in disagg:availabilityZones"))
+    else:
+        need = len(cfg.availability_zones) * (2 ** (32 - net.private_subnet_prefix_length) + 2 ** (32 - net.public_subnet_prefix_length))
+        have = 2 ** (32 - int(net.vpc_cidr.split("/")[1]))
+        if need > have:
+            add(
+                Issue(
+                    key_path("network", "vpcCidr"),
+                    net.vpc_cidr,
+                    f"too small for {len(cfg.availability_zones)} private /{net.private_subnet_prefix_length} and public /{net.public_subnet_prefix_length} subnets",
+                    "use a larger VPC CIDR (e.g. /16) or longer subnet prefix lengths",
+                )
+            )
+
+
+def _check_pool_names(cfg: StackConfig, add) -> None:
+    counts = Counter(p.name for p in cfg.gpu_pools)
+    for i, p in enumerate(cfg.gpu_pools):
+        if counts[p.name] > 1:
+            add(Issue(key_path("gpuPools", i, "name"), p.name, "is used by more than one pool", "give every pool a unique name"))
+        if p.name == "system":
+            add(Issue(key_path("gpuPools", i, "name"), p.name, "is reserved for the CPU system pool", "pick another name"))
+
+
+def _check_pools(cfg: StackConfig, add) -> None:
+    for i, p in enumerate(cfg.gpu_pools):
+        it = instance_type(p.instance_type)
+        if p.efa and not it.supports_efa:
+            efa_types = ", ".join(n for n in known_instance_types(gpu=True) if instance_type(n).supports_efa)
+            add(Issue(key_path("gpuPools", i, "efa"), True, f"{p.instance_type} has no EFA", f"set efa to false or use an EFA type: {efa_types}"))
+        zones = pool_zones(cfg, p)
+        if pool_efa(p) and len(zones) != 1:
+            add(
+                Issue(
+                    key_path("gpuPools", i, "availabilityZones"),
+                    zones,
+                    "an EFA pool spans more than one zone (EFA traffic and cluster placement groups stay in one AZ)",
+                    "give the pool exactly one zone",
+                )
+            )
+        if p.capacity.type == "capacityBlock" and len(zones) != 1:
+            add(
+                Issue(
+                    key_path("gpuPools", i, "availabilityZones"),
+                    zones,
+                    "a Capacity Block lives in one zone, the pool spans more",
+                    "set availabilityZones to the single zone of the block",
+                )
+            )
+        if p.placement_group and not pool_efa(p):
+            add(
+                Issue(
+                    key_path("gpuPools", i, "placementGroup"),
+                    True,
+                    "a cluster placement group without EFA buys nothing but launch failures",
+                    "remove placementGroup or turn on efa",
+                )
+            )
+
+
+def _check_role_pools(cfg: StackConfig, add) -> bool:
+    ok = True
+    for role in ROLES:
+        pools = cfg.pools_for(role)
+        if not pools:
+            add(Issue(key_path("gpuPools"), [p.name for p in cfg.gpu_pools], f"no pool has role {role}", f"add a GPU pool with role: {role}"))
+            ok = False
+            continue
+        types = {p.instance_type for p in pools}
+        if len(types) > 1:
+            idx = cfg.gpu_pools.index(pools[1])
+            add(
+                Issue(
+                    key_path("gpuPools", idx, "instanceType"),
+                    pools[1].instance_type,
+                    f"the {role} pools mix instance types {sorted(types)}; one pod spec cannot fit both",
+                    f"use one instance type for every {role} pool",
+                )
+            )
+            ok = False
+    return ok
+
+
+def _check_role_fit(cfg: StackConfig, role: str, add) -> None:
+    rc = cfg.serving.role(role)
+    pools = cfg.pools_for(role)
+    it = instance_type(pools[0].instance_type)
+    gpn = it.gpus
+    gpus = rc.gpus_per_replica
+    tp, pp = rc.tensor_parallel, rc.pipeline_parallel
+    fit_ok = True
+    if gpus <= gpn and gpn % gpus != 0:
+        divisors = [d for d in range(1, gpn + 1) if gpn % d == 0]
+        add(
+            Issue(
+                key_path("serving", role, "tensorParallel"),
+                tp,
+                f"TP x PP = {tp} x {pp} = {gpus} GPUs per pod does not divide the {gpn} GPUs of {it.name}; GPUs would sit idle",
+                f"use TP x PP in {divisors}, or a multiple of {gpn} to span whole nodes",
+            )
+        )
+        fit_ok = False
+    if gpus > gpn and gpus % gpn != 0:
+        add(
+            Issue(
+                key_path("serving", role, "tensorParallel"),
+                tp,
+                f"TP x PP = {tp} x {pp} = {gpus} GPUs spans nodes but is not a whole number of {it.name} nodes ({gpn} GPUs each)",
+                f"a multi-node replica uses whole nodes: make TP x PP a multiple of {gpn}",
+            )
+        )
+        fit_ok = False
+    if not fit_ok:
+        return
+    rp = role_plan(cfg, role)
+    efa = any(pool_efa(p) for p in pools)
+    if rc.efa_per_pod is not None:
+        if not efa:
+            add(Issue(key_path("serving", role, "efaPerPod"), rc.efa_per_pod, f"the {role} pools have no EFA", "remove efaPerPod or turn on efa for the pools"))
+        elif rc.efa_per_pod > it.efa_interfaces:
+            add(
+                Issue(
+                    key_path("serving", role, "efaPerPod"),
+                    rc.efa_per_pod,
+                    f"more EFA devices per pod than a {it.name} node has ({it.efa_interfaces})",
+                    f"use at most {it.efa_interfaces}; the default gives {rp.gpus_per_pod * it.efa_per_gpu} ({it.efa_per_gpu} per GPU)",
+                )
+            )
+        elif rp.pods_per_node * rc.efa_per_pod > it.efa_interfaces:
+            add(
+                Issue(
+                    key_path("serving", role, "efaPerPod"),
+                    rc.efa_per_pod,
+                    f"{rp.pods_per_node} pods per node x {rc.efa_per_pod} EFA exceeds the node's {it.efa_interfaces}; pods would not schedule",
+                    f"use at most {it.efa_interfaces // rp.pods_per_node}",
+                )
+            )
+    # Weights must fit the GPUs of one replica with room left for the KV cache.
+    m = cfg.serving.model
+    weights_gib = m.parameters_billions * 1e9 * BYTES_PER_PARAM[m.weight_dtype] / 2**30
+    per_gpu = weights_gib / gpus
+    budget = it.gpu_memory_gib * cfg.serving.engine.gpu_memory_utilization
+    if per_gpu > budget * (1 - MIN_KV_SHARE):
+        need = weights_gib / (budget * (1 - MIN_KV_SHARE))
+        add(
+            Issue(
+                key_path("serving", role, "tensorParallel"),
+                tp,
+                (
+                    f"{m.parameters_billions:g}B parameters in {m.weight_dtype} are {weights_gib:.1f} GiB: {per_gpu:.1f} GiB per GPU at TP x PP = {gpus}, "
+                    f"but a {it.gpu_model} gives the engine {budget:.1f} GiB and at least {MIN_KV_SHARE:.0%} of it must stay free for the KV cache"
+                ),
+                f"raise TP x PP to at least {need:.1f} GPUs (rounded up to a valid layout), or serve a smaller dtype (serving.model.weightDtype)",
+            )
+        )
+    if rp.nodes_needed > rp.nodes_available:
+        idx = cfg.gpu_pools.index(pools[0])
+        add(
+            Issue(
+                key_path("gpuPools", idx, "nodes"),
+                pools[0].nodes,
+                (
+                    f"{role} asks for {rc.replicas} replicas of {gpus} GPUs ({rp.nodes_needed} {it.name} nodes) "
+                    f"but its pools {list(rp.pools)} have {rp.nodes_available}"
+                ),
+                f"give the {role} pools {rp.nodes_needed} nodes in total, or lower serving.{role}.replicas",
+            )
+        )
+
+
+def _check_kv_transfer(cfg: StackConfig, add) -> None:
+    backend = kv_backend(cfg)
+    pools = [p for p in cfg.gpu_pools if p.role in ROLES]
+    if backend == "LIBFABRIC":
+        no_efa = [p.name for p in pools if not pool_efa(p)]
+        if no_efa:
+            add(
+                Issue(
+                    key_path("serving", "kvTransfer", "backend"),
+                    "LIBFABRIC",
+                    f"pools {no_efa} have no EFA, so LIBFABRIC has no fabric to use",
+                    "use backend auto or UCX, or put both roles on EFA pools",
+                )
+            )
+        zones = {az for p in pools for az in pool_zones(cfg, p)}
+        if len(zones) > 1:
+            i = next(i for i, p in enumerate(cfg.gpu_pools) if p.role == "decode")
+            add(
+                Issue(
+                    key_path("gpuPools", i, "availabilityZones"),
+                    sorted(zones),
+                    "prefill and decode pools are in different zones; KV transfer over EFA cannot cross AZs",
+                    "put every prefill and decode pool in the same single zone",
+                )
+            )
+
+
+def _check_platform(cfg: StackConfig, add) -> None:
+    pf = cfg.platform
+    if not pf.kai.enabled:
+        add(Issue(key_path("platform", "kai", "enabled"), False, "serving pods are gang-scheduled by KAI", "set platform.kai.enabled to true"))
+    if pf.workload_api == "lws" and not pf.lws_enabled:
+        add(Issue(key_path("platform", "lws", "enabled"), False, "workloadApi is lws but LWS is off", "turn platform.lws.enabled on or use workloadApi grove"))
+    if pf.workload_api == "grove" and not pf.grove_enabled:
+        add(Issue(key_path("platform", "grove", "enabled"), False, "workloadApi is grove but Grove is off", "turn platform.grove.enabled on or use workloadApi lws"))
+    requested = sum(role_plan(cfg, r).gpus_requested for r in ROLES)
+    quota = pf.kai.queue.gpu_quota
+    if quota is not None and quota < requested:
+        add(
+            Issue(
+                key_path("platform", "kai", "queue", "gpuQuota"),
+                quota,
+                f"below the {requested} GPUs the serving roles ask for; inference-priority pods only use in-quota GPUs, so some would never schedule",
+                f"set gpuQuota to at least {requested}, or remove it to default to every GPU of the pools",
+            )
+        )
+    if cfg.serving.router.service_type == "internalNlb" and not pf.load_balancer_controller.enabled:
+        add(
+            Issue(
+                key_path("serving", "router", "serviceType"),
+                "internalNlb",
+                "an internal NLB needs the AWS Load Balancer Controller, which is off",
+                "turn platform.loadBalancerController.enabled on, or use serviceType clusterIP",
+            )
+        )
+    no = pf.network_operator
+    names = {p.name: p for p in cfg.gpu_pools}
+    for j, name in enumerate(no.pools):
+        if name not in names:
+            add(Issue(key_path("platform", "networkOperator", "pools", j), name, "is not a GPU pool", f"use one of {sorted(names)}"))
+        elif pool_efa(names[name]):
+            add(
+                Issue(
+                    key_path("platform", "networkOperator", "pools", j),
+                    name,
+                    "is an EFA pool; the NVIDIA Network Operator drives ConnectX (InfiniBand/RoCE) NICs and cannot manage AWS EFA, "
+                    "which the EFA device plugin serves",
+                    "remove the pool from networkOperator.pools (keep the EFA device plugin for it)",
+                )
+            )
+    if no.enabled and not no.pools and not no.node_selector:
+        add(
+            Issue(
+                key_path("platform", "networkOperator", "enabled"),
+                True,
+                "the Network Operator is on but targets no nodes (on AWS every GPU fabric here is EFA)",
+                "list ConnectX pools in networkOperator.pools or ConnectX node labels in networkOperator.nodeSelector, or turn it off",
+            )
+        )

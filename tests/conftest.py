@@ -1,0 +1,96 @@
+"""Shared test helpers: a valid base config to break one rule at a time, and render runs of whole stacks."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "tests" / "configs"
+
+# A p5 layout that passes every check; tests change one thing and expect exactly that to be reported.
+BASE = {
+    "region": "us-east-1",
+    "availabilityZones": ["us-east-1a", "us-east-1b"],
+    "cluster": {"publicAccessCidrs": ["198.51.100.0/24"]},
+    "gpuPools": [
+        {"name": "prefill", "role": "prefill", "instanceType": "p5.48xlarge", "nodes": 1, "availabilityZones": ["us-east-1a"]},
+        {"name": "decode", "role": "decode", "instanceType": "p5.48xlarge", "nodes": 1, "availabilityZones": ["us-east-1a"]},
+    ],
+    "serving": {
+        "model": {"id": "nvidia/Llama-3.3-70B-Instruct-FP8", "parametersBillions": 70.6, "weightDtype": "fp8"},
+        "prefill": {"tensorParallel": 4, "replicas": 2},
+        "decode": {"tensorParallel": 2, "replicas": 4},
+    },
+}
+
+
+@pytest.fixture
+def base() -> dict:
+    return copy.deepcopy(BASE)
+
+
+def stack_file(path: Path, values: dict, secrets: dict | None = None) -> Path:
+    """Write values as a Pulumi.<stack>.yaml (all keys under disagg:)."""
+    config = {f"disagg:{k}": v for k, v in values.items()}
+    for k, v in (secrets or {}).items():
+        config[f"disagg:{k}"] = {"secure": v}
+    path.write_text(yaml.safe_dump({"config": config}, sort_keys=True))
+    return path
+
+
+def render(args: list[str], cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "stacks.render", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+def stack_files() -> list[Path]:
+    """Every stack of the repo and every test config: each must render."""
+    return sorted(ROOT.glob("Pulumi.*.yaml")) + sorted(CONFIGS.glob("Pulumi.*.yaml"))
+
+
+class Rendered:
+    def __init__(self, out: Path):
+        self.out = out
+        self.resources = json.loads((out / "resources.json").read_text())
+        self.records = self.resources["resources"]
+        self.outputs = self.resources["outputs"]
+        self.summary = json.loads((out / "summary.json").read_text())
+        self.manifests = {p.name: yaml.safe_load(p.read_text()) for p in sorted((out / "manifests").glob("*.yaml"))}
+
+    def of_type(self, type_: str) -> list[dict]:
+        return [r for r in self.records if r["type"] == type_]
+
+    def one(self, type_: str) -> dict:
+        found = self.of_type(type_)
+        assert len(found) == 1, f"expected one {type_}, found {len(found)}"
+        return found[0]
+
+    def by_urn(self, urn: str) -> dict:
+        return next(r for r in self.records if r["urn"] == urn)
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory) -> dict[str, Rendered]:
+    """Render every stack file once per test session (each in its own process, as the mock runtime needs)."""
+    out: dict[str, Rendered] = {}
+    for path in stack_files():
+        name = path.name[len("Pulumi."):-len(".yaml")]
+        target = tmp_path_factory.mktemp(f"render-{name}")
+        proc = render(["--config", str(path), "--out", str(target)])
+        assert proc.returncode == 0, f"render of {path.name} failed:\n{proc.stderr[-4000:]}"
+        out[name] = Rendered(target)
+    return out
