@@ -21,10 +21,16 @@ from stacks.versions import pin
 CRD_ENV = "DISAGG_CRD_DIR"
 
 
-def k8s_schema_version() -> str:
-    """kubernetes-validate wants a full version; the stack pins major.minor."""
+# The oldest Kubernetes the manifests must stay valid for (users may run an older EKS minor than the pin),
+# and the pinned one.
+OLDEST_SUPPORTED = "1.33.0"
+
+
+def k8s_schema_versions() -> list[str]:
+    """kubernetes-validate wants full versions; the stack pins major.minor."""
     v = pin("kubernetes").version
-    return v if v.count(".") == 2 else f"{v}.0"
+    pinned = v if v.count(".") == 2 else f"{v}.0"
+    return sorted({OLDEST_SUPPORTED, pinned})
 
 
 def _strict(schema):
@@ -82,17 +88,17 @@ def test_there_are_manifests_to_check(rendered):
 
 
 def test_builtin_kinds_validate_strictly(rendered):
-    version = k8s_schema_version()
     failures = []
     checked = 0
     for stack, name, doc in all_manifests(rendered):
         if not is_builtin(doc):
             continue
         checked += 1
-        try:
-            kubernetes_validate.validate(doc, version, strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            failures.append(f"{stack}/{name}: {'.'.join(map(str, exc.path))}: {exc.message}")
+        for version in k8s_schema_versions():
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                failures.append(f"{stack}/{name} (Kubernetes {version}): {'.'.join(map(str, exc.path))}: {exc.message}")
     assert checked, "no built-in objects were rendered"
     assert not failures, "\n".join(failures)
 

@@ -1,0 +1,150 @@
+"""The whole program under the mock runtime: every stack file renders, and the graph has the right shape."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import yaml
+
+from tests.conftest import ROOT, render, stack_file, stack_files
+
+
+def test_every_stack_file_renders(rendered):
+    names = {p.name[len("Pulumi."):-len(".yaml")] for p in stack_files()}
+    assert {"dev", "prod"} <= names
+    assert set(rendered) == names
+    for name, r in rendered.items():
+        for f in ("resources.json", "summary.json", "summary.md"):
+            assert (r.out / f).is_file(), f"{name}: {f} missing"
+        assert r.summary["resource_count"] == len(r.records)
+
+
+def test_components_are_typed_and_parented_to_the_stack(rendered):
+    r = rendered["prod"]
+    top = {rec["type"] for rec in r.records if rec["parent"] and rec["parent"].endswith("::disagg-prod")}
+    for t in ("disagg:aws:Network", "disagg:aws:Cluster", "disagg:aws:SystemNodePool", "disagg:aws:GpuNodePool", "disagg:platform:Platform", "disagg:serving:Serving"):
+        assert t in top, f"{t} is not a top-level component"
+    pools = sorted(rec["name"] for rec in r.of_type("disagg:aws:GpuNodePool"))
+    assert pools == ["prod-decode", "prod-prefill"]
+
+
+def test_every_resource_below_a_component(rendered):
+    """Only components and providers sit at the stack root; everything else has a component parent."""
+    for name, r in rendered.items():
+        for rec in r.records:
+            if rec["parent"] and rec["parent"].split("::")[-2] == "pulumi:pulumi:Stack":
+                assert rec["type"].startswith(("disagg:", "pulumi:providers:")), f"{name}: {rec['type']} {rec['name']} has no component parent"
+
+
+def test_aws_provider_region_and_required_tags(rendered):
+    r = rendered["prod"]
+    aws = r.one("pulumi:providers:aws")
+    assert aws["inputs"]["region"] == "us-east-1"
+    tags = json.loads(aws["inputs"]["defaultTags"])["tags"] if isinstance(aws["inputs"]["defaultTags"], str) else aws["inputs"]["defaultTags"]["tags"]
+    assert tags["disagg.io/stack"] == "prod" and tags["disagg.io/deployment"] == "prod" and tags["ManagedBy"] == "pulumi"
+    assert tags["environment"] == "prod"
+
+
+def test_one_kubernetes_provider_with_plain_cluster_identifier(rendered):
+    for name, r in rendered.items():
+        k8s = r.one("pulumi:providers:kubernetes")
+        assert k8s["inputs"]["clusterIdentifier"] == r.summary["cluster_name"], name
+        assert k8s["inputs"]["kubeconfig"] in ("[secret]",) or "clusters" in k8s["inputs"]["kubeconfig"]
+
+
+def test_kubeconfig_output_is_secret(rendered):
+    for name, r in rendered.items():
+        assert r.outputs.get("kubeconfig") == "[secret]", f"{name}: kubeconfig output must be secret"
+
+
+def test_no_default_kubernetes_provider(rendered):
+    """Pulumi.yaml disables default Kubernetes providers; the render must never have created one."""
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert "kubernetes" in project["config"]["pulumi:disable-default-providers"]["value"]
+    for name, r in rendered.items():
+        for rec in r.records:
+            assert "default_" not in (rec["provider"] or ""), f"{name}: {rec['type']} {rec['name']} uses a default provider"
+
+
+def test_prod_summary_matches_the_reference_layout(rendered):
+    s = rendered["prod"].summary
+    assert s["gpus_provisioned"] == 16 and s["gpus_requested"] == 16 and s["gpu_packing"] == 1.0
+    assert s["roles"]["prefill"]["gpus_per_pod"] == 4 and s["roles"]["prefill"]["efa_per_pod"] == 16
+    assert s["roles"]["decode"]["gpus_per_pod"] == 2 and s["roles"]["decode"]["efa_per_pod"] == 8
+    assert all(p["efa_interfaces_per_node"] == 32 for p in s["gpu_pools"])
+    assert s["kv_transfer"]["backend"] == "LIBFABRIC"
+    assert 100 < s["hourly_cost_usd"] < 200
+
+
+def test_dev_is_cheap_and_uses_ucx(rendered):
+    s = rendered["dev"].summary
+    assert s["kv_transfer"]["backend"] == "UCX"
+    assert all(p["efa_interfaces_per_node"] == 0 for p in s["gpu_pools"])
+    assert s["hourly_cost_usd"] < 15
+
+
+def test_secret_never_reaches_the_render(tmp_path):
+    from tests.conftest import BASE
+
+    token = "hf_DoNotLeakThisToken123"
+    path = stack_file(tmp_path / "Pulumi.sec.yaml", BASE, secrets={"hfToken": token})
+    proc = render(["--config", str(path), "--out", str(tmp_path / "out")])
+    assert proc.returncode == 0, proc.stderr
+    for f in (tmp_path / "out").rglob("*"):
+        if f.is_file():
+            text = f.read_text()
+            assert token not in text, f"{f} holds the secret"
+            assert base64.b64encode(token.encode()).decode() not in text
+
+
+def test_plaintext_secret_is_refused(tmp_path):
+    from tests.conftest import BASE
+
+    path = stack_file(tmp_path / "Pulumi.pt.yaml", {**BASE, "hfToken": "hf_plaintext"})
+    proc = render(["--config", str(path), "--out", str(tmp_path / "out")])
+    assert proc.returncode == 2
+    assert "disagg:hfToken" in proc.stderr and "--secret" in proc.stderr
+    assert "hf_plaintext" not in proc.stderr
+
+
+def test_render_is_byte_identical(tmp_path, rendered):
+    """Same input, same bytes: a second run of prod in a fresh process matches the session's run."""
+    proc = render(["--stack", "prod", "--out", str(tmp_path / "again")])
+    assert proc.returncode == 0, proc.stderr
+    first, second = rendered["prod"].out, tmp_path / "again"
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    for f in files:
+        assert (first / f).read_bytes() == (second / f).read_bytes(), f"{f} differs between runs"
+
+
+def _whole_floats(value, path=""):
+    if isinstance(value, float) and value.is_integer():
+        yield path
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _whole_floats(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _whole_floats(v, f"{path}[{i}]")
+
+
+def test_manifests_are_plain_kubernetes_objects(rendered):
+    for name, r in rendered.items():
+        for fname, doc in r.manifests.items():
+            assert {"apiVersion", "kind", "metadata"} <= set(doc), f"{name}/{fname}"
+            assert doc["metadata"].get("name"), f"{name}/{fname} has no name"
+            floats = list(_whole_floats(doc))
+            assert not floats, f"{name}/{fname}: whole numbers written as floats at {floats}"
+
+
+def test_unknown_stack_exits_2():
+    proc = render(["--stack", "does-not-exist"])
+    assert proc.returncode == 2 and "no such stack file" in proc.stderr
+
+
+def test_readme_reference_and_schema_are_up_to_date():
+    from stacks.docs import main
+
+    assert main(["--check"]) == 0, "run `make docs`"
