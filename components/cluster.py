@@ -1,42 +1,212 @@
-"""Cluster: the EKS control plane (pulumi-eks) and the one explicit Kubernetes provider of the stack."""
+"""Cluster: the EKS control plane (pulumi-eks), its managed add-ons, and the one explicit Kubernetes provider of the stack."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pulumi
+import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
+from components.builders.eks import AddonSpec, addons_in_phase, admin_access_entries
+from components.builders.iam import managed_policy_arn, partition, pod_identity_trust_policy
 from components.network import Network
 from stacks.config.stack import StackConfig
-from stacks.plan import kubernetes_version
+from stacks.plan import kubernetes_version, pool_efa
 
 TYPE = "disagg:aws:Cluster"
+
+
+def register_addon(
+    resource_name: str, cluster_name: pulumi.Input[str], spec: AddonSpec, opts: pulumi.ResourceOptions
+) -> aws.eks.Addon:
+    """One EKS managed add-on at its pinned version. OVERWRITE on create and update: the add-on owns its objects,
+    so a hand edit in the cluster is reset rather than blocking an upgrade."""
+    return aws.eks.Addon(
+        resource_name,
+        cluster_name=cluster_name,
+        addon_name=spec.name,
+        addon_version=spec.version,
+        configuration_values=json.dumps(spec.configuration, sort_keys=True) if spec.configuration else None,
+        resolve_conflicts_on_create="OVERWRITE",
+        resolve_conflicts_on_update="OVERWRITE",
+        opts=opts,
+    )
 
 
 class Cluster(pulumi.ComponentResource):
     eks: eks.Cluster
     provider: k8s.Provider
-    name: str
+    name: str  # the EKS cluster name, a plain string (known at preview)
 
     def __init__(self, name: str, cfg: StackConfig, network: Network, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        cc = cfg.cluster
+        part = partition(cfg.region)
         self.name = cfg.cluster_name
+        self.region = cfg.region
+        self.vpc_id = network.vpc_id
+        self.node_pools: list[Any] = []  # the node pool components register themselves (see exports)
+
+        key_arn: pulumi.Input[str] | None = None
+        self.kms_key: aws.kms.Key | None = None
+        if cc.secrets_encryption:
+            if cc.kms_key_arn:
+                key_arn = cc.kms_key_arn
+            else:
+                # The default key policy (account root) is enough: EKS creates its own grant on the key, using the
+                # kms:CreateGrant/DescribeKey permission of whoever runs `pulumi up`.
+                self.kms_key = aws.kms.Key(
+                    f"{name}-secrets",
+                    description=f"EKS {cfg.cluster_name}: envelope encryption of Kubernetes secrets",
+                    enable_key_rotation=True,
+                    deletion_window_in_days=30,
+                    opts=child,
+                )
+                aws.kms.Alias(f"{name}-secrets", name=f"alias/{cfg.cluster_name}-eks-secrets", target_key_id=self.kms_key.key_id, opts=child)
+                key_arn = self.kms_key.arn
+        self.kms_key_arn = key_arn
+
+        access_entries = {
+            key: eks.AccessEntryArgs(
+                principal_arn=e["principal_arn"],
+                type=eks.AccessEntryType.STANDARD,
+                access_policies={
+                    "cluster-admin": eks.AccessPolicyAssociationArgs(
+                        policy_arn=e["policy_arn"],
+                        access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                    )
+                },
+            )
+            for key, e in admin_access_entries(cfg).items()
+        }
+
         self.eks = eks.Cluster(
             f"{name}-eks",
             name=cfg.cluster_name,
             version=kubernetes_version(cfg),
             vpc_id=network.vpc_id,
             private_subnet_ids=list(network.private_subnet_ids.values()),
-            skip_default_node_group=True,
+            public_subnet_ids=list(network.public_subnet_ids.values()) or None,
+            # API mode: access through EKS access entries only (no aws-auth ConfigMap to drift). EKS itself creates
+            # the entries of managed node group roles.
             authentication_mode=eks.AuthenticationMode.API,
-            opts=pulumi.ResourceOptions(parent=self),
+            access_entries=access_entries or None,
+            skip_default_node_group=True,
+            # The extra cluster/node security groups pulumi-eks adds serve only its self-managed node groups; managed
+            # node groups use the EKS-created cluster security group. Leaving them out also removes the group that
+            # most often blocks `destroy` with DependencyViolation (pulumi-eks#1226).
+            skip_default_security_groups=True,
+            create_oidc_provider=True,
+            enabled_cluster_log_types=list(cc.log_types),
+            encryption_config_key_arn=key_arn,
+            endpoint_private_access=cc.endpoint_private_access,
+            endpoint_public_access=cc.endpoint_public_access,
+            public_access_cidrs=list(cc.public_access_cidrs) if cc.endpoint_public_access else None,
+            deletion_protection=cc.deletion_protection,
+            # Every add-on is an EKS managed add-on registered below at its pinned version, so EKS installs no
+            # self-managed copies and pulumi-eks creates none of its own (vpc-cni, kube-proxy, coredns).
+            bootstrap_self_managed_addons=False,
+            use_default_vpc_cni=True,
+            kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(enabled=False),
+            coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),
+            opts=child,
         )
+        self.eks_cluster_name: pulumi.Output[str] = self.eks.eks_cluster.name
+        # The EKS-created cluster security group: managed nodes get it by default, the control plane's ENIs carry it,
+        # and it allows all traffic within itself. Launch templates with their own interfaces must list it.
+        self.cluster_security_group_id: pulumi.Output[str] = self.eks.eks_cluster.vpc_config.apply(
+            lambda v: v.cluster_security_group_id
+        )
+
+        # Add-ons the nodes need from their first boot; the node groups depend on them.
+        self.addons: dict[str, aws.eks.Addon] = {
+            spec.name: register_addon(f"{name}-{spec.name}", self.eks_cluster_name, spec, child)
+            for spec in addons_in_phase(cfg, "before-compute")
+        }
+        # Pod Identity roles of the add-ons that come after the system nodes (the add-ons themselves are created by
+        # the system node pool, once there is a node to run on).
+        self.pod_identity: dict[str, aws.eks.PodIdentityAssociation] = {}
+        self.pod_identity_roles: dict[str, aws.iam.Role] = {}
+        for spec in addons_in_phase(cfg, "after-system-nodes"):
+            if spec.pod_identity is None:
+                continue
+            namespace, service_account, policy = spec.pod_identity
+            role = aws.iam.Role(f"{name}-{spec.name}", assume_role_policy=json.dumps(pod_identity_trust_policy()), opts=child)
+            attach = aws.iam.RolePolicyAttachment(
+                f"{name}-{spec.name}", role=role.name, policy_arn=managed_policy_arn(policy, part), opts=child
+            )
+            self.pod_identity_roles[spec.name] = role
+            self.pod_identity[spec.name] = aws.eks.PodIdentityAssociation(
+                f"{name}-{spec.name}",
+                cluster_name=self.eks_cluster_name,
+                namespace=namespace,
+                service_account=service_account,
+                role_arn=role.arn,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[attach, self.addons["eks-pod-identity-agent"]]),
+            )
+
+        # EFA needs a security group that allows all traffic to and from itself on every EFA interface. One group for
+        # all EFA pools, because KV transfer runs between the prefill and decode pools.
+        self.efa_security_group: aws.ec2.SecurityGroup | None = None
+        if any(pool_efa(p) for p in cfg.gpu_pools):
+            sg = aws.ec2.SecurityGroup(
+                f"{name}-efa",
+                vpc_id=network.vpc_id,
+                description=f"EFA traffic between the GPU nodes of {cfg.cluster_name} (all traffic within this group)",
+                tags={"Name": f"{cfg.cluster_name}-efa"},
+                opts=child,
+            )
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-efa-in", security_group_id=sg.id, referenced_security_group_id=sg.id, ip_protocol="-1",
+                description="EFA: all traffic from the group", opts=child,
+            )
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-efa-out", security_group_id=sg.id, referenced_security_group_id=sg.id, ip_protocol="-1",
+                description="EFA: all traffic to the group", opts=child,
+            )
+            self.efa_security_group = sg
+
         self.kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
+        # The one Kubernetes provider of the stack. `cluster_identifier` is a plain string, so a kubeconfig change
+        # (new token command, endpoint, CA) does not replace every Kubernetes resource (pulumi-kubernetes#2745).
+        # `delete_unreachable` is left unset on purpose: set PULUMI_K8S_DELETE_UNREACHABLE=true only for a destroy
+        # whose cluster is already gone (docs/aws.md); set permanently it would drop resources from state on any
+        # transient loss of API access.
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.eks.kubeconfig_json,
             cluster_identifier=cfg.cluster_name,
             enable_server_side_apply=True,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child,
         )
-        self.register_outputs({"name": self.name})
+        self.register_outputs({"name": self.name, "endpoint": self.eks.eks_cluster.endpoint})
+
+    def compute_dependencies(self) -> list[pulumi.Resource]:
+        """What every node group waits for: the control plane and the add-ons a node needs from its first boot."""
+        return [self.eks, *self.addons.values()]
+
+    def exports(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "clusterName": self.eks_cluster_name,
+            "clusterEndpoint": self.eks.eks_cluster.endpoint,
+            "kubeconfig": self.kubeconfig,
+            "oidcProviderArn": self.eks.oidc_provider_arn,
+            "oidcProviderUrl": self.eks.oidc_provider_url,
+            "clusterSecurityGroupId": self.cluster_security_group_id,
+            "podIdentity": {
+                "agentAddonVersion": self.addons["eks-pod-identity-agent"].addon_version,
+                "roles": {n: r.arn for n, r in self.pod_identity_roles.items()},
+            },
+        }
+        # The node pools register here so their outputs merge into single maps (one key per output for the stack).
+        gpu = [p for p in self.node_pools if getattr(p, "pool", None) is not None]
+        system = [p for p in self.node_pools if getattr(p, "pool", None) is None]
+        out["nodeRoleArns"] = {p.pool_name: p.node_role.arn for p in self.node_pools}
+        out["gpuPools"] = {p.pool_name: p.export_entry() for p in gpu}
+        if system:
+            out["systemNodeGroupName"] = system[0].node_group_name
+        return out

@@ -1,26 +1,154 @@
-"""Node pools: the CPU system managed node group and one GPU managed node group per configured pool."""
+"""Node pools: the CPU system managed node group and one GPU managed node group per configured pool.
+
+Every pool has its own launch template (built by components/builders/launch_template.py): pulumi-eks's
+`enable_efa_support` cannot be combined with a custom launch template, and Capacity Blocks need one, so the EFA
+interfaces, placement, capacity targeting, NodeConfig user data and metadata options are all ours.
+"""
 
 from __future__ import annotations
 
-import pulumi
+import json
+from typing import Any
 
-from components.cluster import Cluster
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+
+from components.builders.eks import addons_in_phase
+from components.builders.iam import node_policy_arns, partition, service_trust_policy
+from components.builders.launch_template import efa_network_interfaces, launch_template, node_group_capacity_type
+from components.builders.scheduling import eks_taint, gpu_pool_labels, gpu_pool_taints, system_pool_labels
+from components.builders.tags import default_tags
+from components.builders.userdata import encode, node_user_data
+from components.cluster import Cluster, register_addon
 from components.network import Network
 from stacks.config.aws import GpuPoolConfig
 from stacks.config.stack import StackConfig
+from stacks.plan import ami_release_version, kubernetes_version, pool_efa, pool_instance, pool_placement_group, pool_zones
+from stacks.versions import pin
 
 SYSTEM_TYPE = "disagg:aws:SystemNodePool"
 GPU_TYPE = "disagg:aws:GpuNodePool"
 
+GPU_AMI_TYPE = "AL2023_x86_64_NVIDIA"  # driver and container toolkit come with the AMI
+SYSTEM_AMI_TYPE = "AL2023_x86_64_STANDARD"
+
+# pulumi-aws launch template argument -> Args class of its value (nested dicts from the builder map onto these).
+_LT_ARGS: dict[str, Any] = {
+    "metadata_options": aws.ec2.LaunchTemplateMetadataOptionsArgs,
+    "placement": aws.ec2.LaunchTemplatePlacementArgs,
+    "instance_market_options": aws.ec2.LaunchTemplateInstanceMarketOptionsArgs,
+}
+
+
+def launch_template_args(spec: dict[str, Any]) -> dict[str, Any]:
+    """Builder dict -> keyword arguments of aws.ec2.LaunchTemplate (typed Args, so a misspelt key fails loudly)."""
+    out: dict[str, Any] = {}
+    for key, value in spec.items():
+        if key in _LT_ARGS:
+            out[key] = _LT_ARGS[key](**value)
+        elif key == "network_interfaces":
+            out[key] = [aws.ec2.LaunchTemplateNetworkInterfaceArgs(**nic) for nic in value]
+        elif key == "block_device_mappings":
+            out[key] = [
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name=m["device_name"], ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(**m["ebs"])
+                )
+                for m in value
+            ]
+        elif key == "tag_specifications":
+            out[key] = [aws.ec2.LaunchTemplateTagSpecificationArgs(**t) for t in value]
+        elif key == "capacity_reservation_specification":
+            out[key] = aws.ec2.LaunchTemplateCapacityReservationSpecificationArgs(
+                capacity_reservation_target=aws.ec2.LaunchTemplateCapacityReservationSpecificationCapacityReservationTargetArgs(
+                    **value["capacity_reservation_target"]
+                )
+            )
+        else:
+            out[key] = value
+    return out
+
+
+def _node_role(name: str, cfg: StackConfig, parent: pulumi.Resource) -> tuple[aws.iam.Role, list[pulumi.Resource]]:
+    opts = pulumi.ResourceOptions(parent=parent)
+    role = aws.iam.Role(f"{name}-node", assume_role_policy=json.dumps(service_trust_policy("ec2.amazonaws.com")), opts=opts)
+    attachments = [
+        aws.iam.RolePolicyAttachment(f"{name}-node-{arn.rsplit('/', 1)[-1]}", role=role.name, policy_arn=arn, opts=opts)
+        for arn in node_policy_arns(partition(cfg.region))
+    ]
+    return role, attachments
+
+
+def _launch_template_ref(lt: aws.ec2.LaunchTemplate) -> aws.eks.NodeGroupLaunchTemplateArgs:
+    # The latest version, so a launch template change rolls the node group (EKS replaces nodes in order).
+    return aws.eks.NodeGroupLaunchTemplateArgs(id=lt.id, version=lt.latest_version.apply(str))
+
 
 class SystemNodePool(pulumi.ComponentResource):
+    """CPU nodes for CoreDNS, the controllers, Helm hook jobs and the router; also installs the add-ons that need a
+    node to run on (CoreDNS, the EBS CSI driver), so they wait for this node group."""
+
     def __init__(self, name: str, cfg: StackConfig, cluster: Cluster, network: Network, opts: pulumi.ResourceOptions | None = None):
         super().__init__(SYSTEM_TYPE, name, None, opts)
-        self.node_group = None
-        self.register_outputs({})
+        sp = cfg.system_pool
+        self.pool = None
+        self.pool_name = "system"
+        self.node_role, attachments = _node_role(name, cfg, self)
+        lt = aws.ec2.LaunchTemplate(
+            f"{name}-lt",
+            **launch_template_args(
+                launch_template(
+                    description=f"{cfg.cluster_name} system nodes",
+                    root_volume_gb=sp.disk_size_gb,
+                    tags={**default_tags(cfg, pulumi.get_stack()), "Name": f"{cfg.cluster_name}-system"},
+                )
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.launch_template = lt
+        self.managed_node_group = eks.ManagedNodeGroup(
+            f"{name}-ng",
+            cluster=cluster.eks,
+            node_role=self.node_role,
+            instance_types=[sp.instance_type],
+            capacity_type="ON_DEMAND",
+            ami_type=SYSTEM_AMI_TYPE,
+            version=kubernetes_version(cfg),
+            release_version=pin("eks-al2023-ami").version,
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=sp.min_nodes or sp.nodes, desired_size=sp.nodes, max_size=sp.max_nodes or sp.nodes
+            ),
+            subnet_ids=network.subnets_for(list(cfg.availability_zones)),
+            labels=system_pool_labels(),
+            launch_template=_launch_template_ref(lt),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # The cluster and role go in by reference, which the engine does not count as a dependency of a
+                # remote component: say it, so the node group is created after them and deleted before them.
+                depends_on=[*cluster.compute_dependencies(), self.node_role, *attachments, *network.egress],
+            ),
+        )
+        self.node_group = self.managed_node_group.node_group
+        self.node_group_name: pulumi.Output[str] = self.node_group.node_group_name
+
+        self.addons: dict[str, aws.eks.Addon] = {}
+        for spec in addons_in_phase(cfg, "after-system-nodes"):
+            deps: list[pulumi.Resource] = [self.managed_node_group]
+            if spec.name in cluster.pod_identity:
+                deps.append(cluster.pod_identity[spec.name])
+            self.addons[spec.name] = register_addon(
+                f"{name}-{spec.name}",
+                cluster.eks_cluster_name,
+                spec,
+                pulumi.ResourceOptions(parent=self, depends_on=deps),
+            )
+        cluster.node_pools.append(self)
+        self.register_outputs({"nodeGroupName": self.node_group_name})
 
 
 class GpuNodePool(pulumi.ComponentResource):
+    """One GPU managed node group with its own launch template, role and (for EFA pools) cluster placement group."""
+
     def __init__(
         self,
         name: str,
@@ -31,6 +159,75 @@ class GpuNodePool(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__(GPU_TYPE, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
         self.pool = pool
-        self.node_group = None
-        self.register_outputs({})
+        self.pool_name = pool.name
+        it = pool_instance(pool)
+        self.zones = pool_zones(cfg, pool)
+        self.efa = pool_efa(pool)
+        self.node_role, attachments = _node_role(name, cfg, self)
+
+        self.placement_group: aws.ec2.PlacementGroup | None = None
+        if pool_placement_group(pool):
+            # Cluster placement: the nodes share one low-latency network spine, which EFA collectives and KV
+            # transfer need. Capacity Blocks are co-located by EC2 already and get none by default (docs/aws.md).
+            self.placement_group = aws.ec2.PlacementGroup(f"{name}-pg", strategy="cluster", opts=child)
+
+        nics = None
+        if self.efa:
+            if cluster.efa_security_group is None:
+                raise ValueError(f"pool {pool.name} uses EFA but the cluster has no EFA security group")
+            nics = efa_network_interfaces(it, [cluster.cluster_security_group_id, cluster.efa_security_group.id])
+        user_data = node_user_data(it, pool.nvme_cache)
+        spec = launch_template(
+            description=f"{cfg.cluster_name} GPU pool {pool.name} ({pool.instance_type}, {pool.role})",
+            root_volume_gb=pool.root_volume_gb,
+            tags={**default_tags(cfg, pulumi.get_stack()), "Name": f"{cfg.cluster_name}-{pool.name}"},
+            network_interfaces=nics,
+            capacity=pool.capacity,
+            placement_group_name=self.placement_group.name if self.placement_group else None,
+            user_data=encode(user_data) if user_data else None,
+        )
+        self.launch_template = aws.ec2.LaunchTemplate(f"{name}-lt", **launch_template_args(spec), opts=child)
+
+        self.capacity_type = node_group_capacity_type(pool.capacity)
+        self.managed_node_group = eks.ManagedNodeGroup(
+            f"{name}-ng",
+            cluster=cluster.eks,
+            node_role=self.node_role,
+            instance_types=[pool.instance_type],
+            capacity_type=self.capacity_type,
+            ami_type=GPU_AMI_TYPE,
+            version=kubernetes_version(cfg),
+            release_version=ami_release_version(pool),
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=pool.nodes, desired_size=pool.nodes, max_size=pool.max_nodes or pool.nodes
+            ),
+            # One subnet per EFA pool (its placement group's zone); for a Capacity Block the reservation's zone.
+            subnet_ids=network.subnets_for(self.zones),
+            labels=gpu_pool_labels(pool),
+            taints=[aws.eks.NodeGroupTaintArgs(**eks_taint(t)) for t in gpu_pool_taints(pool)],
+            launch_template=_launch_template_ref(self.launch_template),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[*cluster.compute_dependencies(), self.node_role, *attachments, *network.egress],
+            ),
+        )
+        self.node_group = self.managed_node_group.node_group
+        self.node_group_name: pulumi.Output[str] = self.node_group.node_group_name
+        cluster.node_pools.append(self)
+        self.register_outputs({"nodeGroupName": self.node_group_name})
+
+    def export_entry(self) -> dict[str, Any]:
+        return {
+            "nodeGroupName": self.node_group_name,
+            "instanceType": self.pool.instance_type,
+            "role": self.pool.role,
+            "nodes": self.pool.nodes,
+            "availabilityZones": list(self.zones),
+            "availabilityZone": self.zones[0] if len(self.zones) == 1 else None,
+            "capacityType": self.capacity_type,
+            "efa": self.efa,
+            "placementGroup": self.placement_group.name if self.placement_group else None,
+            "launchTemplateId": self.launch_template.id,
+        }

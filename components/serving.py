@@ -1,15 +1,67 @@
-"""Serving: prefill, decode and the router as LeaderWorkerSets or one Grove PodCliqueSet."""
+"""Serving: prefill, decode and the router as LeaderWorkerSets or one Grove PodCliqueSet.
+
+Thin on purpose: every manifest comes from `components.builders.serving.manifests` (pure, unit-tested); this
+component registers them with the stack's Kubernetes provider, in order, each after the platform release that
+installs its CRD or controller.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.builders.serving import Manifest, manifests
+from components.builders.serving.common import PlatformFacts, namespace, served_model_name, workload_name
+from components.builders.serving.router import router_url
 from components.cluster import Cluster
 from components.platform import Platform
 from stacks.config.stack import StackConfig
 
 TYPE = "disagg:serving:Serving"
+
+# Built-in kinds and their resource classes; anything else is a custom resource.
+_BUILTIN = {
+    ("v1", "Namespace"): k8s.core.v1.Namespace,
+    ("v1", "Secret"): k8s.core.v1.Secret,
+    ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
+    ("v1", "Service"): k8s.core.v1.Service,
+    ("v1", "PersistentVolumeClaim"): k8s.core.v1.PersistentVolumeClaim,
+    ("rbac.authorization.k8s.io/v1", "Role"): k8s.rbac.v1.Role,
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): k8s.rbac.v1.RoleBinding,
+    ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
+    ("policy/v1", "PodDisruptionBudget"): k8s.policy.v1.PodDisruptionBudget,
+    ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
+}
+
+
+def platform_facts(cfg: StackConfig, platform: Any) -> PlatformFacts:
+    """Plain values serving reads off the platform (its attributes when it has them, the config defaults otherwise)."""
+    d = PlatformFacts.defaults(cfg)
+
+    def get(attr: str, default):
+        value = getattr(platform, attr, None)
+        return value if value is not None else default
+
+    # The topology level a multi-node replica prefers to pack into: the platform's `block` level (one level above
+    # the instance's own network node), by its Grove domain and its node label for KAI.
+    pack_label = d.pack_node_label
+    try:
+        from components.builders.platform_objects import AWS_TOPOLOGY
+
+        pack_label = next((lv.key for lv in AWS_TOPOLOGY if lv.domain == d.pack_domain), pack_label)
+    except ImportError:
+        pass
+    return PlatformFacts(
+        queue_name=get("queue_name", d.queue_name),
+        topology_name=get("topology_name", d.topology_name),
+        pack_domain=d.pack_domain,
+        pack_node_label=pack_label,
+        prometheus_url=get("prometheus_url", d.prometheus_url),
+        monitoring_namespace=get("monitoring_namespace", d.monitoring_namespace),
+        monitoring_release_label=get("monitoring_release_label", d.monitoring_release_label),
+    )
 
 
 class Serving(pulumi.ComponentResource):
@@ -23,4 +75,64 @@ class Serving(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__(TYPE, name, None, opts)
-        self.register_outputs({})
+        self._cfg = cfg
+        releases: dict[str, pulumi.Resource] = dict(getattr(platform, "releases", {}) or {})
+        facts = platform_facts(cfg, platform)
+        self.resources: dict[str, pulumi.Resource] = {}
+        ns_res: pulumi.Resource | None = None
+        for m in manifests(cfg, facts):
+            deps: list[pulumi.Resource] = [releases[k] for k in m.needs if k in releases]
+            if m.workload:
+                deps.append(platform)
+            if ns_res is not None:
+                deps.append(ns_res)
+            res = self._register(name, m, cluster, deps, hf_token)
+            self.resources[f"{m.kind}/{m.name}"] = res
+            if m.kind == "Namespace":
+                ns_res = res
+
+        self.namespace = namespace(cfg)
+        self.router_service_name = workload_name(cfg, "router")
+        self.router_url = router_url(cfg)
+        self.model_name = served_model_name(cfg)
+        self.register_outputs(
+            {"namespace": self.namespace, "routerServiceName": self.router_service_name, "routerUrl": self.router_url}
+        )
+
+    def _register(self, name: str, m: Manifest, cluster: Cluster, deps: list[pulumi.Resource], hf_token) -> pulumi.Resource:
+        obj = dict(m.obj)
+        api_version, kind = obj.pop("apiVersion"), obj.pop("kind")
+        # Child names: <component>-<kind>-<object name>, unique in the stack and stable across renames of nothing else.
+        child = f"{name}-{kind.lower()}-{obj['metadata']['name']}"
+        opts = pulumi.ResourceOptions(
+            parent=self,
+            provider=cluster.provider,
+            depends_on=deps,
+            ignore_changes=list(m.ignore_changes) or None,
+        )
+        if m.hf_token:
+            if hf_token is None:
+                raise ValueError("the HF token Secret is in the plan but no token was passed")
+            return k8s.core.v1.Secret(child, metadata=obj["metadata"], type=obj.get("type"), string_data={"token": hf_token}, opts=opts)
+        cls = _BUILTIN.get((api_version, kind))
+        if cls is not None:
+            return cls(child, **_snake_top(obj), opts=opts)
+        metadata = obj.pop("metadata")
+        return k8s.apiextensions.CustomResource(child, api_version=api_version, kind=kind, metadata=metadata, opts=opts, **obj)
+
+    def exports(self) -> dict[str, Any]:
+        return {
+            "routerUrl": self.router_url,
+            "routerServiceName": self.router_service_name,
+            "servingNamespace": self.namespace,
+            "modelName": self.model_name,
+        }
+
+
+# Top-level fields of the built-in objects used here, in the Python SDK's argument names. Nested values are passed
+# as plain dicts in the API's camelCase, which the SDK sends unchanged.
+_TOP = {"automountServiceAccountToken": "automount_service_account_token", "stringData": "string_data", "roleRef": "role_ref"}
+
+
+def _snake_top(obj: dict) -> dict:
+    return {_TOP.get(k, k): v for k, v in obj.items()}

@@ -36,6 +36,14 @@ _ID_PREFIX = {
     "aws:ec2/placementGroup:PlacementGroup": "pg",
 }
 
+# Types whose `name` the engine fills in (auto-naming: "<resource name>-<7 hex>") when the program leaves it out;
+# the program reads it back (a launch template names its placement group), so the fake does the same.
+_AUTONAMED = (
+    "aws:ec2/placementGroup:PlacementGroup",
+    "aws:ec2/launchTemplate:LaunchTemplate",
+    "aws:ec2/securityGroup:SecurityGroup",
+)
+
 
 class FakeCloud(pulumi_mocks.Mocks):
     def __init__(self, stack: str, config: dict[str, str]):
@@ -61,6 +69,8 @@ class FakeCloud(pulumi_mocks.Mocks):
             service = typ.split(":")[1].split("/")[0]
             state.setdefault("arn", f"arn:aws:{service}:{self.region}:{ACCOUNT}:{typ.split(':')[-1].lower()}/{name}")
             state.setdefault("id", rid)
+        if typ in _AUTONAMED and not state.get("name"):
+            state["name"] = f"{name}-{_h('autoname', typ, name, n=7)}"
         if typ == "aws:ec2/launchTemplate:LaunchTemplate":
             state["latestVersion"] = 1
             state["defaultVersion"] = 1

@@ -12,7 +12,8 @@ from stacks.catalog import instance_type, known_instance_types
 from stacks.config.base import MISSING, Issue, key_path
 from stacks.config.serving import BYTES_PER_PARAM
 from stacks.config.stack import StackConfig
-from stacks.plan import ROLES, kv_backend, pool_efa, pool_zones, role_plan
+from stacks.plan import ROLES, ami_release_version, kubernetes_version, kv_backend, pool_efa, pool_zones, role_plan
+from stacks.versions import pin
 
 # The engine needs room beyond the weights for KV cache and activations; below this share of its memory
 # budget left for them a replica either fails to start or serves almost no concurrent requests.
@@ -28,12 +29,17 @@ def validate(cfg: StackConfig) -> list[Issue]:
     _check_pool_names(cfg, add)
     if pools_ok:
         _check_pools(cfg, add)
+        _check_capacity_zones(cfg, add)
+        _check_subnet_addresses(cfg, add)
+        _check_ami_releases(cfg, add)
         roles_ok = _check_role_pools(cfg, add)
         if roles_ok:
             for role in ROLES:
                 _check_role_fit(cfg, role, add)
             _check_kv_transfer(cfg, add)
             _check_platform(cfg, add)
+            _check_serving(cfg, add)
+        _check_device_plugins(cfg, add)
     return issues
 
 
@@ -360,3 +366,182 @@ def _check_platform(cfg: StackConfig, add) -> None:
                 "list ConnectX pools in networkOperator.pools or ConnectX node labels in networkOperator.nodeSelector, or turn it off",
             )
         )
+
+
+def _check_capacity_zones(cfg: StackConfig, add) -> None:
+    """A targeted reservation (one cr-... id) lives in one zone: instances launched elsewhere would miss it and, with
+    the launch template targeting it, fail to launch at all."""
+    for i, p in enumerate(cfg.gpu_pools):
+        zones = pool_zones(cfg, p)
+        if p.capacity.type == "capacityReservation" and p.capacity.reservation_id and len(zones) != 1:
+            add(
+                Issue(
+                    key_path("gpuPools", i, "availabilityZones"),
+                    zones,
+                    f"capacity reservation {p.capacity.reservation_id} lives in one zone, the pool spans {len(zones)}",
+                    "set availabilityZones to the single zone of the reservation",
+                )
+            )
+
+
+def _check_ami_releases(cfg: StackConfig, add) -> None:
+    """A node group's AMI release (`<k8s patch>-<date>`) must be built for the cluster's Kubernetes minor, or EKS
+    rejects the node group."""
+    k8s = kubernetes_version(cfg)
+    for i, p in enumerate(cfg.gpu_pools):
+        release = ami_release_version(p)
+        if not release.startswith(f"{k8s}."):
+            key = key_path("gpuPools", i, "amiReleaseVersion") if p.ami_release_version else key_path("cluster", "kubernetesVersion")
+            add(
+                Issue(
+                    key,
+                    p.ami_release_version or cfg.cluster.kubernetes_version,
+                    f"AMI release {release} of pool {p.name} is not built for Kubernetes {k8s}",
+                    f"use an AL2023 NVIDIA AMI release for {k8s} (e.g. {k8s}.<patch>-<date>), or remove the override",
+                )
+            )
+    system = pin("eks-al2023-ami").version
+    if not system.startswith(f"{k8s}."):
+        add(
+            Issue(
+                key_path("cluster", "kubernetesVersion"),
+                cfg.cluster.kubernetes_version,
+                f"the system node group's AMI release {system} (versions table, eks-al2023-ami) is not built for Kubernetes {k8s}",
+                "keep cluster.kubernetesVersion at the versions table's `kubernetes` pin, or move the AMI pins with it",
+            )
+        )
+
+
+def _check_subnet_addresses(cfg: StackConfig, add) -> None:
+    """Pods take VPC addresses: each zone's private subnet must hold what its nodes can take at their maximum node
+    counts (components/builders/network.py says how a node's share is estimated)."""
+    from components.builders.network import node_addresses, usable_addresses, zone_address_demand
+
+    net = cfg.network
+    if net.existing_vpc_id:
+        return  # sizes of existing subnets are not known before deploy
+    have = usable_addresses(net.private_subnet_prefix_length)
+    for az, need in zone_address_demand(cfg).items():
+        if need <= have:
+            continue
+        biggest = max(cfg.gpu_pools, key=lambda p: node_addresses(instance_type(p.instance_type), net.prefix_delegation))
+        per_node = node_addresses(instance_type(biggest.instance_type), net.prefix_delegation)
+        add(
+            Issue(
+                key_path("network", "privateSubnetPrefixLength"),
+                net.private_subnet_prefix_length,
+                (
+                    f"zone {az}: its nodes can take up to {need} addresses at full pod density (a {biggest.instance_type} node "
+                    f"up to {per_node}{' with prefix delegation' if net.prefix_delegation else ''}) but a "
+                    f"/{net.private_subnet_prefix_length} subnet has {have}"
+                ),
+                "use a shorter prefix length (a larger subnet, e.g. 18) and a VPC CIDR that fits it, or lower maxNodes",
+            )
+        )
+
+
+def _check_device_plugins(cfg: StackConfig, add) -> None:
+    """The device plugins the GPU pools need: without them pods asking for the devices stay Pending forever."""
+    pf = cfg.platform
+    if not pf.gpu_operator.enabled:
+        add(
+            Issue(
+                key_path("platform", "gpuOperator", "enabled"),
+                False,
+                "no device plugin would advertise nvidia.com/gpu: the EKS AL2023 NVIDIA AMI ships the driver but not the "
+                "plugin, and here the GPU Operator provides it, so no serving pod could schedule",
+                "set platform.gpuOperator.enabled to true",
+            )
+        )
+    efa = [p.name for p in cfg.gpu_pools if pool_efa(p)]
+    if efa and not pf.efa_device_plugin.enabled:
+        add(
+            Issue(
+                key_path("platform", "efaDevicePlugin", "enabled"),
+                False,
+                f"pools {efa} have EFA, but without the EFA device plugin no node advertises vpc.amazonaws.com/efa "
+                "and pods requesting it never schedule",
+                "set platform.efaDevicePlugin.enabled to true, or set efa: false on those pools",
+            )
+        )
+
+
+# Storage classes backed by EBS: a volume attaches to one node at a time (ReadWriteOnce).
+_EBS_STORAGE_CLASSES = {"gp2", "gp3", "io1", "io2", "st1", "sc1", "ebs-sc"}
+# Grove names pods <pcs>-<i>-[<pcsg>-<j>-]<clique>-<random> and refuses a PodCliqueSet whose PCS, scaling-group and
+# clique names add up to more than 45 characters (grove webhook validatePodNameConstraints).
+_GROVE_NAME_BUDGET = 45
+
+
+def _check_serving(cfg: StackConfig, add) -> None:
+    """Checks of the serving layer that need the plan, the pools or the platform switches."""
+    s = cfg.serving
+    pf = cfg.platform
+    if s.router.kind == "llm-d":
+        add(
+            Issue(
+                key_path("serving", "router", "kind"),
+                "llm-d",
+                "the llm-d router (endpoint picker behind Envoy, InferencePool, decode-pod sidecar) is not built by this "
+                "stack yet; only vllm-router is deployed",
+                "use kind vllm-router (the default)",
+            )
+        )
+    mc = s.model_cache
+    if mc.kind == "pvc" and (mc.storage_class is None or mc.storage_class in _EBS_STORAGE_CLASSES):
+        add(
+            Issue(
+                key_path("serving", "modelCache", "storageClass"),
+                mc.storage_class,
+                "the model cache claim is shared by every engine pod on many nodes (ReadWriteMany); EBS volumes attach "
+                "to one node at a time" if mc.storage_class else "kind pvc needs a storage class",
+                "name a ReadWriteMany class (EFS or FSx for Lustre CSI), or use modelCache.kind nvme",
+            )
+        )
+    for role in ROLES:
+        rc = s.role(role)
+        a = rc.autoscaling
+        if a.enabled and not (pf.keda.enabled and pf.monitoring.enabled):
+            missing = [n for n, on in (("platform.keda", pf.keda.enabled), ("platform.monitoring", pf.monitoring.enabled)) if not on]
+            add(
+                Issue(
+                    key_path("serving", role, "autoscaling", "enabled"),
+                    True,
+                    f"{role} scales through KEDA on Prometheus metrics, but {' and '.join(missing)} is off",
+                    f"turn on {' and '.join(m + '.enabled' for m in missing)}, or set serving.{role}.autoscaling.enabled to false",
+                )
+            )
+        it = instance_type(cfg.pools_for(role)[0].instance_type)
+        gpus = rc.gpus_per_replica
+        if (gpus <= it.gpus and it.gpus % gpus) or (gpus > it.gpus and gpus % it.gpus):
+            continue  # the layout itself is wrong; _check_role_fit reports it
+        rp = role_plan(cfg, role)
+        if rp.nodes_needed_at_max > rp.nodes_available:
+            # Node autoscaling is not part of the stack: the pools hold what they were given, so every replica the
+            # autoscaler may ask for must fit them now, or it would sit Pending on a GPU that does not exist.
+            add(
+                Issue(
+                    key_path("serving", role, "autoscaling", "maxReplicas"),
+                    rp.max_replicas,
+                    f"{rp.max_replicas} {role} replicas need {rp.nodes_needed_at_max} {rp.instance_type} nodes but the "
+                    f"{role} pools {list(rp.pools)} have {rp.nodes_available}",
+                    f"lower maxReplicas to what {rp.nodes_available} nodes hold, or give the {role} pools "
+                    f"{rp.nodes_needed_at_max} nodes",
+                )
+            )
+        if pf.workload_api == "grove":
+            if rp.multi_node:
+                length = len(cfg.name) + len(role) + len(f"{role}-leader")
+                parts = f"'{cfg.name}' + scaling group '{role}' + clique '{role}-leader'"
+            else:
+                length = len(cfg.name) + len(role)
+                parts = f"'{cfg.name}' + clique '{role}'"
+            if length > _GROVE_NAME_BUDGET:
+                add(
+                    Issue(
+                        key_path("name"),
+                        cfg.name,
+                        f"Grove refuses the PodCliqueSet: {parts} is {length} characters, over its {_GROVE_NAME_BUDGET}",
+                        f"use a deployment name of at most {len(cfg.name) - (length - _GROVE_NAME_BUDGET)} characters",
+                    )
+                )

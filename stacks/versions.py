@@ -86,6 +86,10 @@ _PINS = (
     # capable), nvidia-container-toolkit 1.19.1, EFA 3.1.0 (CHANGELOG v20260714).
     Pin("eks-al2023-nvidia-ami", "ami", "1.35.6-20260724",
         f"{_GH}/awslabs/amazon-eks-ami/releases/tag/v20260724"),
+    # The standard (CPU) AL2023 AMI of the system node group. Every variant of an amazon-eks-ami release shares the
+    # release version, so this moves together with `eks-al2023-nvidia-ami`.
+    Pin("eks-al2023-ami", "ami", "1.35.6-20260724",
+        f"{_GH}/awslabs/amazon-eks-ami/releases/tag/v20260724"),
     # --- EKS managed add-ons for Kubernetes 1.35 ------------------------------------------------------------------
     # VPC CNI >= 1.18.5 is required for efa-only network interfaces (EKS node-efa docs). The AWS docs table for 1.35
     # could not be read offline; v1.22.4-eksbuild.3 is the build EKS resolved for 1.31-1.36 clusters in public IaC
@@ -168,12 +172,61 @@ _PINS = (
     Pin("llm-d-routing-sidecar", "image", "v0.10.0",
         f"{_GH}/llm-d/llm-d-router/releases/tag/v0.10.0",
         image="ghcr.io/llm-d/llm-d-router-disagg-sidecar"),
+    # RDMA shared device plugin deployed by the Network Operator's NicClusterPolicy. Its tag is the operator
+    # release's ("network-operator-v<chart version>", hack/release.yaml): move it together with `network-operator`.
+    Pin("rdma-shared-device-plugin", "image", "network-operator-v26.4.1",
+        f"{_GH}/Mellanox/network-operator/blob/v26.4.1/hack/release.yaml",
+        image="nvcr.io/nvidia/mellanox/k8s-rdma-shared-dev-plugin"),
+    # Base image of the vllm-router pods. vllm-project/router publishes no versioned image (only `nightly` and dated
+    # nightlies deleted after ~15 days, see `vllm-router` above), so the router runs from its PyPI wheel
+    # (`VLLM_ROUTER_PYPI` below, installed by an init container into an emptyDir) on this pinned Python image: the
+    # same inputs give the same router on every start. The wheel is abi3 (cp38+) manylinux_2_28, which Debian
+    # bookworm's glibc 2.36 satisfies.
+    Pin("vllm-router-python", "image", "3.12.12-slim-bookworm",
+        "https://hub.docker.com/_/python/tags?name=3.12.12-slim-bookworm",
+        image="python"),
 )
 
 PINS: dict[str, Pin] = {p.key: p for p in _PINS}
 if len(PINS) != len(_PINS):  # a duplicated key would silently shadow the other row
     raise ValueError("duplicate key in the versions table")
 
+
+# vllm-router from PyPI with its whole dependency closure, exact versions, as resolved for CPython 3.12 on
+# manylinux x86_64 (`pip install --dry-run --report` of vllm-router==0.1.17, 2026-11). Installed with --no-deps
+# from this list so no transitive version floats. Bump vllm-router and re-resolve the rest together.
+# Sources: https://pypi.org/project/vllm-router/0.1.17/ and each package's PyPI page.
+VLLM_ROUTER_PYPI: dict[str, str] = {
+    "vllm-router": "0.1.17",
+    "aiohappyeyeballs": "2.7.1",
+    "aiohttp": "3.14.5",
+    "aiosignal": "1.4.0",
+    "annotated-doc": "0.0.7",
+    "annotated-types": "0.8.0",
+    "anyio": "4.16.0",
+    "attrs": "26.1.0",
+    "certifi": "2026.10.18",
+    "charset-normalizer": "3.5.2",
+    "click": "8.5.1",
+    "fastapi": "0.165.0",
+    "frozenlist": "1.8.0",
+    "h11": "0.16.0",
+    "idna": "3.20",
+    "multidict": "7.2.1",
+    "opentelemetry-api": "1.45.2",
+    "orjson": "3.13.0",
+    "propcache": "0.5.4",
+    "pydantic": "2.14.3",
+    "pydantic-core": "2.50.4",
+    "requests": "2.34.2",
+    "setproctitle": "1.3.8",
+    "starlette": "1.10.0",
+    "typing-extensions": "4.16.0",
+    "typing-inspection": "0.4.5",
+    "urllib3": "2.8.0",
+    "uvicorn": "0.54.0",
+    "yarl": "1.25.1",
+}
 
 def pin(key: str) -> Pin:
     """The pin for `key`; KeyError naming the known keys otherwise."""

@@ -36,6 +36,14 @@ class EngineConfig(Model):
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0, description="Fraction of GPU memory the engine may use. Default 0.9.")
     prefix_caching: bool = Field(True, description="Turn on prefix caching. Default true.")
     port: int = Field(8000, ge=1024, le=65535, description="Engine HTTP port. Default 8000.")
+    efa_userspace: Literal["host", "image"] = Field(
+        "host",
+        description=(
+            "Where EFA pods get libfabric with the EFA provider: `host` (default) mounts the node's /opt/amazon "
+            "(EKS AL2023 NVIDIA AMI) read-only and puts it on LD_LIBRARY_PATH; `image` when `image` already carries "
+            "it (built with the aws-efa-installer). An init container checks it either way before the engine starts."
+        ),
+    )
 
 
 class AutoscalingConfig(Model):
@@ -102,7 +110,13 @@ class ModelCacheConfig(Model):
     kind: Literal["nvme", "pvc"] = Field("nvme", description="`nvme` (hostPath on the node's instance-store RAID0, default) or `pvc`.")
     host_path: str = Field("/mnt/k8s-disks/0/model-cache", description="hostPath of the cache on the NVMe RAID.")
     pvc_size_gb: PositiveInt = Field(500, description="Size of the cache PVC when `kind` is `pvc`.")
-    storage_class: str = Field("gp3", description="Storage class of the cache PVC.")
+    storage_class: str | None = Field(
+        None,
+        description=(
+            "Storage class of the cache PVC when `kind` is `pvc`: one ReadWriteMany claim is shared by every engine "
+            "pod, so use an RWX class (EFS or FSx for Lustre CSI), not EBS. Required with `pvc`."
+        ),
+    )
 
 
 class ServingConfig(Model):

@@ -1,0 +1,118 @@
+"""`grove`: one PodCliqueSet holding the router, prefill and decode cliques (ai-dynamo/grove v1alpha1).
+
+Single-node roles are standalone cliques whose pods are the replicas (minAvailable 1: each pod serves alone, so
+one unschedulable pod must not hold the others back). A role whose replica spans nodes is a
+PodCliqueScalingGroup of a leader clique (1 pod) and a worker clique (nodes - 1 pods); each scaling-group
+replica is gang-scheduled as one unit (KAI builds the PodGroup from Grove's PodGang). The router clique starts
+after the engines' HTTP-serving cliques (CliqueStartupTypeExplicit + startsAfter), so it never routes into a
+role that has no ready pod.
+"""
+
+from __future__ import annotations
+
+from components.builders.serving.common import KAI_PRIORITY_CLASS, KAI_QUEUE_LABEL, ROLES, ROUTER, PlatformFacts, meta
+from components.builders.serving.engine import Group, engine_for
+from components.builders.serving.pods import pod_template
+from components.builders.serving.router import router_pod_template
+from stacks.config.stack import StackConfig
+from stacks.plan import role_plan
+
+API_VERSION = "grove.io/v1alpha1"
+KIND = "PodCliqueSet"
+
+
+def pcs_name(cfg: StackConfig) -> str:
+    return cfg.name
+
+
+def leader_clique(role: str) -> str:
+    return f"{role}-leader"
+
+
+def worker_clique(role: str) -> str:
+    return f"{role}-worker"
+
+
+def endpoint_clique(cfg: StackConfig, role: str) -> str:
+    """The clique whose pods serve the role's HTTP API."""
+    return leader_clique(role) if role_plan(cfg, role).multi_node else role
+
+
+def grove_group(cfg: StackConfig, role: str) -> Group:
+    # Grove env (docs/user-guide/03_environment-variables-for-pod-discovery): the leader's hostname is
+    # <pcsg fqn>-<pcsg index>-<leader clique>-0, resolvable under the PCS replica's headless service.
+    leader = f"${{GROVE_PCSG_NAME}}-${{GROVE_PCSG_INDEX}}-{leader_clique(role)}-0.${{GROVE_HEADLESS_SERVICE}}"
+    return Group(leader_address=leader, size=str(role_plan(cfg, role).nodes_per_replica))
+
+
+def scale_target(cfg: StackConfig, role: str) -> dict:
+    """The object KEDA scales for a role: the PodClique of a single-node role, the scaling group of a multi-node
+    one. Grove names them <pcs>-<pcs replica>-<template name> (operator/api/common/namegen.go); the PCS has one
+    replica."""
+    kind = "PodCliqueScalingGroup" if role_plan(cfg, role).multi_node else "PodClique"
+    return {"apiVersion": API_VERSION, "kind": kind, "name": f"{pcs_name(cfg)}-0-{role}"}
+
+
+def _topology(facts: PlatformFacts) -> dict:
+    return {"topologyName": facts.topology_name, "pack": {"preferred": facts.pack_domain}}
+
+
+def _clique(name: str, role_name: str, template: dict, *, replicas: int, min_available: int, starts_after=None, topology=None) -> dict:
+    spec: dict = {"roleName": role_name, "replicas": replicas, "minAvailable": min_available, "podSpec": template["spec"]}
+    if starts_after:
+        spec["startsAfter"] = starts_after
+    out = {"name": name, "labels": template["metadata"]["labels"], "spec": spec}
+    if topology:
+        out["topologyConstraint"] = topology
+    return out
+
+
+def pod_clique_set(cfg: StackConfig, facts: PlatformFacts) -> dict:
+    engine = engine_for(cfg)
+    tas = cfg.platform.grove.topology_aware_scheduling
+    cliques, groups = [], []
+    for role in ROLES:
+        rp = role_plan(cfg, role)
+        if not rp.multi_node:
+            tpl = pod_template(cfg, role, facts, part="single")
+            # Prefer all pods of a role in one network block: KV blocks then travel the fewest EFA hops.
+            cliques.append(_clique(role, role, tpl, replicas=rp.replicas, min_available=1, topology=_topology(facts) if tas else None))
+            continue
+        group = grove_group(cfg, role)
+        leader = pod_template(cfg, role, facts, part="leader", group=group)
+        worker = pod_template(cfg, role, facts, part="worker", group=group)
+        workers = rp.nodes_per_replica - 1
+        after_leader = [leader_clique(role)] if engine.leader_ready_startup(cfg, role) else None
+        cliques.append(_clique(leader_clique(role), leader_clique(role), leader, replicas=1, min_available=1))
+        cliques.append(_clique(worker_clique(role), worker_clique(role), worker, replicas=workers, min_available=workers, starts_after=after_leader))
+        g = {
+            "name": role,
+            "cliqueNames": [leader_clique(role), worker_clique(role)],
+            "replicas": rp.replicas,
+            # Each replica of the group is its own gang; one is enough to start serving.
+            "minAvailable": 1,
+        }
+        if tas:
+            g["topologyConstraint"] = _topology(facts)
+        groups.append(g)
+    router = router_pod_template(cfg, facts)
+    cliques.append(
+        _clique(
+            ROUTER,
+            ROUTER,
+            router,
+            replicas=cfg.serving.router.replicas,
+            min_available=1,
+            starts_after=[endpoint_clique(cfg, r) for r in ROLES],
+        )
+    )
+    template: dict = {
+        "cliqueStartupType": "CliqueStartupTypeExplicit",
+        "priorityClassName": KAI_PRIORITY_CLASS,
+        "cliques": cliques,
+    }
+    if groups:
+        template["podCliqueScalingGroups"] = groups
+    m = meta(cfg, pcs_name(cfg), "serving")
+    m["labels"][KAI_QUEUE_LABEL] = facts.queue_name
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": m, "spec": {"replicas": 1, "template": template}}

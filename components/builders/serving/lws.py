@@ -1,0 +1,64 @@
+"""`lws`: one LeaderWorkerSet per serving role (kubernetes-sigs/lws v1).
+
+A replica that fits a node is a group of one pod (size 1: leader only). A replica whose TP x PP spans nodes is a
+group of `nodes_per_replica` pods, one per node: a leader (the HTTP API) and workers, recreated together when any
+of them restarts (a partial group cannot serve). KAI's pod grouper turns each group into one PodGroup with
+minAvailable = size under the LeaderCreated startup policy (KAI lws_grouper.go), i.e. gang-scheduled.
+"""
+
+from __future__ import annotations
+
+from components.builders.serving.common import KAI_QUEUE_LABEL, PlatformFacts, labels, meta, workload_name
+from components.builders.serving.engine import Group, engine_for
+from components.builders.serving.pods import pod_template
+from stacks.config.stack import StackConfig
+from stacks.plan import role_plan
+
+API_VERSION = "leaderworkerset.x-k8s.io/v1"
+KIND = "LeaderWorkerSet"
+
+# Env vars LWS injects into every container of a group (lws site/.../labels-annotations-and-environment-variables.md).
+LWS_GROUP = Group(leader_address="$LWS_LEADER_ADDRESS", size="$LWS_GROUP_SIZE")
+
+
+def leader_worker_set(cfg: StackConfig, role: str, facts: PlatformFacts) -> dict:
+    rp = role_plan(cfg, role)
+    engine = engine_for(cfg)
+    name = workload_name(cfg, role)
+    annotations: dict[str, str] = {}
+    if rp.multi_node:
+        # Prefer each group inside one network block so PP/TP traffic between its nodes crosses the fewest
+        # switches (KAI docs/topology/README.md; EKS topology labels). Preferred, not required: a group that
+        # cannot pack still schedules.
+        annotations["kai.scheduler/topology"] = facts.topology_name
+        annotations["kai.scheduler/topology-preferred-placement"] = facts.pack_node_label
+        template = {
+            "size": rp.nodes_per_replica,
+            "restartPolicy": "RecreateGroupOnPodRestart",
+            "leaderTemplate": pod_template(cfg, role, facts, part="leader", group=LWS_GROUP),
+            "workerTemplate": pod_template(cfg, role, facts, part="worker", group=LWS_GROUP),
+        }
+        startup = "LeaderReady" if engine.leader_ready_startup(cfg, role) else "LeaderCreated"
+    else:
+        template = {
+            "size": 1,
+            "restartPolicy": "RecreateGroupOnPodRestart",
+            "workerTemplate": pod_template(cfg, role, facts, part="single"),
+        }
+        startup = "LeaderCreated"
+    m = meta(cfg, name, role, annotations=annotations)
+    # KAI reads the queue from the top owner first (defaultgrouper.CalcPodGroupQueue).
+    m["labels"] = {**labels(cfg, role, name), KAI_QUEUE_LABEL: facts.queue_name}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": m,
+        "spec": {
+            "replicas": rp.replicas,
+            "startupPolicy": startup,
+            "leaderWorkerTemplate": template,
+            # One group at a time: a rollout never takes more than one replica's GPUs out of service, and with
+            # maxSurge 0 it never needs GPUs the pools do not have.
+            "rolloutStrategy": {"type": "RollingUpdate", "rollingUpdateConfiguration": {"maxUnavailable": 1, "maxSurge": 0}},
+        },
+    }

@@ -1,0 +1,260 @@
+"""The GPU pod of a serving role: resources, EFA, shared memory, model cache, token, probes, placement, security.
+
+One function builds the pod template every workload API uses (LWS leader/worker templates, Grove cliques), so
+the EFA and KAI settings cannot differ between `lws` and `grove`. Numbers come from `stacks.plan.role_plan`;
+engine specifics (command, ports, health path) from the engine seam.
+"""
+
+from __future__ import annotations
+
+from components.builders.scheduling import gpu_pool_taints, role_node_selector, tolerations_for
+from components.builders.serving.common import (
+    HTTP_PORT_NAME,
+    KAI_PRIORITY_CLASS,
+    KAI_SCHEDULER,
+    PlatformFacts,
+    hf_secret_name,
+    model_cache_claim_name,
+    pod_labels,
+)
+from components.builders.serving.engine import Engine, Group, Part, engine_for
+from components.builders.serving.vllm import CACHE_MOUNT
+from stacks.catalog import instance_type
+from stacks.config.stack import StackConfig
+from stacks.plan import ROLES, pool_efa, pool_zones, role_plan
+
+ZONE_LABEL = "topology.kubernetes.io/zone"
+EFA_RESOURCE = "vpc.amazonaws.com/efa"
+GPU_RESOURCE = "nvidia.com/gpu"
+HUGEPAGES_RESOURCE = "hugepages-2Mi"
+
+# The EFA driver preallocates 2 MiB hugepages on every EFA node (5128 pages) and libfabric's EFA provider uses
+# them for its bounce buffers; a container without a hugepages limit gets SIGBUS when it touches one. The EKS
+# NCCL-over-EFA example gives a whole p5 node's pod 5120Mi (awsdocs ml/node-efa.adoc). A pod with part of a
+# node gets the same share of that figure as of the GPUs, so the pods of a full node add up to the example and
+# stay inside what the driver preallocated.
+EFA_HUGEPAGES_PER_NODE_MIB = 5120
+
+# Share of the instance's vCPUs and memory the GPU pods of a node may ask for together; the rest covers the
+# kubelet/system reservation and the daemons (GPU Operator, EFA device plugin, node exporter, VPC CNI).
+CPU_SHARE = 0.75
+MEMORY_SHARE = 0.8
+# /dev/shm (PyTorch/NCCL intra-node buffers, Ray object store): an eighth of the pod's memory, at most 32 GiB.
+# A memory-medium emptyDir counts against the container's memory limit, so it is carved out of that budget.
+SHM_MAX_MIB = 32 * 1024
+
+# Host EFA user space on the EKS AL2023 NVIDIA AMI (aws-efa-installer prefix): libfabric with the EFA provider
+# under /opt/amazon/efa, aws-ofi-nccl under /opt/amazon/ofi-nccl.
+HOST_EFA_PREFIX = "/opt/amazon"
+EFA_LIB_PATH = ":".join(
+    [
+        "/opt/amazon/efa/lib64",
+        "/opt/amazon/efa/lib",
+        "/opt/amazon/ofi-nccl/lib64",
+        "/opt/amazon/ofi-nccl/lib",
+        # Kept from the CUDA base image, whose LD_LIBRARY_PATH this value replaces.
+        "/usr/local/nvidia/lib",
+        "/usr/local/nvidia/lib64",
+    ]
+)
+FI_INFO = "/opt/amazon/efa/bin/fi_info"
+
+TERMINATION_GRACE_SECONDS = 120
+CONTAINER = "engine"
+
+
+def role_efa(cfg: StackConfig, role: str) -> bool:
+    """EFA devices go to this role's pods: its pools have EFA and the plan gives its pods EFA devices."""
+    return any(pool_efa(p) for p in cfg.pools_for(role)) and role_plan(cfg, role).efa_per_pod > 0
+
+
+def serving_zones(cfg: StackConfig, role: str) -> list[str]:
+    """Zones a role's pods may use: the zones every prefill and decode pool shares, so KV transfer stays inside one
+    AZ. EFA pools always share their single zone (validation); non-EFA pools in disjoint zones are allowed (KV then
+    crosses AZs over TCP), and each role then keeps to its own pools' zones."""
+    per_pool = [set(pool_zones(cfg, p)) for r in ROLES for p in cfg.pools_for(r)]
+    common = set.intersection(*per_pool) if per_pool else set()
+    return sorted(common or {z for p in cfg.pools_for(role) for z in pool_zones(cfg, p)})
+
+
+def resources(cfg: StackConfig, role: str) -> dict:
+    """requests = limits: GPUs and EFA are integer devices; equal CPU/memory keep the pod in the Guaranteed class."""
+    rp = role_plan(cfg, role)
+    it = instance_type(rp.instance_type)
+    share = rp.gpus_per_pod / max(it.gpus, 1)
+    cpu_m = int(it.vcpus * CPU_SHARE * share * 1000) // 100 * 100
+    mem_mib = int(it.memory_gib * 1024 * MEMORY_SHARE * share)
+    limits = {"cpu": f"{cpu_m}m", "memory": f"{mem_mib}Mi", GPU_RESOURCE: str(rp.gpus_per_pod)}
+    if role_efa(cfg, role):
+        limits[EFA_RESOURCE] = str(rp.efa_per_pod)
+        pages = EFA_HUGEPAGES_PER_NODE_MIB * rp.gpus_per_pod // max(it.gpus, 1)
+        limits[HUGEPAGES_RESOURCE] = f"{pages // 2 * 2}Mi"
+    return {"requests": dict(limits), "limits": dict(limits)}
+
+
+def shm_size(cfg: StackConfig, role: str) -> str:
+    mem = resources(cfg, role)["limits"]["memory"]
+    mib = int(mem.removesuffix("Mi"))
+    return f"{max(1024, min(SHM_MAX_MIB, mib // 8))}Mi"
+
+
+def volumes(cfg: StackConfig, role: str) -> tuple[list[dict], list[dict]]:
+    """(pod volumes, container mounts): /dev/shm, the model cache and, on EFA pods, the host's EFA user space."""
+    mc = cfg.serving.model_cache
+    vols = [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": shm_size(cfg, role)}}]
+    mounts = [{"name": "shm", "mountPath": "/dev/shm"}, {"name": "model-cache", "mountPath": CACHE_MOUNT}]
+    if mc.kind == "nvme":
+        # nodeadm builds the instance-store RAID0 at /mnt/k8s-disks/0 (the GPU pool's NodeConfig); weights
+        # downloaded once per node survive pod restarts and are read at NVMe speed.
+        vols.append({"name": "model-cache", "hostPath": {"path": mc.host_path, "type": "DirectoryOrCreate"}})
+    else:
+        vols.append({"name": "model-cache", "persistentVolumeClaim": {"claimName": model_cache_claim_name(cfg)}})
+    if role_efa(cfg, role) and cfg.serving.engine.efa_userspace == "host":
+        # The engine image carries NIXL's LIBFABRIC plugin but not libfabric with the EFA provider (vllm issue
+        # #55635); the AMI has it. Read-only: the pod can use the host's libraries, never change them.
+        vols.append({"name": "host-efa", "hostPath": {"path": HOST_EFA_PREFIX, "type": "Directory"}})
+        mounts.append({"name": "host-efa", "mountPath": HOST_EFA_PREFIX, "readOnly": True})
+    return vols, mounts
+
+
+def fabric_env(cfg: StackConfig, role: str, part: Part) -> list[dict]:
+    """libfabric/NCCL environment of EFA pods; empty elsewhere."""
+    if not role_efa(cfg, role):
+        return []
+    env = [
+        # Only the EFA provider: if it cannot be opened, libfabric fails instead of picking a TCP provider,
+        # which is the silent 1 s -> 98 s TTFT fallback.
+        {"name": "FI_PROVIDER", "value": "efa"},
+        # GPUDirect RDMA: EFA reads/writes GPU memory directly (p4d/p5 support it); without it KV blocks bounce
+        # through host memory.
+        {"name": "FI_EFA_USE_DEVICE_RDMA", "value": "1"},
+    ]
+    if cfg.serving.engine.efa_userspace == "host":
+        env.append({"name": "LD_LIBRARY_PATH", "value": EFA_LIB_PATH})
+    if part != "single":
+        # NCCL between the nodes of a replica: bootstrap over the pod's only routable interface; the data path
+        # goes over EFA through the aws-ofi-nccl plugin found on LD_LIBRARY_PATH.
+        env.append({"name": "NCCL_SOCKET_IFNAME", "value": "eth0"})
+    return env
+
+
+def hf_env(cfg: StackConfig) -> list[dict]:
+    if cfg.hf_token is None:
+        return []
+    ref = {"name": hf_secret_name(cfg), "key": "token"}
+    return [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": ref}}]
+
+
+def startup_minutes(cfg: StackConfig, role: str) -> int:
+    """Time allowed for download + load + warm-up before liveness applies: 60 min for 70B-class and larger
+    models (tens to hundreds of GiB from the hub onto an empty cache), 30 min below; multi-node groups also wait
+    for every node to join."""
+    minutes = 60 if cfg.serving.model.parameters_billions >= 70 else 30
+    return minutes + (30 if role_plan(cfg, role).multi_node else 0)
+
+
+def probes(cfg: StackConfig, role: str, engine: Engine) -> dict:
+    http = {"path": engine.health_path, "port": HTTP_PORT_NAME}
+    period = 10
+    return {
+        "startupProbe": {"httpGet": http, "periodSeconds": period, "failureThreshold": startup_minutes(cfg, role) * 60 // period, "timeoutSeconds": 5},
+        "readinessProbe": {"httpGet": http, "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 5},
+        # Generous: a busy engine answers /health late; restarting it costs a full model load.
+        "livenessProbe": {"httpGet": http, "periodSeconds": 30, "failureThreshold": 5, "timeoutSeconds": 10},
+    }
+
+
+def security_context(cfg: StackConfig, role: str) -> dict:
+    """Least privilege that NIXL/libfabric over EFA needs: not privileged, all capabilities dropped, IPC_LOCK added
+    on EFA pods only.
+
+    The EFA device plugin hands the pod its /dev/infiniband/uverbs* devices, so no privileged mode or host devices
+    are needed. Registering memory with the EFA device pins it; the kernel refuses pinning beyond RLIMIT_MEMLOCK
+    unless the process has CAP_IPC_LOCK (ib_umem_get), and the KV cache is far larger than any default limit.
+    """
+    caps: dict = {"drop": ["ALL"]}
+    if role_efa(cfg, role):
+        caps["add"] = ["IPC_LOCK"]
+    return {"allowPrivilegeEscalation": False, "privileged": False, "capabilities": caps}
+
+
+def efa_preflight(cfg: StackConfig, role: str, image: str, mounts: list[dict], env: list[dict], res: dict) -> dict:
+    """Init container that fails the pod when libfabric cannot open the EFA provider in this container.
+
+    It turns the worst EFA failure (KV transfer silently over TCP) into a pod that does not start, with the reason
+    in its log. It asks for the same EFA devices as the engine (init containers see the devices they request).
+    """
+    script = (
+        f"if ! {FI_INFO} -p efa -t FI_EP_RDM; then "
+        "echo 'libfabric cannot open the EFA provider in this container: check that the pod got "
+        "vpc.amazonaws.com/efa devices and that libfabric with the EFA provider is present (host /opt/amazon/efa "
+        "mounted, or an image built with the aws-efa-installer)' >&2; exit 1; fi"
+    )
+    small = {
+        "requests": {"cpu": "100m", "memory": "256Mi", EFA_RESOURCE: res["limits"][EFA_RESOURCE], HUGEPAGES_RESOURCE: res["limits"][HUGEPAGES_RESOURCE]},
+        "limits": {"cpu": "500m", "memory": "256Mi", EFA_RESOURCE: res["limits"][EFA_RESOURCE], HUGEPAGES_RESOURCE: res["limits"][HUGEPAGES_RESOURCE]},
+    }
+    return {
+        "name": "efa-preflight",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/bin/sh", "-c", script],
+        "env": [e for e in env if e["name"] in ("FI_PROVIDER", "FI_EFA_USE_DEVICE_RDMA", "LD_LIBRARY_PATH")],
+        "resources": small,
+        "volumeMounts": [m for m in mounts if m["name"] == "host-efa"],
+        "securityContext": security_context(cfg, role),
+    }
+
+
+def pod_spec(cfg: StackConfig, role: str, facts: PlatformFacts, *, part: Part = "single", group: Group | None = None) -> dict:
+    engine = engine_for(cfg)
+    proc = engine.process(cfg, role, part, group)
+    vols, mounts = volumes(cfg, role)
+    res = resources(cfg, role)
+    env = [*fabric_env(cfg, role, part), *hf_env(cfg), *proc.get("env", [])]
+    image = engine.image(cfg)
+    container = {
+        "name": CONTAINER,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": proc["command"],
+        **({"args": proc["args"]} if proc.get("args") else {}),
+        "env": env,
+        "ports": proc["ports"],
+        "resources": res,
+        "volumeMounts": mounts,
+        "securityContext": security_context(cfg, role),
+    }
+    if engine.serves_http(part):
+        container.update(probes(cfg, role, engine))
+    pools = cfg.pools_for(role)
+    taints = [t for p in pools for t in gpu_pool_taints(p)]
+    spec = {
+        "schedulerName": KAI_SCHEDULER,
+        "priorityClassName": KAI_PRIORITY_CLASS,
+        "nodeSelector": role_node_selector(role),
+        "tolerations": tolerations_for(taints),
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [{"key": ZONE_LABEL, "operator": "In", "values": serving_zones(cfg, role)}]}]
+                }
+            }
+        },
+        # Engine pods never call the Kubernetes API.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+        "containers": [container],
+        "volumes": vols,
+    }
+    if role_efa(cfg, role):
+        spec["initContainers"] = [efa_preflight(cfg, role, image, mounts, env, res)]
+    return spec
+
+
+def pod_template(cfg: StackConfig, role: str, facts: PlatformFacts, *, part: Part = "single", group: Group | None = None) -> dict:
+    engine = engine_for(cfg)
+    lbl = pod_labels(cfg, role, facts, endpoint=engine.serves_http(part), part=None if part == "single" else part)
+    return {"metadata": {"labels": lbl}, "spec": pod_spec(cfg, role, facts, part=part, group=group)}

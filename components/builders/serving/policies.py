@@ -1,0 +1,149 @@
+"""Everything around the workloads: namespace, token Secret, cache claim, disruption budgets, network policies and
+the engine scrape config."""
+
+from __future__ import annotations
+
+from components.builders.serving.common import (
+    HTTP_PORT_NAME,
+    METRICS_LABEL,
+    PART_OF,
+    ROLES,
+    ROUTER,
+    ROUTER_METRICS_PORT_NAME,
+    PlatformFacts,
+    hf_secret_name,
+    labels,
+    meta,
+    model_cache_claim_name,
+    namespace,
+    role_selector,
+    router_selector,
+    workload_name,
+)
+from components.builders.serving.engine import engine_for
+from stacks.config.stack import StackConfig
+
+NS_LABEL = "kubernetes.io/metadata.name"
+
+
+def namespace_object(cfg: StackConfig) -> dict:
+    # Pod Security admission at `privileged` enforcement: engine pods mount host paths (NVMe cache, host EFA
+    # libraries) and add IPC_LOCK, which `baseline` refuses; `restricted` is still audited and warned about so
+    # anything else that drifts from it shows up.
+    lbl = {
+        **labels(cfg, "serving", cfg.namespace),
+        "pod-security.kubernetes.io/enforce": "privileged",
+        "pod-security.kubernetes.io/audit": "restricted",
+        "pod-security.kubernetes.io/warn": "restricted",
+    }
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace(cfg), "labels": lbl}}
+
+
+def hf_secret(cfg: StackConfig) -> dict:
+    """The Secret carrying the Hugging Face token, without its value: the component adds `stringData` from the
+    Pulumi secret, so the value never exists in plain data."""
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta(cfg, hf_secret_name(cfg), "serving"), "type": "Opaque"}
+
+
+def model_cache_claim(cfg: StackConfig) -> dict:
+    """One claim shared by every engine pod (ReadWriteMany: pods of both roles on many nodes mount it at once)."""
+    mc = cfg.serving.model_cache
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": meta(cfg, model_cache_claim_name(cfg), "serving"),
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "storageClassName": mc.storage_class,
+            "resources": {"requests": {"storage": f"{mc.pvc_size_gb}Gi"}},
+        },
+    }
+
+
+def pdb(cfg: StackConfig, component: str) -> dict:
+    """At most one pod of a role (or of the router) evicted at a time by drains and node upgrades. For a
+    multi-node role, evicting any pod restarts its whole group, so one pod is one replica."""
+    selector = router_selector(cfg) if component == ROUTER else role_selector(cfg, component)
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": meta(cfg, workload_name(cfg, component), component),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+    }
+
+
+def _pods(selector: dict[str, str]) -> dict:
+    return {"podSelector": {"matchLabels": selector}}
+
+
+def _monitoring(facts: PlatformFacts) -> dict:
+    return {"namespaceSelector": {"matchLabels": {NS_LABEL: facts.monitoring_namespace}}}
+
+
+def network_policies(cfg: StackConfig, facts: PlatformFacts) -> list[dict]:
+    """Ingress allow-list on top of a namespace-wide default deny.
+
+    clients -> router (any source: in-cluster clients, and the NLB's addresses for `ip` targets); router ->
+    prefill/decode HTTP; prefill <-> decode on every port (the NIXL side channel, and UCX's TCP transport, which
+    picks ephemeral ports; RDMA over EFA bypasses the pod network altogether); pods of one role <-> each other on
+    every port (Ray and NCCL bootstrap inside a multi-node group); the metrics stack -> engine and router metrics.
+    """
+    port = engine_for(cfg).port(cfg)
+
+    def policy(name: str, component: str, selector: dict, ingress: list[dict]) -> dict:
+        return {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": meta(cfg, f"{cfg.name}-{name}", component),
+            "spec": {"podSelector": {"matchLabels": selector} if selector else {}, "policyTypes": ["Ingress"], "ingress": ingress},
+        }
+
+    out = [policy("default-deny", "serving", {}, [])]
+    out.append(
+        policy(
+            "router",
+            ROUTER,
+            router_selector(cfg),
+            [
+                {"ports": [{"protocol": "TCP", "port": HTTP_PORT_NAME}]},
+                {"from": [_monitoring(facts)], "ports": [{"protocol": "TCP", "port": ROUTER_METRICS_PORT_NAME}]},
+            ],
+        )
+    )
+    for role in ROLES:
+        peer = "decode" if role == "prefill" else "prefill"
+        out.append(
+            policy(
+                role,
+                role,
+                role_selector(cfg, role),
+                [
+                    {"from": [_pods(router_selector(cfg)), _monitoring(facts)], "ports": [{"protocol": "TCP", "port": port}]},
+                    {"from": [_pods(role_selector(cfg, peer)), _pods(role_selector(cfg, role))]},
+                ],
+            )
+        )
+    return out
+
+
+def service_monitor(cfg: StackConfig, facts: PlatformFacts) -> dict:
+    """Scrapes the engines (through the role Services, `http` port) and the router (its metrics Service)."""
+    engine = engine_for(cfg)
+    m = meta(cfg, f"{cfg.name}-serving", "serving")
+    # kube-prometheus-stack's Prometheus selects ServiceMonitors by its release label.
+    m["labels"]["release"] = facts.monitoring_release_label
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": m,
+        "spec": {
+            "namespaceSelector": {"matchNames": [namespace(cfg)]},
+            "selector": {"matchLabels": {METRICS_LABEL: "true", "app.kubernetes.io/part-of": PART_OF}},
+            # Keep the role on every series, so dashboards and the KEDA queries can split prefill from decode.
+            "targetLabels": ["app.kubernetes.io/component"],
+            "endpoints": [
+                {"port": HTTP_PORT_NAME, "path": engine.metrics_path, "interval": "15s"},
+                {"port": ROUTER_METRICS_PORT_NAME, "path": "/metrics", "interval": "15s"},
+            ],
+        },
+    }

@@ -1,0 +1,267 @@
+"""The P/D router: vllm-router in prefill/decode mode, discovering prefill and decode pods by label.
+
+vllm-router (vllm-project/router) sends each request to a prefill pod (max_tokens=1, which produces the KV cache
+and its NIXL transfer parameters) and then to a decode pod that pulls the KV blocks over NIXL and streams the
+answer. With `--service-discovery` it watches pods in the namespace (RBAC: get/list/watch pods) and adds the
+ones matching `--prefill-selector` / `--decode-selector` (docs/environment/kubernetes.md, docs/cli_reference.md).
+
+Image: vllm-project/router publishes only floating `nightly` images, so by default the router runs from its
+pinned PyPI wheel and pinned dependency closure (`stacks.versions.VLLM_ROUTER_PYPI`), installed by an init
+container onto a pinned Python image. `serving.router.image` replaces both with an image that already has the
+`vllm-router` entry point (e.g. one built from the same wheel for air-gapped clusters).
+"""
+
+from __future__ import annotations
+
+from components.builders.scheduling import POOL_LABEL, SYSTEM_POOL
+from components.builders.serving.common import (
+    HTTP_PORT_NAME,
+    KAI_SCHEDULER,
+    METRICS_LABEL,
+    ROLES,
+    ROUTER,
+    ROUTER_METRICS_PORT_NAME,
+    PlatformFacts,
+    checkov_skips,
+    endpoint_selector,
+    meta,
+    namespace,
+    pod_labels,
+    router_selector,
+    selector_args,
+    workload_name,
+)
+from components.builders.serving.engine import engine_for
+from components.builders.serving.pods import startup_minutes
+from stacks.config.stack import StackConfig
+from stacks.versions import VLLM_ROUTER_PYPI, pin
+
+CONTAINER_PORT = 8080
+# vllm-router serves Prometheus metrics on its own listener (default 127.0.0.1:29000); bound to the pod IP here
+# so the metrics stack can scrape it.
+METRICS_PORT = 29000
+LIB_DIR = "/opt/vllm-router"
+RUN_AS = 65534  # nobody: the router needs no privileges and no writable root filesystem
+
+NLB_ANNOTATIONS = {
+    # AWS Load Balancer Controller (not the in-tree controller) provisions an NLB for `external`; `ip` targets
+    # register pod IPs directly (no NodePort hop); `internal` keeps it off the internet.
+    "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+    "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+}
+
+IMAGE_SKIPS = (
+    ("CKV_K8S_43", "images are pinned by tag in stacks/versions.py; digests cannot be resolved in the offline render"),
+    ("CKV_K8S_15", "IfNotPresent with a pinned tag: re-pulling on every start only adds registry round trips and rate-limit hits"),
+)
+
+
+def service_account(cfg: StackConfig) -> dict:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(cfg, workload_name(cfg, ROUTER), ROUTER), "automountServiceAccountToken": True}
+
+
+def role(cfg: StackConfig) -> dict:
+    # Service discovery watches pods in this namespace only (--service-discovery-namespace), so a namespaced
+    # Role with read verbs on pods is all it needs.
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": meta(cfg, workload_name(cfg, ROUTER), ROUTER),
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
+    }
+
+
+def role_binding(cfg: StackConfig) -> dict:
+    name = workload_name(cfg, ROUTER)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": meta(cfg, name, ROUTER),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace(cfg)}],
+    }
+
+
+def router_args(cfg: StackConfig) -> list[str]:
+    r = cfg.serving.router
+    engine = engine_for(cfg)
+    worker_wait = max(startup_minutes(cfg, role) for role in ROLES) * 60
+    return [
+        "--host", "0.0.0.0",
+        "--port", str(CONTAINER_PORT),
+        "--vllm-pd-disaggregation",
+        "--service-discovery",
+        "--service-discovery-namespace", namespace(cfg),
+        "--service-discovery-port", str(engine.port(cfg)),
+        # Only pods that serve HTTP: multi-node workers carry the role label too but no API.
+        "--prefill-selector", *selector_args(endpoint_selector(cfg, "prefill")),
+        "--decode-selector", *selector_args(endpoint_selector(cfg, "decode")),
+        "--prefill-policy", r.prefill_policy,
+        "--decode-policy", r.decode_policy,
+        "--worker-startup-timeout-secs", str(worker_wait),
+        "--prometheus-host", "0.0.0.0",
+        "--prometheus-port", str(METRICS_PORT),
+    ]
+
+
+def _security() -> dict:
+    return {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def install_command() -> list[str]:
+    pkgs = [f"{k}=={v}" for k, v in VLLM_ROUTER_PYPI.items()]
+    return [
+        "python", "-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check", "--no-deps",
+        "--only-binary=:all:", "--target", LIB_DIR, *pkgs,
+    ]
+
+
+def router_pod_template(cfg: StackConfig, facts: PlatformFacts, *, kai: bool = True) -> dict:
+    """Pod template of the router. Under Grove every clique of a PodCliqueSet must use the same scheduler, so the
+    router is KAI-scheduled there too; as a Deployment it uses the default scheduler (it needs no gang)."""
+    r = cfg.serving.router
+    http = {"port": HTTP_PORT_NAME}
+    tmp = {"name": "tmp", "mountPath": "/tmp"}
+    container = {
+        "name": "router",
+        "imagePullPolicy": "IfNotPresent",
+        "args": router_args(cfg),
+        "env": [{"name": "HOME", "value": "/tmp"}],
+        "ports": [
+            {"name": HTTP_PORT_NAME, "containerPort": CONTAINER_PORT, "protocol": "TCP"},
+            {"name": ROUTER_METRICS_PORT_NAME, "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
+        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+        "securityContext": _security(),
+        "livenessProbe": {"httpGet": {**http, "path": "/liveness"}, "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 5},
+        # Readiness on the router process, not on its backends: /readiness stays false until a prefill and a
+        # decode pod are healthy (up to an hour of model loading), which would hold `pulumi up` on the Deployment
+        # and pull every replica out of the Service at once whenever the engines restart.
+        "readinessProbe": {"httpGet": {**http, "path": "/liveness"}, "periodSeconds": 5, "failureThreshold": 3, "timeoutSeconds": 5},
+        "volumeMounts": [tmp],
+    }
+    volumes = [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}]
+    spec: dict = {
+        "serviceAccountName": workload_name(cfg, ROUTER),
+        "automountServiceAccountToken": True,
+        "enableServiceLinks": False,
+        "nodeSelector": {POOL_LABEL: SYSTEM_POOL},
+        "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}},
+        "topologySpreadConstraints": [
+            {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": router_selector(cfg)}}
+            for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
+        ],
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if r.image:
+        container.update(image=r.image, command=["vllm-router"])
+    else:
+        image = pin("vllm-router-python").image_ref
+        container.update(image=image, command=["python", "-m", "vllm_router.launch_router"])
+        container["env"].append({"name": "PYTHONPATH", "value": LIB_DIR})
+        lib = {"name": "router-lib", "mountPath": LIB_DIR}
+        container["volumeMounts"].append({**lib, "readOnly": True})
+        volumes.append({"name": "router-lib", "emptyDir": {"sizeLimit": "1Gi"}})
+        spec["initContainers"] = [
+            {
+                "name": "install-router",
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": install_command(),
+                "env": [{"name": "HOME", "value": "/tmp"}],
+                "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+                "securityContext": _security(),
+                "volumeMounts": [lib, tmp],
+            }
+        ]
+    if kai:
+        spec["schedulerName"] = KAI_SCHEDULER
+    labels = pod_labels(cfg, ROUTER, facts, endpoint=False)
+    return {"metadata": {"labels": labels}, "spec": spec}
+
+
+def deployment(cfg: StackConfig, facts: PlatformFacts) -> dict:
+    name = workload_name(cfg, ROUTER)
+    tpl = router_pod_template(cfg, facts, kai=False)
+    # Outside KAI: the router is plain CPU work on the system pool and needs neither gang nor GPU quota.
+    tpl["metadata"]["labels"] = {k: v for k, v in tpl["metadata"]["labels"].items() if k != "kai.scheduler/queue"}
+    skips = checkov_skips(
+        *IMAGE_SKIPS,
+        ("CKV_K8S_38", "the router discovers prefill/decode pods through the Kubernetes API (get/list/watch pods, namespaced Role)"),
+    )
+    tpl["metadata"]["annotations"] = skips
+    m = meta(cfg, name, ROUTER, annotations=skips)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": m,
+        "spec": {
+            "replicas": cfg.serving.router.replicas,
+            "selector": {"matchLabels": router_selector(cfg)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": tpl,
+        },
+    }
+
+
+def service(cfg: StackConfig) -> dict:
+    r = cfg.serving.router
+    name = workload_name(cfg, ROUTER)
+    nlb = r.service_type == "internalNlb"
+    spec: dict = {
+        "type": "LoadBalancer" if nlb else "ClusterIP",
+        "selector": router_selector(cfg),
+        "ports": [{"name": HTTP_PORT_NAME, "port": r.port, "targetPort": HTTP_PORT_NAME, "protocol": "TCP"}],
+    }
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta(cfg, name, ROUTER, annotations=NLB_ANNOTATIONS if nlb else None), "spec": spec}
+
+
+def metrics_service(cfg: StackConfig) -> dict:
+    """Headless Service the ServiceMonitor scrapes the router through (the client Service may be an NLB and must not
+    expose metrics)."""
+    m = meta(cfg, f"{workload_name(cfg, ROUTER)}-metrics", ROUTER)
+    m["labels"][METRICS_LABEL] = "true"
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": m,
+        "spec": {
+            "clusterIP": "None",
+            "selector": router_selector(cfg),
+            "ports": [{"name": ROUTER_METRICS_PORT_NAME, "port": METRICS_PORT, "targetPort": ROUTER_METRICS_PORT_NAME, "protocol": "TCP"}],
+        },
+    }
+
+
+def role_service(cfg: StackConfig, role: str) -> dict:
+    """Headless Service over a role's HTTP pods: stable DNS for debugging and the engines' scrape target."""
+    m = meta(cfg, workload_name(cfg, role), role)
+    m["labels"][METRICS_LABEL] = "true"
+    port = engine_for(cfg).port(cfg)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": m,
+        "spec": {
+            "clusterIP": "None",
+            # Not-ready pods too: a loading engine's /metrics shows its progress.
+            "publishNotReadyAddresses": True,
+            "selector": endpoint_selector(cfg, role),
+            "ports": [{"name": HTTP_PORT_NAME, "port": port, "targetPort": HTTP_PORT_NAME, "protocol": "TCP"}],
+        },
+    }
+
+
+def router_url(cfg: StackConfig) -> str:
+    return f"http://{workload_name(cfg, ROUTER)}.{namespace(cfg)}.svc.cluster.local:{cfg.serving.router.port}"
+

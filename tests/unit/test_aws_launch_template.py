@@ -1,0 +1,152 @@
+"""Launch template builders: EFA interface layout for every EFA type of the catalog, root volume, IMDS, capacity."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.builders.launch_template import (
+    CAPACITY_BLOCK,
+    IMDS_HOP_LIMIT,
+    ON_DEMAND,
+    ROOT_DEVICE,
+    capacity_options,
+    efa_network_interfaces,
+    launch_template,
+    metadata_options,
+    node_group_capacity_type,
+    root_volume,
+    tag_specifications,
+)
+from stacks.catalog import CATALOG, instance_type
+from stacks.config.aws import CapacityConfig
+
+EFA_TYPES = sorted(n for n, it in CATALOG.items() if it.supports_efa)
+NON_EFA_TYPES = sorted(n for n, it in CATALOG.items() if not it.supports_efa)
+SGS = ["sg-cluster", "sg-efa"]
+
+
+def test_the_catalog_has_the_p5_family_and_p4d_among_efa_types():
+    for name in ("p5.48xlarge", "p5e.48xlarge", "p5en.48xlarge", "p4d.24xlarge", "p4de.24xlarge", "g6e.48xlarge"):
+        assert name in EFA_TYPES
+
+
+@pytest.mark.parametrize("name", EFA_TYPES)
+def test_efa_layout_one_interface_per_card(name):
+    it = instance_type(name)
+    nics = efa_network_interfaces(it, SGS)
+    assert len(nics) == it.efa_interfaces
+    assert [n["network_card_index"] for n in nics] == list(range(it.efa_interfaces))
+    primary, rest = nics[0], nics[1:]
+    assert (primary["interface_type"], primary["device_index"]) == ("efa", 0)
+    for n in rest:
+        assert (n["interface_type"], n["device_index"]) == ("efa-only", 1), n
+    for n in nics:
+        assert n["security_groups"] == SGS
+        # Managed node groups supply subnets; an interface naming one is rejected.
+        assert "subnet_id" not in n
+
+
+@pytest.mark.parametrize(
+    "name, count", [("p5.48xlarge", 32), ("p5e.48xlarge", 32), ("p5en.48xlarge", 16), ("p4d.24xlarge", 4), ("p4de.24xlarge", 4), ("g6e.48xlarge", 4)]
+)
+def test_efa_interface_counts_of_the_known_types(name, count):
+    assert len(efa_network_interfaces(instance_type(name), SGS)) == count
+
+
+def test_efa_interfaces_do_not_share_the_security_group_list_object():
+    nics = efa_network_interfaces(instance_type("p5.48xlarge"), SGS)
+    nics[0]["security_groups"].append("sg-x")
+    assert nics[1]["security_groups"] == SGS
+
+
+@pytest.mark.parametrize("name", NON_EFA_TYPES)
+def test_non_efa_types_get_no_interfaces(name):
+    with pytest.raises(ValueError, match="no EFA"):
+        efa_network_interfaces(instance_type(name), SGS)
+    spec = launch_template(description="x", root_volume_gb=100, tags={}, network_interfaces=None)
+    assert "network_interfaces" not in spec
+
+
+def test_efa_interfaces_need_security_groups():
+    with pytest.raises(ValueError, match="security groups"):
+        efa_network_interfaces(instance_type("p5.48xlarge"), [])
+
+
+def test_metadata_options_require_imdsv2_with_hop_limit_two():
+    m = metadata_options()
+    assert m["http_tokens"] == "required"
+    assert m["http_put_response_hop_limit"] == IMDS_HOP_LIMIT == 2
+    assert m["http_endpoint"] == "enabled"
+
+
+def test_root_volume_is_encrypted_gp3_on_the_al2023_root_device():
+    (m,) = root_volume(250)
+    assert m["device_name"] == ROOT_DEVICE == "/dev/xvda"
+    assert m["ebs"] == {"volume_size": 250, "volume_type": "gp3", "encrypted": "true", "delete_on_termination": "true"}
+    with pytest.raises(ValueError):
+        root_volume(0)
+
+
+def test_capacity_on_demand_adds_nothing():
+    cap = CapacityConfig()
+    assert capacity_options(cap) == {}
+    assert node_group_capacity_type(cap) == ON_DEMAND == "ON_DEMAND"
+
+
+def test_capacity_reservation_by_id_targets_it():
+    cap = CapacityConfig(type="capacityReservation", reservation_id="cr-0123456789abcdef0")
+    assert capacity_options(cap) == {
+        "capacity_reservation_specification": {"capacity_reservation_target": {"capacity_reservation_id": "cr-0123456789abcdef0"}}
+    }
+    assert node_group_capacity_type(cap) == "ON_DEMAND"
+
+
+def test_capacity_reservation_by_resource_group():
+    arn = "arn:aws:resource-groups:us-east-1:123456789012:group/p5-odcrs"
+    cap = CapacityConfig(type="capacityReservation", reservation_resource_group_arn=arn)
+    out = capacity_options(cap)
+    assert out["capacity_reservation_specification"]["capacity_reservation_target"] == {"capacity_reservation_resource_group_arn": arn}
+    assert "instance_market_options" not in out
+
+
+def test_capacity_block_sets_market_type_reservation_and_node_group_type():
+    cap = CapacityConfig(type="capacityBlock", reservation_id="cr-0123456789abcdef0")
+    out = capacity_options(cap)
+    assert out["instance_market_options"] == {"market_type": "capacity-block"}
+    assert out["capacity_reservation_specification"]["capacity_reservation_target"] == {"capacity_reservation_id": "cr-0123456789abcdef0"}
+    assert node_group_capacity_type(cap) == CAPACITY_BLOCK == "CAPACITY_BLOCK"
+
+
+def test_tags_reach_instances_volumes_and_interfaces():
+    specs = tag_specifications({"a": "b"})
+    assert {s["resource_type"] for s in specs} == {"instance", "volume", "network-interface"}
+    assert all(s["tags"] == {"a": "b"} for s in specs)
+
+
+def test_full_launch_template_spec():
+    it = instance_type("p5.48xlarge")
+    cap = CapacityConfig(type="capacityBlock", reservation_id="cr-0123456789abcdef0")
+    spec = launch_template(
+        description="d",
+        root_volume_gb=200,
+        tags={"k": "v"},
+        network_interfaces=efa_network_interfaces(it, SGS),
+        capacity=cap,
+        placement_group_name="pg-1",
+        user_data="dXNlcg==",
+    )
+    assert len(spec["network_interfaces"]) == 32
+    assert spec["placement"] == {"group_name": "pg-1"}
+    assert spec["instance_market_options"]["market_type"] == "capacity-block"
+    assert spec["user_data"] == "dXNlcg=="
+    assert spec["metadata_options"]["http_tokens"] == "required"
+    # No AMI in the template: EKS picks it from the node group's amiType and merges its bootstrap user data.
+    assert "image_id" not in spec
+    # Security groups are on the interfaces only (instance-level groups and interfaces cannot be combined).
+    assert "vpc_security_group_ids" not in spec
+    assert "iam_instance_profile" not in spec
+
+
+def test_launch_template_without_placement_or_user_data_leaves_them_out():
+    spec = launch_template(description="d", root_volume_gb=100, tags={})
+    assert "placement" not in spec and "user_data" not in spec and "instance_market_options" not in spec

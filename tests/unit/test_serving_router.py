@@ -1,0 +1,100 @@
+"""The P/D router: discovery by label, RBAC, placement, Service, metrics."""
+
+from __future__ import annotations
+
+from components.builders.serving import router
+from stacks.versions import VLLM_ROUTER_PYPI, pin
+from tests.unit.serving_helpers import cfg_of, facts, prod
+
+
+def _args(cfg):
+    return router.router_args(cfg)
+
+
+def _after(args, flag, n=1):
+    i = args.index(flag)
+    return args[i + 1 : i + 1 + n]
+
+
+def test_router_runs_in_pd_mode_discovering_http_pods_by_label():
+    cfg = prod()
+    a = _args(cfg)
+    assert "--vllm-pd-disaggregation" in a and "--service-discovery" in a
+    assert _after(a, "--service-discovery-namespace") == ["t"]
+    assert _after(a, "--service-discovery-port") == ["8000"]
+    assert _after(a, "--prefill-selector", 3) == ["disagg.io/deployment=t", "disagg.io/endpoint=true", "disagg.io/role=prefill"]
+    assert _after(a, "--decode-selector", 3) == ["disagg.io/deployment=t", "disagg.io/endpoint=true", "disagg.io/role=decode"]
+    assert _after(a, "--prefill-policy") == ["cache_aware"] and _after(a, "--decode-policy") == ["power_of_two"]
+    assert _after(a, "--prometheus-host") == ["0.0.0.0"]
+
+
+def test_router_rbac_reads_pods_in_its_namespace_only():
+    cfg = prod()
+    role = router.role(cfg)
+    assert role["kind"] == "Role" and role["metadata"]["namespace"] == "t"
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
+    rb = router.role_binding(cfg)
+    assert rb["roleRef"]["name"] == role["metadata"]["name"]
+    assert rb["subjects"] == [{"kind": "ServiceAccount", "name": "t-router", "namespace": "t"}]
+    assert router.service_account(cfg)["metadata"]["name"] == "t-router"
+
+
+def test_router_deployment_on_the_system_pool_spread_with_replicas():
+    cfg = prod()
+    d = router.deployment(cfg, facts(cfg))
+    assert d["spec"]["replicas"] == 2
+    spec = d["spec"]["template"]["spec"]
+    assert spec["nodeSelector"] == {"disagg.io/pool": "system"}
+    assert spec["serviceAccountName"] == "t-router"
+    assert {c["topologyKey"] for c in spec["topologySpreadConstraints"]} == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    assert "schedulerName" not in spec  # a Deployment needs no gang
+    assert "kai.scheduler/queue" not in d["spec"]["template"]["metadata"]["labels"]
+    assert d["spec"]["selector"]["matchLabels"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
+    assert any(k.startswith("checkov.io/skip") and v.startswith("CKV_K8S_38=") for k, v in d["metadata"]["annotations"].items())
+
+
+def test_router_runs_the_pinned_wheel_on_the_pinned_python_image():
+    cfg = prod()
+    spec = router.router_pod_template(cfg, facts(cfg))["spec"]
+    init = spec["initContainers"][0]
+    assert init["image"] == pin("vllm-router-python").image_ref
+    assert f"vllm-router=={VLLM_ROUTER_PYPI['vllm-router']}" in init["command"]
+    assert "--no-deps" in init["command"]
+    assert all(f"{k}=={v}" in init["command"] for k, v in VLLM_ROUTER_PYPI.items())
+    main = spec["containers"][0]
+    assert main["command"] == ["python", "-m", "vllm_router.launch_router"]
+    assert main["securityContext"]["readOnlyRootFilesystem"] is True and main["securityContext"]["runAsNonRoot"] is True
+
+
+def test_router_image_override_drops_the_installer(base):
+    base["serving"]["router"] = {"image": "example.com/vllm-router:0.1.17"}
+    cfg = cfg_of(base)
+    spec = router.router_pod_template(cfg, facts(cfg))["spec"]
+    assert "initContainers" not in spec
+    assert spec["containers"][0]["image"] == "example.com/vllm-router:0.1.17"
+    assert spec["containers"][0]["command"] == ["vllm-router"]
+
+
+def test_router_service_clusterip_by_default_and_internal_nlb_on_request(base):
+    svc = router.service(prod())
+    assert svc["spec"]["type"] == "ClusterIP"
+    assert svc["spec"]["ports"][0]["port"] == 8080
+    base["serving"]["router"] = {"serviceType": "internalNlb"}
+    nlb = router.service(cfg_of(base))
+    assert nlb["spec"]["type"] == "LoadBalancer"
+    ann = nlb["metadata"]["annotations"]
+    assert ann["service.beta.kubernetes.io/aws-load-balancer-type"] == "external"
+    assert ann["service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"] == "ip"
+    assert ann["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internal"
+
+
+def test_role_services_select_only_http_pods_and_are_scraped():
+    svc = router.role_service(prod(), "prefill")
+    assert svc["spec"]["clusterIP"] == "None"
+    assert svc["spec"]["selector"]["disagg.io/endpoint"] == "true"
+    assert svc["metadata"]["labels"]["disagg.io/metrics"] == "true"
+    assert svc["spec"]["ports"][0]["name"] == "http"
+
+
+def test_router_url():
+    assert router.router_url(prod()) == "http://t-router.t.svc.cluster.local:8080"
