@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 
-.PHONY: venv render render-all test docs bench clean
+.PHONY: venv render render-all test docs bench checkov clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ render-all: venv
 ## Run every test. The conformance test reads the upstream CRDs from $$DISAGG_CRD_DIR (skips without it).
 test: venv
 	$(PY) -m pytest -q
+
+## checkov (Kubernetes framework, offline) over one stack's rendered manifests, in its own venv (.venv-checkov)
+checkov: render
+	scripts/checkov.sh build/$(STACK)/manifests
 
 ## Regenerate the README config reference and docs/config.schema.json from the config models.
 docs: venv

@@ -11,33 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.builders.iam import partition, pod_identity_trust_policy  # noqa: F401 - one definition of each, re-exported
+
 # The LBC chart's service account in kube-system; the Pod Identity association binds the role to exactly this one.
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
 NAMESPACE = "kube-system"
 CLUSTER_TAG = "elbv2.k8s.aws/cluster"
-
-
-def partition(region: str) -> str:
-    """ARN partition of a region (GovCloud and China use their own)."""
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    if region.startswith("cn-"):
-        return "aws-cn"
-    return "aws"
-
-
-def pod_identity_trust_policy() -> dict[str, Any]:
-    """Trust for EKS Pod Identity: the agent assumes the role and tags the session with the pod's identity."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "pods.eks.amazonaws.com"},
-                "Action": ["sts:AssumeRole", "sts:TagSession"],
-            }
-        ],
-    }
 
 
 def _allow(actions: list[str], resource: str | list[str] = "*", condition: dict | None = None) -> dict[str, Any]:

@@ -110,11 +110,15 @@ def vpc_cni_configuration(prefix_delegation: bool) -> dict:
     Prefix delegation assigns /28 prefixes instead of single addresses to ENI slots, so a node's pod capacity no
     longer ends at its ENI address count (p5.48xlarge: 100 pods without it). WARM_PREFIX_TARGET=1 keeps one spare
     prefix per node instead of a whole warm ENI worth of addresses.
+
+    `enableNetworkPolicy` turns on the VPC CNI's network policy agent: without it EKS accepts NetworkPolicy
+    objects and enforces none of them, so the serving layer's client -> router -> prefill/decode rules would be
+    decoration (EKS "Limit pod traffic with Kubernetes network policies", VPC CNI >= 1.14).
     """
     env = {"ENABLE_PREFIX_DELEGATION": "true" if prefix_delegation else "false"}
     if prefix_delegation:
         env["WARM_PREFIX_TARGET"] = "1"
-    return {"env": env}
+    return {"env": env, "enableNetworkPolicy": "true"}
 
 
 def node_max_pods(it: InstanceType, prefix_delegation: bool) -> int:

@@ -113,11 +113,13 @@ def test_s3_gateway_service_name():
 
 
 def test_vpc_cni_prefix_delegation_on_and_off():
+    assert vpc_cni_configuration(True)["enableNetworkPolicy"] == "true", "NetworkPolicies are not enforced without it"
+    assert vpc_cni_configuration(False)["enableNetworkPolicy"] == "true"
     on = vpc_cni_configuration(True)
     assert on["env"]["ENABLE_PREFIX_DELEGATION"] == "true"
     assert on["env"]["WARM_PREFIX_TARGET"] == "1"
     off = vpc_cni_configuration(False)
-    assert off == {"env": {"ENABLE_PREFIX_DELEGATION": "false"}}
+    assert off["env"] == {"ENABLE_PREFIX_DELEGATION": "false"}
 
 
 def test_p5_node_addresses():
