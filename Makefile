@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 
-.PHONY: venv render render-all test docs bench checkov clean
+.PHONY: venv render render-all lint test docs bench checkov clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,11 @@ render: venv
 render-all: venv
 	@for s in $(STACKS); do $(PY) -m stacks.render --stack $$s || exit $$?; done
 
-## Run every test. The conformance test reads the upstream CRDs from $$DISAGG_CRD_DIR (skips without it).
-test: venv
+lint: venv
+	$(VENV)/bin/ruff check --select E,F,W --ignore E501 .
+
+## Lint, then run every test. The conformance test reads the upstream CRDs from $$DISAGG_CRD_DIR (skips without it).
+test: lint
 	$(PY) -m pytest -q
 
 ## checkov (Kubernetes framework, offline) over one stack's rendered manifests, in its own venv (.venv-checkov)

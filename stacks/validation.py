@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 from stacks.catalog import instance_type, known_instance_types
-from stacks.config.base import MISSING, Issue, key_path
+from stacks.config.base import Issue, key_path
 from stacks.config.serving import BYTES_PER_PARAM
 from stacks.config.stack import StackConfig
 from stacks.plan import ROLES, ami_release_version, kubernetes_version, kv_backend, pool_efa, pool_zones, role_plan

@@ -1,0 +1,1 @@
+"""The disagg policy pack (see PulumiPolicy.yaml). `policy.rules` holds the import-safe rules."""
