@@ -32,7 +32,7 @@ def manifests_of_kind(r, kind: str) -> list[dict]:
 @pytest.mark.parametrize(
     "stack,required",
     [
-        ("prod", ["gpu-operator", "aws-efa-k8s-device-plugin", "kai-scheduler", "lws"]),
+        ("prod", ["gpu-operator", "aws-efa-k8s-device-plugin", "kai-scheduler", "lws", "grove"]),
         ("grove", ["gpu-operator", "aws-efa-k8s-device-plugin", "kai-scheduler", "grove"]),
         ("network-operator", ["gpu-operator", "network-operator", "kai-scheduler", "lws"]),
     ],
@@ -58,10 +58,17 @@ def test_every_release_is_pinned_and_waits(rendered):
             assert inputs["timeout"] == (1800 if key in ("gpu-operator", "network-operator") else 600)
 
 
-def test_prod_installs_no_network_operator_and_no_grove(rendered):
+def test_prod_installs_no_network_operator(rendered):
     rel = releases(rendered["prod"])
-    assert "network-operator" not in rel and "grove" not in rel
+    assert "network-operator" not in rel
     assert not manifests_of_kind(rendered["prod"], "NicClusterPolicy")
+
+
+def test_grove_follows_the_workload_api_unless_switched_on(rendered):
+    """dev serves with LWS and leaves Grove out; prod serves with LWS but installs Grove explicitly."""
+    assert "grove" not in releases(rendered["dev"])
+    assert not manifests_of_kind(rendered["dev"], "ClusterTopologyBinding")
+    assert "grove" in releases(rendered["prod"])
 
 
 def test_network_operator_stack_has_no_efa_plugin_but_a_nic_cluster_policy(rendered):
@@ -120,7 +127,7 @@ def test_prod_serving_queue_quota_is_the_16_gpus(rendered):
 def test_topology_and_binding_manifests_exist(rendered):
     (topology,) = manifests_of_kind(rendered["prod"], "Topology")
     assert topology["spec"]["levels"][-1] == {"nodeLabel": "kubernetes.io/hostname"}
-    (ctb,) = manifests_of_kind(rendered["grove"], "ClusterTopologyBinding")
+    (ctb,) = manifests_of_kind(rendered["prod"], "ClusterTopologyBinding")
     assert [lvl["key"] for lvl in ctb["spec"]["levels"]] == [lvl["nodeLabel"] for lvl in topology["spec"]["levels"]]
 
 
