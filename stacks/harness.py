@@ -92,6 +92,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 "type": request.type,
                 "name": request.name,
                 "urn": urn,
+                # The id the fake cloud gave it: lets readers of resources.json join references (vpcId, subnetIds)
+                # to the resources they point at, as they would in real state.
+                "id": id_ or None,
                 "parent": request.parent or None,
                 "provider": request.provider or None,
                 # Remote components (pulumi-eks) get a provider map instead of one provider.

@@ -148,3 +148,17 @@ def test_readme_reference_and_schema_are_up_to_date():
     from stacks.docs import main
 
     assert main(["--check"]) == 0, "run `make docs`"
+
+
+def test_records_carry_ids_that_references_resolve_to(rendered):
+    """resources.json joins like real state: a GPU node group's subnets are recorded private subnets of its zone."""
+    r = rendered["prod"]
+    subnets = {rec["id"]: rec for rec in r.of_type("aws:ec2/subnet:Subnet")}
+    assert subnets and all(sid.startswith("subnet-") for sid in subnets)
+    gpu_groups = [rec for rec in r.of_type("eks:index:ManagedNodeGroup") if rec["inputs"].get("labels", {}).get("disagg.io/role") in ("prefill", "decode")]
+    assert len(gpu_groups) == 2
+    for ng in gpu_groups:
+        for sid in ng["inputs"]["subnetIds"]:
+            sn = subnets[sid]
+            assert sn["inputs"].get("mapPublicIpOnLaunch") in (None, False), f"{ng['name']} uses a public subnet"
+            assert sn["inputs"]["availabilityZone"] == "us-east-1a"
