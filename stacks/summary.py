@@ -125,6 +125,13 @@ def summary_md(s: dict[str, Any]) -> str:
     for item, usd in s["cost_breakdown_usd_per_hour"].items():
         lines.append(f"| {item} | {usd:,.2f} |")
     lines.append(f"| **total** | **{s['hourly_cost_usd']:,.2f}** |")
+    reserved = [p["name"] for p in s["gpu_pools"] if p["capacity"] != "onDemand"]
+    if reserved:
+        lines += [
+            "",
+            f"Pools {', '.join(reserved)} run on reserved capacity (a capacity reservation or a Capacity Block), billed at "
+            "the reservation's own rate for its whole term whether nodes run or not; the figures above are On-Demand list prices.",
+        ]
     lines += ["", "## Pools, nodes and pods", "", "```mermaid", *_diagram(s), "```", ""]
     lines += ["## Resources by type", "", "| type | count |", "|---|---|"]
     lines += [f"| `{t}` | {n} |" for t, n in s["resource_types"].items()]

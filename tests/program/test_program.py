@@ -162,3 +162,13 @@ def test_records_carry_ids_that_references_resolve_to(rendered):
             sn = subnets[sid]
             assert sn["inputs"].get("mapPublicIpOnLaunch") in (None, False), f"{ng['name']} uses a public subnet"
             assert sn["inputs"]["availabilityZone"] == "us-east-1a"
+
+
+def test_summary_md_tells_people_what_they_pay_and_how_it_packs(rendered):
+    prod = (rendered["prod"].out / "summary.md").read_text()
+    assert "16 of 16 GPUs requested (100% packing)" in prod
+    assert "| prefill | 2 (2) | 4 x 1 | 4 | 1 | 4 | 16 | 2 | 8 / 8 | 100% |" in prod
+    assert "```mermaid" in prod and prod.count('("prefill-') == 2 and prod.count('("decode-') == 4
+    assert "reserved capacity" not in prod
+    reserved = (rendered["capacity-block"].out / "summary.md").read_text()
+    assert "reserved capacity" in reserved, "reserved pools must not read as On-Demand spend without a word"
