@@ -249,10 +249,14 @@ class Lifecycle:
             ws.set_tag(name, TAG_REGION, target.region)
         # No --refresh (as in CI's deploys): the update applies the program as it is; a refresh is a separate,
         # deliberate step (docs/runbook.md).
+        # show_secrets=False: the Automation API otherwise reads the update summary with `stack history
+        # --show-secrets`, which puts the decrypted HF token into the returned summary's config (and, on Pulumi
+        # Cloud, logs a secrets-decryption event). Nothing here needs secrets back.
         return stack.up(
             message=f"review stack of PR #{int(str(pr_number).lstrip('#'))}",
             on_output=self.log,
             policy_packs=list(self.policy_packs) or None,
+            show_secrets=False,
         )
 
     def target(self, name: str, tags: Mapping[str, str]) -> StackTarget:
@@ -277,7 +281,7 @@ class Lifecycle:
         pre = steps.before_destroy(target)
         self.log(pre.render())
         try:
-            stack.destroy(message=f"teardown of {name}", on_output=self.log)
+            stack.destroy(message=f"teardown of {name}", on_output=self.log, show_secrets=False)
             first_error = None
         except ConcurrentUpdateError:
             raise  # someone else is updating the stack: never sweep under a running update
@@ -288,7 +292,7 @@ class Lifecycle:
             self.log(f"destroy failed, sweeping leftovers and retrying: {str(exc).strip()[-2000:]}")
         report = steps.after_destroy(target)
         if first_error is not None:
-            stack.destroy(message=f"teardown of {name} (after sweep)", on_output=self.log)
+            stack.destroy(message=f"teardown of {name} (after sweep)", on_output=self.log, show_secrets=False)
             report = steps.after_destroy(target)
         self.log(report.render())
         if not report.ok:
@@ -305,13 +309,20 @@ class Lifecycle:
         ws = self.workspace()
         entries: list[JanitorEntry] = []
         for summary in ws.list_stacks():
-            name = summary.name.rsplit("/", 1)[-1]
-            if not EPHEMERAL.match(name):
+            # `pulumi stack ls` names a stack `<stack>` in the default organization, `<owner>/<stack>` in
+            # another one (pkg/backend/httpstate/stack.go, cloudBackendReference.String), and lists every
+            # organization the token can see. The listed name is the reference that resolves to that stack;
+            # re-qualifying its short name with our org would point at a different stack.
+            parts = summary.name.split("/")
+            short, owner = parts[-1], (parts[0] if len(parts) > 1 else "")
+            if not EPHEMERAL.match(short):
                 continue
+            if self.org and owner and owner != self.org:
+                continue  # another organization's stack: never ours to destroy
+            name = summary.name if owner else self.qualified(short)
             if summary.update_in_progress:
                 entries.append(JanitorEntry(name, "skipped", "an update is in progress"))
                 continue
-            name = self.qualified(name)
             tags = ws.list_tags(name)
             expires = parse_iso(tags.get(TAG_EXPIRES))
             if expires is None and summary.last_update is not None:

@@ -1,9 +1,15 @@
-"""Fail a preview that would replace the EKS cluster or the Kubernetes provider.
+"""Fail a preview that would replace (or delete) the EKS cluster or the Kubernetes provider.
 
 Replacing the cluster deletes every node and workload; replacing the Kubernetes provider replaces every
 Kubernetes object the stack manages (pulumi-kubernetes DiffConfig, pulumi/pulumi-kubernetes#2745,
 pulumi-eks#764). Either can come from an innocent-looking refactor, so CI reads `pulumi preview --json` and
-stops unless the pull request carries the `allow-replace` label.
+stops unless the pull request carries the `allow-replace` label. A refactor that renames the component or moves
+it under another parent changes its URN: the engine then plans a `create` of the new URN and a `delete` of the
+old one instead of a `replace`, with the same effect, so a `delete` of these types counts too.
+
+A preview that reported an error is incomplete (the engine stops registering resources at the failure) and
+cannot vouch for anything: it is an error (exit 2) even though the document still carries the steps planned
+before the failure, at least the root stack's.
 
 Input: the JSON document of `pulumi preview --json` (`{"steps": [{"op", "urn", "newState": {"type"}}...]}`),
 or the engine events of a streaming JSON preview / `--event-log` (one JSON object per line).
@@ -16,8 +22,13 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 PROTECTED_TYPES = ("eks:index:Cluster", "aws:eks/cluster:Cluster", "pulumi:providers:kubernetes")
-# Step ops the engine uses for a replacement (create-before-delete emits create-replacement + delete-replaced).
-REPLACE_OPS = ("replace", "create-replacement", "delete-replaced", "discard-replaced", "import-replacement")
+# Step ops (pulumi pkg/resource/deploy/step.go) that take the existing resource away: a replacement (the JSON
+# digest shows `replace`; with replacement steps shown, create-before-delete emits create-replacement +
+# delete-replaced), or a plain delete (an URN change without an alias).
+REPLACE_OPS = (
+    "replace", "create-replacement", "delete-replaced", "discard-replaced", "import-replacement", "read-replacement",
+    "delete",
+)
 ALLOW_LABEL = "allow-replace"
 
 
@@ -58,6 +69,14 @@ def steps_from_digest(doc: Mapping[str, Any]) -> list[Step]:
 
 def steps_from_events(events: Iterable[Mapping[str, Any]]) -> list[Step]:
     out = []
+    events = list(events)
+    errors = [
+        str(ev["diagnosticEvent"].get("message", "")).strip()
+        for ev in events
+        if isinstance(ev.get("diagnosticEvent"), Mapping) and ev["diagnosticEvent"].get("severity") == "error"
+    ]
+    if errors:
+        raise PreviewUnreadable("the preview failed:\n" + "\n".join(errors))
     for ev in events:
         for key in ("resourcePreEvent", "resOutputsEvent"):
             meta = (ev.get(key) or {}).get("metadata")
@@ -90,7 +109,7 @@ def parse(text: str) -> list[Step]:
     if not isinstance(doc, Mapping):
         raise PreviewUnreadable("expected a JSON object")
     errors = _errors(doc)
-    if errors and not doc.get("steps"):
+    if errors:
         raise PreviewUnreadable("the preview failed:\n" + "\n".join(errors))
     if "steps" not in doc and "changeSummary" not in doc:
         raise PreviewUnreadable("no `steps` in the document: is this `pulumi preview --json` output?")
@@ -111,8 +130,8 @@ def violations(steps: Iterable[Step], protected: Iterable[str] = PROTECTED_TYPES
 def report(found: list[Step], *, stack: str = "", allowed: bool = False) -> str:
     where = f" of stack {stack}" if stack else ""
     if not found:
-        return f"preview guard: no replacement of the cluster or the Kubernetes provider{where}."
-    lines = [f"preview guard: the preview{where} would REPLACE:"]
+        return f"preview guard: no replacement or deletion of the cluster or the Kubernetes provider{where}."
+    lines = [f"preview guard: the preview{where} would REPLACE or DELETE:"]
     lines += [f"  - {s.type}  {s.urn}  ({s.op})" for s in found]
     if allowed:
         lines.append(f"allowed by the `{ALLOW_LABEL}` label: every node and Kubernetes object under it is recreated.")

@@ -380,6 +380,16 @@ def _delete(aws: AwsClients, item: Leftover) -> bool:
     return True
 
 
+def _wait_deleted(aws: AwsClients, arns: list[str], log: Log, *, delay: int = 15, max_attempts: int = 20) -> None:
+    """Block until the load balancers are gone (at most delay * max_attempts seconds); a timeout only logs."""
+    try:
+        aws.elbv2.get_waiter("load_balancers_deleted").wait(
+            LoadBalancerArns=arns, WaiterConfig={"Delay": delay, "MaxAttempts": max_attempts}
+        )
+    except Exception as exc:  # noqa: BLE001 - botocore WaiterError: the next pass retries what still depends on them
+        log(f"sweep: load balancers still deleting: {exc}")
+
+
 def sweep(
     aws: AwsClients,
     cluster: str,
@@ -399,11 +409,21 @@ def sweep(
         if not leftovers:
             return report
         report.errors = []
+        deleted_lbs: list[str] = []
+        waited = False
         for item in leftovers:
+            if deleted_lbs and not waited and item.kind not in ("load-balancer", "classic-load-balancer"):
+                # DeleteLoadBalancer returns while the load balancer is still going away; its target groups stay
+                # ResourceInUse and its ENIs keep its security groups until it is gone. Wait for it once per pass
+                # (elbv2 waiter LoadBalancersDeleted) instead of burning the pass on errors.
+                _wait_deleted(aws, deleted_lbs, log)
+                waited = True
             try:
                 if _delete(aws, item) and str(item) not in report.deleted:
                     report.deleted.append(str(item))
                     log(f"sweep: deleted {item}")
+                if item.kind == "load-balancer":
+                    deleted_lbs.append(item.id)
             except Exception as exc:  # DependencyViolation, ResourceInUse...: retried on the next pass
                 code = _error_code(exc)
                 if code in NOT_FOUND:

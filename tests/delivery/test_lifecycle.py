@@ -20,7 +20,8 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 POST_UP = [
     ["stack", "output", "--json", "--stack", "pr-7"],
     ["stack", "output", "--json", "--show-secrets", "--stack", "pr-7"],
-    ["stack", "history", "--json", "--show-secrets", "--page-size", "1", "--page", "1", "--stack", "pr-7"],
+    # The summary is read without --show-secrets: it would carry the decrypted HF token.
+    ["stack", "history", "--json", "--page-size", "1", "--page", "1", "--stack", "pr-7"],
 ]
 
 
@@ -134,6 +135,7 @@ def test_review_destroy_runs_teardown_around_destroy_then_removes_the_stack(proj
     assert steps == ["stack select", "stack tag", "pre-destroy", "destroy --skip-preview", "stack history", "sweep", "stack rm"]
     assert ["destroy", "--skip-preview", "--yes", "--message", "teardown of pr-7", "--exec-kind", "auto.local", "--stack", "pr-7"] in cli.calls
     assert cli.calls[-1] == ["stack", "rm", "--yes", "pr-7"]
+    assert not any("--show-secrets" in c for c in cli.calls), "destroy never asks the CLI to decrypt anything"
     target = events[2][1]
     assert (target.stack, target.cluster, target.region) == ("pr-7", "pr-7", "eu-west-1")
     assert not any(c[:2] == ["config", "set-all"] for c in cli.calls), "destroy works from state, config untouched"
@@ -180,7 +182,7 @@ def test_janitor_destroys_only_expired_ephemeral_stacks(project):
         events,
         stacks={
             "pr-1": {TAG_EXPIRES: "2026-03-01T11:00:00Z"},  # expired an hour ago
-            "pr-2": {TAG_EXPIRES: "2026-03-02T11:00:00Z"},  # still valid
+            "acme/pr-2": {TAG_EXPIRES: "2026-03-02T11:00:00Z"},  # still valid
             "pr-3": {},  # no tag, last update 30 h ago: past the 24 h default
             "pr-4": {},  # no tag, updated an hour ago
             "pr-5": {TAG_EXPIRES: "2026-03-01T00:00:00Z"},  # expired but busy
@@ -189,7 +191,7 @@ def test_janitor_destroys_only_expired_ephemeral_stacks(project):
         },
         stack_ls=[
             {"name": "pr-1", "current": False},
-            {"name": "org/disagg/pr-2", "current": False},
+            {"name": "acme/pr-2", "current": False},  # a stack in another (non-default) organization
             {"name": "pr-3", "current": False, "lastUpdate": last},
             {"name": "pr-4", "current": False, "lastUpdate": recent},
             {"name": "pr-5", "current": False, "updateInProgress": True},
@@ -198,7 +200,7 @@ def test_janitor_destroys_only_expired_ephemeral_stacks(project):
         ],
     )
     entries = lifecycle(project, cli, events).janitor(NOW, ttl_hours=24)
-    assert {e.stack: e.action for e in entries} == {"pr-1": "destroyed", "pr-2": "kept", "pr-3": "destroyed", "pr-4": "kept", "pr-5": "skipped"}
+    assert {e.stack: e.action for e in entries} == {"pr-1": "destroyed", "acme/pr-2": "kept", "pr-3": "destroyed", "pr-4": "kept", "pr-5": "skipped"}
     destroyed = [c[-1] for c in cli.calls if c[0] == "destroy"]
     assert destroyed == ["pr-1", "pr-3"]
     assert [c[-1] for c in cli.calls if c[:2] == ["stack", "rm"]] == ["pr-1", "pr-3"]
@@ -249,3 +251,25 @@ def test_stacks_in_a_pulumi_cloud_org_are_qualified(project):
     assert cli.calls[-1] == ["stack", "rm", "--yes", "acme/pr-7"]
     (target,) = [e[1] for e in events if e[0] == "pre-destroy"]
     assert (target.stack, target.cluster) == ("pr-7", "pr-7"), "AWS tags and names use the short stack name"
+
+
+def test_janitor_touches_only_its_own_organization_and_uses_the_listed_names(project):
+    # `stack ls` lists every organization the token can see; a stack of another organization that happens to be
+    # called pr-9 is not ours, and `acme/pr-3` must be addressed as listed, not as `<our org>/pr-3`.
+    events: list = []
+    expired = {TAG_EXPIRES: "2026-03-01T11:00:00Z"}
+    cli = FakePulumi(
+        events,
+        stacks={"acme/pr-1": dict(expired), "other/pr-9": dict(expired), "acme/pr-3": dict(expired)},
+        stack_ls=[{"name": "pr-1", "current": False}, {"name": "other/pr-9", "current": False}, {"name": "acme/pr-3", "current": False}],
+    )
+    entries = lifecycle(project, cli, events, org="acme").janitor(NOW)
+    assert {e.stack: e.action for e in entries} == {"acme/pr-1": "destroyed", "acme/pr-3": "destroyed"}
+    assert not any("other/pr-9" in c for c in cli.calls)
+    assert "other/pr-9" in cli.stacks
+
+    events2: list = []
+    cli2 = FakePulumi(events2, stacks={"other/pr-9": dict(expired)}, stack_ls=[{"name": "other/pr-9", "current": False}])
+    entries = lifecycle(project, cli2, events2).janitor(NOW)
+    assert [(e.stack, e.action) for e in entries] == [("other/pr-9", "destroyed")], "no org configured: the listed name"
+    assert [c[-1] for c in cli2.calls if c[0] == "destroy"] == ["other/pr-9"]

@@ -99,3 +99,33 @@ def test_cli(tmp_path, capsys):
     assert ops_main(["guard", str(path), "--stack", "prod", "--allow-replace"]) == 0
     path.write_text(digest(step("create", LWS_URN, "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet")))
     assert ops_main(["guard", str(path)]) == 0
+
+
+def test_a_preview_with_an_error_fails_even_with_the_steps_planned_before_it():
+    # What `pulumi preview --json` prints when the program fails after registering some resources: the root
+    # stack (always shown) and whatever came before the failure, plus the error diagnostic. The cluster step
+    # that would have been a replace may simply never have been planned.
+    doc = json.loads(digest(step("same", STACK, "pulumi:pulumi:Stack"), step("same", CLUSTER_URN, "eks:index:Cluster")))
+    doc["diagnostics"] = [
+        {"urn": STACK, "prefix": "error: ", "message": "Program failed with an unhandled exception", "severity": "error"},
+        {"message": "a warning", "severity": "warning"},
+    ]
+    code, report = check(json.dumps(doc), stack="prod")
+    assert code == 2 and "Program failed" in report
+    doc["diagnostics"] = [{"message": "a warning", "severity": "warning"}]
+    assert check(json.dumps(doc))[0] == 0, "warnings alone do not fail the guard"
+    events = [
+        {"sequence": 1, "resourcePreEvent": {"metadata": {"op": "same", "urn": STACK, "type": "pulumi:pulumi:Stack"}}},
+        {"sequence": 2, "diagnosticEvent": {"message": "boom", "severity": "error"}},
+    ]
+    assert check("\n".join(json.dumps(e) for e in events))[0] == 2
+
+
+def test_deleting_the_cluster_or_the_provider_fails_like_a_replace():
+    # Renaming the component (no alias) changes the URN: create the new one, delete the old one.
+    renamed = "urn:pulumi:prod::disagg::disagg:aws:Cluster$eks:index:Cluster::prod-eks-v2"
+    text = digest(step("create", renamed, "eks:index:Cluster"), step("delete", CLUSTER_URN, "eks:index:Cluster", state="oldState"))
+    code, report = check(text, stack="prod")
+    assert code == 1 and CLUSTER_URN in report and "(delete)" in report
+    assert check(digest(step("delete", PROVIDER_URN, "pulumi:providers:kubernetes", state="oldState")))[0] == 1
+    assert check(digest(step("delete", LWS_URN, "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet", state="oldState")))[0] == 0

@@ -374,3 +374,33 @@ def test_kubectl_client_commands():
         Kubectl("x", run=lambda cmd, **kw: Proc(1, stderr="error: Unauthorized")).list(SERVICES)
     with pytest.raises(KubeError, match="cannot get a kubeconfig"):
         Kubectl.for_eks("gone", "us-east-1", run=lambda cmd, **kw: Proc(254, stderr="ResourceNotFoundException"))
+
+
+class Recorder:
+    """Wraps a client and records the calls made on it, waiters included."""
+
+    def __init__(self, client, calls: list):
+        self._client, self._calls = client, calls
+
+    def __getattr__(self, name):
+        real = getattr(self._client, name)
+        if not callable(real):
+            return real
+
+        def call(*args, **kwargs):
+            self._calls.append((name, args))
+            return real(*args, **kwargs)
+
+        return call
+
+
+def test_sweep_waits_for_deleted_load_balancers_before_their_target_groups(aws):
+    world = World(aws)
+    calls: list = []
+    recorded = AwsClients(aws.ec2, Recorder(aws.elbv2, calls), aws.elb)
+    report = sweep(recorded, CLUSTER, CLUSTER, attempts=3, delay=0, sleep=lambda _: None, log=lambda _: None)
+    assert report.ok, report.render()
+    names = [n for n, _ in calls]
+    assert ("get_waiter", ("load_balancers_deleted",)) in calls
+    assert names.index("delete_load_balancer") < names.index("get_waiter") < names.index("delete_target_group")
+    assert world.nlb not in world.lb_arns()

@@ -178,3 +178,137 @@ def test_review_stacks_serialise_per_pr_and_destroy_from_trusted_code():
     janitor = load("review-janitor.yml")
     assert "schedule" in janitor["on"]
     assert "-m ops janitor" in str(janitor["jobs"]["janitor"])
+
+
+# ---- every action's inputs, as its action.yml declares them at the pinned commit -------------------------------
+#
+# actionlint knows the inputs of a few popular actions only, and GitHub merely warns about an unknown `with:`
+# key at run time (the step then runs without it: a misspelt `policyPacks` would silently drop the policy pack).
+# So each pinned action is listed here with its tag and the `inputs:` of its action.yml at that commit. To bump
+# an action, read the new action.yml and update its row (SHA, tag and inputs) together.
+ACTIONS: dict[str, tuple[str, str, frozenset[str]]] = {
+    # https://github.com/actions/checkout/blob/3d3c42e5aac5ba805825da76410c181273ba90b1/action.yml
+    "actions/checkout": ("3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1", frozenset({
+        "repository", "ref", "token", "ssh-key", "ssh-known-hosts", "ssh-strict", "ssh-user", "persist-credentials",
+        "path", "clean", "filter", "sparse-checkout", "sparse-checkout-cone-mode", "fetch-depth", "fetch-tags",
+        "show-progress", "lfs", "submodules", "set-safe-directory", "github-server-url", "allow-unsafe-pr-checkout",
+    })),
+    # https://github.com/actions/setup-python/blob/5fda3b95a4ea91299a34e894583c3862153e4b97/action.yml
+    "actions/setup-python": ("5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0", frozenset({
+        "python-version", "python-version-file", "cache", "architecture", "check-latest", "token",
+        "cache-dependency-path", "update-environment", "allow-prereleases", "freethreaded", "pip-version",
+    })),
+    # https://github.com/actions/upload-artifact/blob/bbbca2ddaa5d8feaa63e36b76fdaad77386f024f/action.yml
+    "actions/upload-artifact": ("bbbca2ddaa5d8feaa63e36b76fdaad77386f024f", "v7.0.0", frozenset({
+        "name", "path", "if-no-files-found", "retention-days", "compression-level", "overwrite",
+        "include-hidden-files", "archive",
+    })),
+    # https://github.com/actions/download-artifact/blob/3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c/action.yml
+    "actions/download-artifact": ("3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c", "v8.0.1", frozenset({
+        "name", "artifact-ids", "path", "pattern", "merge-multiple", "github-token", "repository", "run-id",
+        "skip-decompress", "digest-mismatch",
+    })),
+    # https://github.com/aws-actions/configure-aws-credentials/blob/e6de054238d6b7531b4efff3b6587d9aade6a06c/action.yml
+    "aws-actions/configure-aws-credentials": ("e6de054238d6b7531b4efff3b6587d9aade6a06c", "v6.2.3", frozenset({
+        "audience", "aws-access-key-id", "aws-secret-access-key", "aws-session-token", "aws-region", "mask-aws-account-id",
+        "role-to-assume", "web-identity-token-file", "role-duration-seconds", "role-session-name", "role-external-id",
+        "role-skip-session-tagging", "transitive-tag-keys", "inline-session-policy", "managed-session-policies",
+        "output-credentials", "output-env-credentials", "unset-current-credentials", "allowed-account-ids",
+        "disable-retry", "retry-max-attempts", "special-characters-workaround", "use-existing-credentials",
+        "http-proxy", "no-proxy", "force-skip-oidc", "action-timeout-s", "custom-tags", "role-chaining", "aws-profile",
+        "overwrite-aws-profile", "sts-endpoint",
+    })),
+    # https://github.com/pulumi/actions/blob/8e5e406f4007fca908480587cb9893c07090f58d/action.yml
+    "pulumi/actions": ("8e5e406f4007fca908480587cb9893c07090f58d", "v7.0.0", frozenset({
+        "command", "stack-name", "pulumi-version", "pulumi-version-file", "work-dir", "comment-on-pr",
+        "comment-on-pr-number", "comment-on-summary", "github-token", "cloud-url", "secrets-provider", "parallel",
+        "message", "config-map", "expect-no-changes", "diff", "replace", "exclude", "exclude-dependents", "target",
+        "target-dependents", "policyPacks", "policyPackConfigs", "refresh", "upsert", "remove", "edit-pr-comment",
+        "color", "exclude-protected", "plan", "suppress-outputs", "suppress-progress", "always-include-summary",
+        "continue-on-error", "log-verbosity", "log-flow", "debug",
+    })),
+}
+# pulumi/actions src/config.ts (same commit): `command` is one of these (without it the action only installs the
+# CLI), and `color` one of always/never/raw/auto.
+PULUMI_ACTION_COMMANDS = {"up", "update", "refresh", "destroy", "preview", "output"}
+PULUMI_ACTION_COLORS = {"always", "never", "raw", "auto"}
+
+
+def all_steps(doc: dict) -> list[tuple[str, dict, str]]:
+    """(job name, step, raw `uses` line) for every step with `uses:`."""
+    return [(name, s, s["uses"]) for name, job in doc["jobs"].items() for s in steps(job) if "uses" in s]
+
+
+def action_input_errors(path: Path) -> list[str]:
+    errors = []
+    # The version comments, in file order: YAML drops comments, so pair them with the steps by position.
+    lines = [ln for ln in path.read_text().splitlines() if re.match(r"\s*(-\s+)?uses:\s*[^.\s]", ln)]
+    remote = [(job, step, ref) for job, step, ref in all_steps(load(path.name)) if not ref.startswith("./")]
+    assert len(lines) == len(remote), f"{path.name}: one `uses:` per line, please"
+    for line, (job, step, ref) in zip(lines, remote):
+        action, _, sha = ref.partition("@")
+        where = f"{path.name}:{job}: {ref}"
+        if action not in ACTIONS:
+            errors.append(f"{where}: not in the table of known actions (add its action.yml inputs)")
+            continue
+        pinned, tag, inputs = ACTIONS[action]
+        if sha != pinned:
+            errors.append(f"{where}: pinned to {sha}, the table knows {pinned} ({tag})")
+        if ref not in line or not re.search(rf"#\s*{re.escape(tag)}\s*$", line):
+            errors.append(f"{where}: the version comment must name {tag}, the tag of {pinned}")
+        for key in step.get("with") or {}:
+            if key not in inputs:
+                errors.append(f"{where}: `{key}` is not an input of {action}@{tag}")
+        if action == "pulumi/actions":
+            w = step.get("with") or {}
+            if "command" in w and w["command"] not in PULUMI_ACTION_COMMANDS:
+                errors.append(f"{where}: command {w['command']!r} is not one of {sorted(PULUMI_ACTION_COMMANDS)}")
+            if "color" in w and w["color"] not in PULUMI_ACTION_COLORS:
+                errors.append(f"{where}: color {w['color']!r} is not one of {sorted(PULUMI_ACTION_COLORS)}")
+            if "command" in w and "stack-name" not in w:
+                errors.append(f"{where}: a pulumi/actions command needs stack-name")
+    return errors
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_every_action_input_exists_in_the_pinned_action(path):
+    assert action_input_errors(path) == []
+
+
+def test_the_input_check_catches_a_wrong_input_a_wrong_pin_and_a_wrong_tag(tmp_path, monkeypatch):
+    sha = ACTIONS["pulumi/actions"][0]
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        f"      - uses: pulumi/actions@{sha} # v7.0.0\n        with:\n          command: preview\n          stack-name: dev\n"
+        "          policy-packs: policy\n"  # the input is `policyPacks`
+        f"      - uses: pulumi/actions@{sha} # v6.6.1\n        with:\n          command: plan\n          stack-name: dev\n"
+        f"      - uses: actions/checkout@{sha} # v7.0.1\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "WORKFLOWS", tmp_path)
+    errors = "\n".join(action_input_errors(bad))
+    assert "`policy-packs` is not an input of pulumi/actions@v7.0.0" in errors
+    assert "must name v7.0.0" in errors and "command 'plan'" in errors
+    assert "actions/checkout" in errors and "pinned to" in errors
+
+
+def test_reusable_workflow_calls_pass_only_declared_inputs_and_secrets():
+    callee = load("pulumi-up.yml")["on"]["workflow_call"]
+    for name, job in load("deploy.yml")["jobs"].items():
+        assert job["uses"] == "./.github/workflows/pulumi-up.yml"
+        assert set(job.get("with") or {}) <= set(callee["inputs"]), name
+        assert {k for k, v in callee["inputs"].items() if v.get("required")} <= set(job["with"]), name
+        assert set(job.get("secrets") or {}) <= set(callee["secrets"]), name
+
+
+def test_deploys_never_create_a_stack():
+    # The long-lived stacks are created once by hand (docs/ci.md): a deploy that creates a missing one (a wrong
+    # PULUMI_ORG, a typo) would stand up a second, secret-less copy of prod instead of failing.
+    for name in ("pulumi-up.yml", "preview.yml"):
+        for job in load(name)["jobs"].values():
+            for s in steps(job):
+                code = "\n".join(ln.split("#", 1)[0] for ln in s.get("run", "").splitlines())
+                assert not re.search(r"stack\s+(select|init)\b.*--create|stack\s+init\b", code), f"{name}: {s.get('name')}"
+        for _, step, ref in all_steps(load(name)):
+            if ref.startswith("pulumi/actions@"):
+                assert not (step.get("with") or {}).get("upsert"), name
