@@ -228,6 +228,46 @@ VLLM_ROUTER_PYPI: dict[str, str] = {
     "yarl": "1.25.1",
 }
 
+# sha256 of the one wheel of each `VLLM_ROUTER_PYPI` entry that pip picks for CPython 3.12 on manylinux x86_64
+# (the `vllm-router-python` image on the x86_64 system pool), from the same `pip install --dry-run --report`
+# (download_info.archive_info.hashes; the vllm-router wheel was downloaded and its sha256 checked against it).
+# The router's init container installs with --require-hashes: what runs is byte-for-byte what was resolved, and
+# a substituted or re-tagged file fails the install instead of starting. Re-resolve together with VLLM_ROUTER_PYPI.
+VLLM_ROUTER_PYPI_SHA256: dict[str, str] = {
+    "vllm-router": "85c96bea4d573a49b5a8ae4c72ee3dfe733aba26b6f1ff1256e6142f1f42694d",
+    "aiohappyeyeballs": "9243213661e29250eb41368e5daa826fc017156c3b8a11440826b2e3ed376472",
+    "aiohttp": "20f085697d7e911f1f73c43ed03fafbed1e7121797e2eb5428efa80398060584",
+    "aiosignal": "053243f8b92b990551949e63930a839ff0cf0b0ebbe0597b0f3fb19e1a0fe82e",
+    "annotated-doc": "6bc31bbbec6dfaaedc1676dbc11dbda96fe22a2b5c400e9ebad113fec44a9dc6",
+    "annotated-types": "f072f4d804ea359e4eaf198b1af7a8b0943881a87f31bb764f8bf219bb9419e0",
+    "anyio": "c66ae634e0b8228396b801741beb3294326d4b6102f7bba4041c0dfb58c29026",
+    "attrs": "c647aa4a12dfbad9333ca4e71fe62ddc36f4e63b2d260a37a8b83d2f043ac309",
+    "certifi": "73191c47aaa79da394e8fee2dbc2ec827432cab56311122c9e47abf79e390f62",
+    "charset-normalizer": "3d31298449090ab8d47b7b1b2a555ff73cac7ed438a08b7ac160980c7ebed649",
+    "click": "8bb5376d2006950386f8c6427613334a2acadc5f559cb80e638d00b4df957e37",
+    "fastapi": "896f48462042bb4f162147eb8fac7e858753dc1f486765709baf105d70e4fc5b",
+    "frozenlist": "494a5952b1c597ba44e0e78113a7266e656b9794eec897b19ead706bd7074383",
+    "h11": "63cf8bbe7522de3bf65932fda1d9c2772064ffb3dae62d55932da54b31cb6c86",
+    "idna": "ab7ae7122974553370f0bdb919e1a960b2cd1bc1ef0276416d896db81c14582c",
+    "multidict": "1fb8c1a3480c130c3a6422d5f16f3cad6552bf08c2089dd288ba7134649183b5",
+    "opentelemetry-api": "2cbd737377e710ee740d261c94e93fa0f08e6d037c18f17513cc0a2d94479a34",
+    "orjson": "bceadfd314bd238f584fc229a4bbaf0e573597e7a026dec5429fbf29fd66c641",
+    "propcache": "2814ecd8e818f487bee4b0f921bc4d1c176cc5fc71ac0f072d0fa67eda4ac14b",
+    "pydantic": "3f7b347782ab7e4cf4c798496ae3a82787d9f21ec12676a9c564355eeef8daa8",
+    "pydantic-core": "c81d98e27d9d9261909dcccab1ba5d6ea1c98b0bb9470e368604614fd1d36ddd",
+    "requests": "2a0d60c172f83ac6ab31e4554906c0f3b3588d37b5cb939b1c061f4907e278e0",
+    "setproctitle": "4a765e0c80a2453480be27c4fc22ba1c0771867040c5f91e4221940d78a4abfb",
+    "starlette": "478c0ab3b4ced6e82719849c118fa406f0278a3499c1a898cd15cd31bdc38ce4",
+    "typing-extensions": "481caa481374e813c1b176ada14e97f1f67a4539ce9cfeb3f350d78d6370c2e8",
+    "typing-inspection": "bc210535442b39e1bf2805e0c7a17dfd6a4ace760c84c7f7d16245d23a6b1c39",
+    "urllib3": "0cf3cae568d36aa9576b28dfb35f11328f1cb974ca7647d9475ebb86c75ac6e3",
+    "uvicorn": "505bdb0f318731d45f1f712071fc781a8981f6847a31c902c9f5e652d4f67faf",
+    "yarl": "c6f117789d22dce188e5754e8bc65b7e6ebf8cb73963b9fa761f672a5883769d",
+}
+if set(VLLM_ROUTER_PYPI_SHA256) != set(VLLM_ROUTER_PYPI):  # a package without its hash would fail every router start
+    raise ValueError("VLLM_ROUTER_PYPI and VLLM_ROUTER_PYPI_SHA256 must name the same packages")
+
+
 def pin(key: str) -> Pin:
     """The pin for `key`; KeyError naming the known keys otherwise."""
     try:

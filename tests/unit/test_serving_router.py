@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
+
 from components.builders.serving import router
-from stacks.versions import VLLM_ROUTER_PYPI, pin
+from stacks.versions import VLLM_ROUTER_PYPI, VLLM_ROUTER_PYPI_SHA256, pin
 from tests.unit.serving_helpers import cfg_of, facts, prod
 
 
@@ -58,9 +60,18 @@ def test_router_runs_the_pinned_wheel_on_the_pinned_python_image():
     spec = router.router_pod_template(cfg, facts(cfg))["spec"]
     init = spec["initContainers"][0]
     assert init["image"] == pin("vllm-router-python").image_ref
-    assert f"vllm-router=={VLLM_ROUTER_PYPI['vllm-router']}" in init["command"]
-    assert "--no-deps" in init["command"]
-    assert all(f"{k}=={v}" in init["command"] for k, v in VLLM_ROUTER_PYPI.items())
+    shell, flag, script = init["command"]
+    assert (shell, flag) == ("/bin/sh", "-c")
+    write, install = script.split(" && exec ")
+    # The requirements file the script writes: every package of the closure, exact version, its wheel's sha256.
+    printf = shlex.split(write)
+    assert printf[:2] == ["printf", "%s\\n"] and printf[-2:] == [">", router.REQUIREMENTS_FILE]
+    assert printf[2:-2] == [f"{k}=={v} --hash=sha256:{VLLM_ROUTER_PYPI_SHA256[k]}" for k, v in VLLM_ROUTER_PYPI.items()]
+    pip = shlex.split(install)
+    assert pip[:4] == ["python", "-m", "pip", "install"]
+    # Hash-checked, nothing resolved at start (no transitive version floats), no source builds.
+    assert {"--require-hashes", "--no-deps", "--only-binary=:all:"} <= set(pip)
+    assert pip[pip.index("-r") + 1] == router.REQUIREMENTS_FILE and pip[pip.index("--target") + 1] == router.LIB_DIR
     main = spec["containers"][0]
     assert main["command"] == ["python", "-m", "vllm_router.launch_router"]
     assert main["securityContext"]["readOnlyRootFilesystem"] is True and main["securityContext"]["runAsNonRoot"] is True
@@ -98,3 +109,8 @@ def test_role_services_select_only_http_pods_and_are_scraped():
 
 def test_router_url():
     assert router.router_url(prod()) == "http://t-router.t.svc.cluster.local:8080"
+
+
+def test_every_router_wheel_is_pinned_by_a_sha256():
+    assert set(VLLM_ROUTER_PYPI_SHA256) == set(VLLM_ROUTER_PYPI)
+    assert all(len(h) == 64 and all(c in "0123456789abcdef" for c in h) for h in VLLM_ROUTER_PYPI_SHA256.values())

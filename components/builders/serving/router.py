@@ -6,12 +6,14 @@ answer. With `--service-discovery` it watches pods in the namespace (RBAC: get/l
 ones matching `--prefill-selector` / `--decode-selector` (docs/environment/kubernetes.md, docs/cli_reference.md).
 
 Image: vllm-project/router publishes only floating `nightly` images, so by default the router runs from its
-pinned PyPI wheel and pinned dependency closure (`stacks.versions.VLLM_ROUTER_PYPI`), installed by an init
-container onto a pinned Python image. `serving.router.image` replaces both with an image that already has the
+pinned PyPI wheel and pinned dependency closure (`stacks.versions.VLLM_ROUTER_PYPI`, each wheel by its sha256),
+installed by an init container onto a pinned Python image. `serving.router.image` replaces both with an image that already has the
 `vllm-router` entry point (e.g. one built from the same wheel for air-gapped clusters).
 """
 
 from __future__ import annotations
+
+import shlex
 
 from components.builders.scheduling import POOL_LABEL, SYSTEM_POOL
 from components.builders.serving.common import (
@@ -34,7 +36,7 @@ from components.builders.serving.common import (
 from components.builders.serving.engine import engine_for
 from components.builders.serving.pods import startup_minutes
 from stacks.config.stack import StackConfig
-from stacks.versions import VLLM_ROUTER_PYPI, pin
+from stacks.versions import VLLM_ROUTER_PYPI, VLLM_ROUTER_PYPI_SHA256, pin
 
 CONTAINER_PORT = 8080
 # vllm-router serves Prometheus metrics on its own listener (default 127.0.0.1:29000); bound to the pod IP here
@@ -117,12 +119,22 @@ def _security() -> dict:
     }
 
 
+REQUIREMENTS_FILE = "/tmp/router-requirements.txt"
+
+
+def requirements() -> list[str]:
+    """One requirements line per package: exact version and the sha256 of its wheel. pip takes `--hash` only from a
+    requirements file, and with --require-hashes installs nothing whose bytes differ from what was resolved."""
+    return [f"{k}=={v} --hash=sha256:{VLLM_ROUTER_PYPI_SHA256[k]}" for k, v in VLLM_ROUTER_PYPI.items()]
+
+
 def install_command() -> list[str]:
-    pkgs = [f"{k}=={v}" for k, v in VLLM_ROUTER_PYPI.items()]
-    return [
+    pip = [
         "python", "-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check", "--no-deps",
-        "--only-binary=:all:", "--target", LIB_DIR, *pkgs,
+        "--only-binary=:all:", "--require-hashes", "--target", LIB_DIR, "-r", REQUIREMENTS_FILE,
     ]
+    script = f"printf '%s\\n' {shlex.join(requirements())} > {REQUIREMENTS_FILE} && exec {shlex.join(pip)}"
+    return ["/bin/sh", "-c", script]
 
 
 def router_pod_template(cfg: StackConfig, facts: PlatformFacts, *, kai: bool = True) -> dict:
