@@ -10,7 +10,13 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from components.builders.eks import AddonSpec, addons_in_phase, admin_access_entries
+from components.builders.eks import (
+    CONTROL_PLANE_LOG_RETENTION_DAYS,
+    AddonSpec,
+    addons_in_phase,
+    admin_access_entries,
+    control_plane_log_group,
+)
 from components.builders.iam import managed_policy_arn, partition, pod_identity_trust_policy
 from components.network import Network
 from stacks.config.stack import StackConfig
@@ -84,6 +90,18 @@ class Cluster(pulumi.ComponentResource):
             for key, e in admin_access_entries(cfg).items()
         }
 
+        # Ours, not EKS's: created before the cluster (EKS then writes into it) and deleted after it, so no log group
+        # with unlimited retention is left behind by `pulumi destroy`. A group left by an earlier cluster of the same
+        # name must be deleted first (docs/aws.md, "Cluster").
+        self.log_group: aws.cloudwatch.LogGroup | None = None
+        if cc.log_types:
+            self.log_group = aws.cloudwatch.LogGroup(
+                f"{name}-control-plane-logs",
+                name=control_plane_log_group(cfg.cluster_name),
+                retention_in_days=CONTROL_PLANE_LOG_RETENTION_DAYS,
+                opts=child,
+            )
+
         self.eks = eks.Cluster(
             f"{name}-eks",
             name=cfg.cluster_name,
@@ -113,7 +131,7 @@ class Cluster(pulumi.ComponentResource):
             use_default_vpc_cni=True,
             kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(enabled=False),
             coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group] if self.log_group else None),
         )
         self.eks_cluster_name: pulumi.Output[str] = self.eks.eks_cluster.name
         # The EKS-created cluster security group: managed nodes get it by default, the control plane's ENIs carry it,
@@ -152,6 +170,7 @@ class Cluster(pulumi.ComponentResource):
         # EFA needs a security group that allows all traffic to and from itself on every EFA interface. One group for
         # all EFA pools, because KV transfer runs between the prefill and decode pools.
         self.efa_security_group: aws.ec2.SecurityGroup | None = None
+        self.efa_security_group_rules: list[pulumi.Resource] = []
         if any(pool_efa(p) for p in cfg.gpu_pools):
             sg = aws.ec2.SecurityGroup(
                 f"{name}-efa",
@@ -160,15 +179,18 @@ class Cluster(pulumi.ComponentResource):
                 tags={"Name": f"{cfg.cluster_name}-efa"},
                 opts=child,
             )
-            aws.vpc.SecurityGroupIngressRule(
+            efa_in = aws.vpc.SecurityGroupIngressRule(
                 f"{name}-efa-in", security_group_id=sg.id, referenced_security_group_id=sg.id, ip_protocol="-1",
                 description="EFA: all traffic from the group", opts=child,
             )
-            aws.vpc.SecurityGroupEgressRule(
+            efa_out = aws.vpc.SecurityGroupEgressRule(
                 f"{name}-efa-out", security_group_id=sg.id, referenced_security_group_id=sg.id, ip_protocol="-1",
                 description="EFA: all traffic to the group", opts=child,
             )
             self.efa_security_group = sg
+            # The rules are resources of their own: EFA pools wait for them, so no node boots into a group that still
+            # drops EFA traffic, and teardown keeps them until the last EFA node is gone.
+            self.efa_security_group_rules = [efa_in, efa_out]
 
         self.kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
         # The one Kubernetes provider of the stack. `cluster_identifier` is a plain string, so a kubeconfig change

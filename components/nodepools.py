@@ -210,7 +210,13 @@ class GpuNodePool(pulumi.ComponentResource):
             launch_template=_launch_template_ref(self.launch_template),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[*cluster.compute_dependencies(), self.node_role, *attachments, *network.egress],
+                depends_on=[
+                    *cluster.compute_dependencies(),
+                    self.node_role,
+                    *attachments,
+                    *network.egress,
+                    *(cluster.efa_security_group_rules if self.efa else []),
+                ],
             ),
         )
         self.node_group = self.managed_node_group.node_group

@@ -32,6 +32,7 @@ def validate(cfg: StackConfig) -> list[Issue]:
         _check_capacity_zones(cfg, add)
         _check_subnet_addresses(cfg, add)
         _check_ami_releases(cfg, add)
+        _check_nvme_cache(cfg, add)
         roles_ok = _check_role_pools(cfg, add)
         if roles_ok:
             for role in ROLES:
@@ -408,6 +409,45 @@ def _check_ami_releases(cfg: StackConfig, add) -> None:
                 cfg.cluster.kubernetes_version,
                 f"the system node group's AMI release {system} (versions table, eks-al2023-ami) is not built for Kubernetes {k8s}",
                 "keep cluster.kubernetesVersion at the versions table's `kubernetes` pin, or move the AMI pins with it",
+            )
+        )
+
+
+def _check_nvme_cache(cfg: StackConfig, add) -> None:
+    """`modelCache.kind: nvme` is a hostPath on the instance-store RAID0 that the GPU pools' NodeConfig builds
+    (components/builders/userdata.py). Without the array the same hostPath silently lands on the root EBS volume,
+    which a model's weights plus the images fill (node disk pressure, evictions)."""
+    from components.builders.userdata import RAID0_MOUNT
+
+    mc = cfg.serving.model_cache
+    if mc.kind != "nvme":
+        return
+    for i, p in enumerate(cfg.gpu_pools):
+        if not p.nvme_cache:
+            add(
+                Issue(
+                    key_path("gpuPools", i, "nvmeCache"),
+                    False,
+                    "serving.modelCache.kind is nvme but this pool builds no NVMe RAID0, so the cache would land on the root volume",
+                    "turn nvmeCache on, or set serving.modelCache.kind to pvc",
+                )
+            )
+        elif instance_type(p.instance_type).nvme_disks == 0:
+            add(
+                Issue(
+                    key_path("gpuPools", i, "instanceType"),
+                    p.instance_type,
+                    "has no instance-store NVMe for serving.modelCache.kind nvme, so the cache would land on the root volume",
+                    "use a type with NVMe (e.g. p5.48xlarge, g6e.*) or set serving.modelCache.kind to pvc",
+                )
+            )
+    if not mc.host_path.startswith(f"{RAID0_MOUNT}/"):
+        add(
+            Issue(
+                key_path("serving", "modelCache", "hostPath"),
+                mc.host_path,
+                f"is not on the NVMe RAID0, which nodeadm mounts at {RAID0_MOUNT}",
+                f"use a directory under {RAID0_MOUNT}/, e.g. {RAID0_MOUNT}/model-cache",
             )
         )
 

@@ -19,9 +19,12 @@ NODEADM_API_VERSION = "node.eks.aws/v1alpha1"
 # Fixed boundary: the same config gives byte-identical user data, so a preview shows no spurious launch template
 # change. It must not occur in any part.
 BOUNDARY = "==DISAGG-NODEADM=="
-# Where nodeadm mounts the RAID0 array (its default); containerd, kubelet (emptyDir volumes) and pod logs are
-# bind-mounted from it, so images and an emptyDir model cache land on the instance-store NVMe.
+# nodeadm's default `localStorage.mountPath`; the RAID0/RAID10 array is mounted at `<mountPath>/0` (the AL2023
+# `setup-local-disks` script: array_mount_point="${MNT_DIR}/0"). containerd, kubelet (emptyDir volumes) and pod logs
+# are bind-mounted from subdirectories of the array, so images and an emptyDir model cache land on the NVMe, and a
+# hostPath cache must live under RAID0_MOUNT (the serving layer's `modelCache.hostPath` default does).
 LOCAL_STORAGE_MOUNT = "/mnt/k8s-disks"
+RAID0_MOUNT = f"{LOCAL_STORAGE_MOUNT}/0"
 
 
 def node_config(it: InstanceType, nvme_cache: bool) -> dict | None:

@@ -299,6 +299,31 @@ def test_cluster_inputs(rendered):
     assert i["corednsAddonOptions"]["enabled"] is False
 
 
+def test_control_plane_log_group_is_the_stacks_and_exists_before_the_cluster(rendered):
+    """EKS creates /aws/eks/<cluster>/cluster itself (never expiring) unless it exists; that one would outlive the
+    stack. Ours is created first, so the cluster depends on it and deletes before it."""
+    for name, r in rendered.items():
+        (lg,) = r.of_type("aws:cloudwatch/logGroup:LogGroup")
+        assert lg["inputs"]["name"] == f"/aws/eks/{r.summary['cluster_name']}/cluster", name
+        assert lg["inputs"]["retentionInDays"] == 90
+        assert lg["parent"] == r.one("disagg:aws:Cluster")["urn"]
+        assert lg["urn"] in eks_cluster(r)["dependencies"], name
+
+
+def test_efa_node_groups_wait_for_the_efa_security_group_rules(rendered):
+    r = rendered["prod"]
+    cluster = r.one("disagg:aws:Cluster")["urn"]
+    rules = [
+        x["urn"]
+        for t in ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+        for x in children(r, cluster, t)
+    ]
+    assert len(rules) == 2
+    for name, p in gpu_pools(r).items():
+        for rule in rules:
+            assert rule in p["ng"]["dependencies"], (name, rule)
+
+
 def test_secrets_are_envelope_encrypted_with_a_rotating_kms_key(rendered):
     r = rendered["prod"]
     key = r.one("aws:kms/key:Key")

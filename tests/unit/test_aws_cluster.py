@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from components.builders.eks import access_entry_key, addon_specs, addons_in_phase, admin_access_entries
+from components.builders.eks import (
+    CLOUDWATCH_RETENTION_DAYS,
+    CONTROL_PLANE_LOG_RETENTION_DAYS,
+    access_entry_key,
+    addon_specs,
+    addons_in_phase,
+    admin_access_entries,
+    control_plane_log_group,
+)
 from components.builders.iam import (
     access_policy_arn,
     managed_policy_arn,
@@ -166,3 +174,33 @@ def test_cluster_version_away_from_the_ami_pins(base):
     # The GPU pools (default AMI pin) and the system pool are both named.
     assert len(errs) == 3, errs
     assert any("eks-al2023-ami" in e for e in errs)
+
+
+def test_control_plane_log_group_is_the_one_eks_writes_to():
+    # EKS picks the group by this exact name; any other name would leave EKS creating its own, never-expiring one.
+    assert control_plane_log_group("prod") == "/aws/eks/prod/cluster"
+    assert CONTROL_PLANE_LOG_RETENTION_DAYS in CLOUDWATCH_RETENTION_DAYS
+
+
+def test_nvme_model_cache_needs_the_raid_on_every_pool(base):
+    base["gpuPools"][1]["nvmeCache"] = False
+    errs = [e for e in issues_for(base) if e.startswith("disagg:gpuPools[1].nvmeCache")]
+    assert errs and "root volume" in errs[0] and "Fix: " in errs[0]
+    base["serving"]["modelCache"] = {"kind": "pvc", "storageClass": "efs-sc"}
+    assert not any("nvmeCache" in e for e in _issues_or_none(base))
+
+
+def test_nvme_model_cache_host_path_must_be_on_the_raid(base):
+    base["serving"]["modelCache"] = {"hostPath": "/mnt/k8s-disks/model-cache"}
+    errs = [e for e in issues_for(base) if e.startswith("disagg:serving.modelCache.hostPath")]
+    assert errs and "/mnt/k8s-disks/0" in errs[0]
+    base["serving"]["modelCache"] = {"hostPath": "/mnt/k8s-disks/0/weights"}
+    parse(base, stack="t")
+
+
+def _issues_or_none(values: dict) -> list[str]:
+    try:
+        parse(values, stack="t")
+    except ConfigError as exc:
+        return [str(i) for i in exc.issues]
+    return []

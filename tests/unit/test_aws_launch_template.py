@@ -150,3 +150,15 @@ def test_full_launch_template_spec():
 def test_launch_template_without_placement_or_user_data_leaves_them_out():
     spec = launch_template(description="d", root_volume_gb=100, tags={})
     assert "placement" not in spec and "user_data" not in spec and "instance_market_options" not in spec
+
+
+def test_pinned_vpc_cni_supports_efa_only_interfaces():
+    """efa-only interfaces (every card but 0) need VPC CNI >= 1.18.5 (EKS node-efa docs); older versions try to
+    manage them as ENIs."""
+    import re
+
+    from stacks.versions import pin
+
+    m = re.match(r"^v(\d+)\.(\d+)\.(\d+)-eksbuild\.\d+$", pin("addon-vpc-cni").version)
+    assert m, pin("addon-vpc-cni").version
+    assert tuple(int(x) for x in m.groups()) >= (1, 18, 5)

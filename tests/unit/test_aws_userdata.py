@@ -82,3 +82,14 @@ def test_mime_ends_with_the_closing_boundary_and_rejects_a_body_containing_it():
         mime_multipart([("text/plain", f"x --{BOUNDARY} y")])
     with pytest.raises(ValueError):
         mime_multipart([])
+
+
+def test_raid0_mount_point_and_the_serving_cache_default_on_it():
+    """nodeadm mounts the array at <mountPath>/0 (AL2023 setup-local-disks); the default hostPath of the model cache
+    must be inside it, or the weights land on the root EBS volume."""
+    from components.builders.userdata import LOCAL_STORAGE_MOUNT, RAID0_MOUNT
+    from stacks.config.serving import ModelCacheConfig
+
+    assert LOCAL_STORAGE_MOUNT == "/mnt/k8s-disks"
+    assert RAID0_MOUNT == "/mnt/k8s-disks/0"
+    assert ModelCacheConfig().host_path.startswith(RAID0_MOUNT + "/")
