@@ -168,7 +168,8 @@ class GpuNodePool(pulumi.ComponentResource):
         self.node_role, attachments = _node_role(name, cfg, self)
 
         self.placement_group: aws.ec2.PlacementGroup | None = None
-        if pool_placement_group(pool):
+        existing_group = pool.placement_group_name
+        if pool_placement_group(pool) and existing_group is None:
             # Cluster placement: the nodes share one low-latency network spine, which EFA collectives and KV
             # transfer need. Capacity Blocks are co-located by EC2 already and get none by default (docs/aws.md).
             self.placement_group = aws.ec2.PlacementGroup(f"{name}-pg", strategy="cluster", opts=child)
@@ -185,7 +186,7 @@ class GpuNodePool(pulumi.ComponentResource):
             tags={**default_tags(cfg, pulumi.get_stack()), "Name": f"{cfg.cluster_name}-{pool.name}"},
             network_interfaces=nics,
             capacity=pool.capacity,
-            placement_group_name=self.placement_group.name if self.placement_group else None,
+            placement_group_name=self.placement_group.name if self.placement_group else existing_group,
             user_data=encode(user_data) if user_data else None,
         )
         self.launch_template = aws.ec2.LaunchTemplate(f"{name}-lt", **launch_template_args(spec), opts=child)
@@ -234,6 +235,6 @@ class GpuNodePool(pulumi.ComponentResource):
             "availabilityZone": self.zones[0] if len(self.zones) == 1 else None,
             "capacityType": self.capacity_type,
             "efa": self.efa,
-            "placementGroup": self.placement_group.name if self.placement_group else None,
+            "placementGroup": self.placement_group.name if self.placement_group else self.pool.placement_group_name,
             "launchTemplateId": self.launch_template.id,
         }

@@ -40,6 +40,8 @@ def pool_zones(cfg: StackConfig, pool: GpuPoolConfig) -> list[str]:
 
 def pool_placement_group(pool: GpuPoolConfig) -> bool:
     """Capacity Blocks are already co-located by EC2, so they get no placement group unless asked for."""
+    if pool.placement_group_name is not None:
+        return True
     if pool.placement_group is not None:
         return pool.placement_group
     return pool_efa(pool) and pool.capacity.type != "capacityBlock"

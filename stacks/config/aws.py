@@ -222,6 +222,13 @@ class GpuPoolConfig(Model):
         None,
         description="Launch into a cluster placement group. Default: on for EFA pools except Capacity Blocks (already co-located).",
     )
+    placement_group_name: str | None = Field(
+        None,
+        description=(
+            "Launch into this existing cluster placement group instead of one the stack creates: needed when a capacity "
+            "reservation was made inside a placement group, since only instances launched into that group use it."
+        ),
+    )
     root_volume_gb: PositiveInt = Field(200, description="Root EBS volume (gp3, encrypted) in GB. Default 200.")
     nvme_cache: bool = Field(
         True, description="Build a RAID0 of the instance-store NVMe for containerd and the model cache (when the type has NVMe). Default true."
@@ -239,6 +246,13 @@ class GpuPoolConfig(Model):
         if self.availability_zones is not None and len(set(self.availability_zones)) != len(self.availability_zones):
             raise FixableError(
                 "lists a zone twice", "list each zone once", field="availabilityZones", value=self.availability_zones
+            )
+        if self.placement_group_name is not None and self.placement_group is False:
+            raise FixableError(
+                "placementGroup is false but a placementGroupName is given",
+                "remove placementGroupName, or placementGroup: false",
+                field="placementGroupName",
+                value=self.placement_group_name,
             )
         if self.availability_zones is not None and not self.availability_zones:
             raise FixableError(

@@ -475,3 +475,22 @@ def test_existing_vpc_creates_no_network(tmp_path):
     ngs = {x["name"]: x for x in res["resources"] if x["type"] == "eks:index:ManagedNodeGroup"}
     assert ngs["byo-prefill-ng"]["inputs"]["subnetIds"] == ["subnet-0aaaaaaaaaaaaaaaa"]
     assert res["outputs"]["vpcId"] == "vpc-0123456789abcdef0"
+
+
+def test_reservation_in_an_existing_placement_group_launches_into_it(tmp_path):
+    """A reservation made inside a cluster placement group is only used by instances launched into that group:
+    the pool names it, and the stack creates no group of its own for that pool."""
+    from tests.conftest import BASE, Rendered, render, stack_file
+
+    cfg = json.loads(json.dumps(BASE))
+    cfg["gpuPools"][1].update(
+        placementGroupName="p5-odcr-cluster-pg", capacity={"type": "capacityReservation", "reservationId": "cr-0fedcba9876543210"}
+    )
+    proc = render(["--config", str(stack_file(tmp_path / "Pulumi.odcr.yaml", cfg)), "--out", str(tmp_path / "out")])
+    assert proc.returncode == 0, proc.stderr
+    r = Rendered(tmp_path / "out")
+    p = gpu_pools(r)["decode"]
+    assert p["lt"]["inputs"]["placement"]["groupName"] == "p5-odcr-cluster-pg"
+    assert p["pg"] is None, "the stack must not create a group beside the reservation's own"
+    assert gpu_pools(r)["prefill"]["pg"] is not None
+    assert r.outputs["gpuPools"]["decode"]["placementGroup"] == "p5-odcr-cluster-pg"

@@ -270,3 +270,8 @@ def test_render_exits_2_naming_the_key_without_traceback(tmp_path, base, case):
     assert "Fix: " in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists(), "nothing may be written for an invalid config"
+
+
+def test_placement_group_name_conflicts_with_placement_group_off(base):
+    base["gpuPools"][0].update(placementGroup=False, placementGroupName="my-pg")
+    only_error(base, "disagg:gpuPools[0].placementGroupName", "placementGroup is false")
