@@ -38,6 +38,10 @@ KAI_SCHEDULER_NAME = "kai-scheduler"
 _GPU_ANY_VALUE = {"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]}
 # Upstream default of the NFD worker; replacing the list must not drop it.
 _CONTROL_PLANE = {"key": "node-role.kubernetes.io/control-plane", "operator": "Equal", "value": "", "effect": "NoSchedule"}
+# Upstream default of node-exporter's `tolerations` (prometheus-node-exporter chart, kube-prometheus-stack 88.5.3):
+# every NoSchedule taint. Helm replaces lists, so setting ours alone would narrow it to the pools' taints and drop
+# node-exporter from any node tainted by other tooling; ours only add what it lacks (NoExecute user taints).
+_ANY_NO_SCHEDULE = {"operator": "Exists", "effect": "NoSchedule"}
 
 
 def efa_pools(cfg: StackConfig) -> list[GpuPoolConfig]:
@@ -135,10 +139,13 @@ def kai_values(cfg: StackConfig) -> dict[str, Any]:
         # kai-config deployer (post-install) and post-delete cleanup inherit global.nodeSelector/tolerations.
         "global": {"nodeSelector": dict(SYSTEM_NODE_SELECTOR)},
         "admission": {
-            # With GPU Operator >= 25.10 and no operator-managed toolkit there is no `nvidia` RuntimeClass to point at,
-            # and the AMI's default runtime already is nvidia (NVIDIA/aicr kai-scheduler recipe). In v0.17.0
-            # gpuFractionRuntimeClassName wins over the deprecated gpuPodRuntimeClassName when both are set, and the
-            # chart's values set it to `nvidia`, so both are emptied.
+            # The AMI's default containerd runtime already is nvidia, so fractional-GPU pods need no RuntimeClass
+            # (NVIDIA/aicr kai-scheduler recipe). Not because the class is missing: GPU Operator v26.7.0 still creates
+            # RuntimeClass `nvidia` in its pre-requisites state without the toolkit (controllers/object_controls.go
+            # RuntimeClasses), and the AMI's containerd has that handler. In v0.17.0 gpuFractionRuntimeClassName wins
+            # over the deprecated gpuPodRuntimeClassName (templates/_helpers.tpl renders only the first key present)
+            # and the chart's values set it to `nvidia`; an empty value reaches the admission webhook as an explicit
+            # empty flag, which turns the enforcement off (cmd/admission/app/options.go), so both are emptied.
             "gpuFractionRuntimeClassName": "",
             "gpuPodRuntimeClassName": "",
         },
@@ -220,7 +227,7 @@ def kube_prometheus_stack_values(cfg: StackConfig) -> dict[str, Any]:
         "alertmanager": {"alertmanagerSpec": {"nodeSelector": dict(SYSTEM_NODE_SELECTOR)}},
         "kube-state-metrics": {"nodeSelector": dict(SYSTEM_NODE_SELECTOR)},
         # Host metrics of the GPU nodes are the ones that matter (NVMe cache, network); node-exporter must tolerate them.
-        "prometheus-node-exporter": {"tolerations": daemon_tolerations(cfg)},
+        "prometheus-node-exporter": {"tolerations": _dedupe([_ANY_NO_SCHEDULE, *daemon_tolerations(cfg)])},
     }
 
 
