@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -112,5 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _exit(code: int) -> None:
+    """Exit without tearing down the interpreter.
+
+    Every output file is written and closed by now; what remains is Python freeing the SDK's module graph (tens
+    of thousands of generated classes), measured at ~0.5 s of a ~2.8 s render. A CLI has nothing to gain from it.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())
