@@ -12,6 +12,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.builders.platform_objects import AWS_TOPOLOGY
 from components.builders.serving import Manifest, manifests
 from components.builders.serving.common import PlatformFacts, namespace, served_model_name, workload_name
 from components.builders.serving.router import router_url
@@ -46,13 +47,7 @@ def platform_facts(cfg: StackConfig, platform: Any) -> PlatformFacts:
 
     # The topology level a multi-node replica prefers to pack into: the platform's `block` level (one level above
     # the instance's own network node), by its Grove domain and its node label for KAI.
-    pack_label = d.pack_node_label
-    try:
-        from components.builders.platform_objects import AWS_TOPOLOGY
-
-        pack_label = next((lv.key for lv in AWS_TOPOLOGY if lv.domain == d.pack_domain), pack_label)
-    except ImportError:
-        pass
+    pack_label = next((lv.key for lv in AWS_TOPOLOGY if lv.domain == d.pack_domain), d.pack_node_label)
     return PlatformFacts(
         queue_name=get("queue_name", d.queue_name),
         topology_name=get("topology_name", d.topology_name),
