@@ -11,7 +11,6 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
 from components.builders.eks import (
-    CONTROL_PLANE_LOG_RETENTION_DAYS,
     AddonSpec,
     addons_in_phase,
     admin_access_entries,
@@ -98,7 +97,7 @@ class Cluster(pulumi.ComponentResource):
             self.log_group = aws.cloudwatch.LogGroup(
                 f"{name}-control-plane-logs",
                 name=control_plane_log_group(cfg.cluster_name),
-                retention_in_days=CONTROL_PLANE_LOG_RETENTION_DAYS,
+                retention_in_days=cc.log_retention_days,
                 opts=child,
             )
 

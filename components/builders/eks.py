@@ -22,11 +22,7 @@ Phase = Literal["before-compute", "after-system-nodes"]
 # Control-plane logs: EKS writes to this log group and creates it itself (retention: never expire) when it does not
 # exist. Made by EKS, it would outlive `pulumi destroy` and keep billing for storage; created by the stack first, it
 # is deleted with the stack and expires old logs (https://docs.aws.amazon.com/eks/latest/userguide/control-plane-logs.html).
-CONTROL_PLANE_LOG_RETENTION_DAYS = 90
-# The only values CloudWatch Logs accepts for `retentionInDays` (PutRetentionPolicy API).
-CLOUDWATCH_RETENTION_DAYS = (
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
-)
+# (retention: `disagg:cluster.logRetentionDays`).
 
 
 def control_plane_log_group(cluster_name: str) -> str:

@@ -10,6 +10,11 @@ from pydantic import AfterValidator, Field, PositiveInt, model_validator
 
 from stacks.config.base import AvailabilityZone, DnsLabel, FixableError, Model
 
+# The only values CloudWatch Logs accepts for `retentionInDays` (PutRetentionPolicy API).
+CLOUDWATCH_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)
+
 _ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/.+$")
 
 
@@ -116,10 +121,25 @@ class ClusterConfig(Model):
     )
     secrets_encryption: bool = Field(True, description="Envelope-encrypt Kubernetes secrets with a KMS key. Default true.")
     kms_key_arn: str | None = Field(None, description="Use this KMS key for secrets encryption instead of creating one.")
+    log_retention_days: int = Field(
+        90,
+        description=(
+            "Days CloudWatch keeps the control-plane logs (the stack owns the log group, so it is deleted on destroy). "
+            "One of the values CloudWatch accepts: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, ... Default 90."
+        ),
+    )
     deletion_protection: bool = Field(False, description="Refuse to delete the cluster until this is turned off. Default false; set true for prod.")
 
     @model_validator(mode="after")
     def _endpoint(self) -> ClusterConfig:
+        if self.log_retention_days not in CLOUDWATCH_RETENTION_DAYS:
+            nearest = min(CLOUDWATCH_RETENTION_DAYS, key=lambda d: abs(d - self.log_retention_days))
+            raise FixableError(
+                "not a retention CloudWatch Logs accepts",
+                f"use one of {', '.join(map(str, CLOUDWATCH_RETENTION_DAYS))} (nearest: {nearest})",
+                field="logRetentionDays",
+                value=self.log_retention_days,
+            )
         if not self.endpoint_public_access and not self.endpoint_private_access:
             raise FixableError(
                 "both endpoint accesses are off, nothing could reach the API",

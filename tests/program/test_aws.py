@@ -305,7 +305,7 @@ def test_control_plane_log_group_is_the_stacks_and_exists_before_the_cluster(ren
     for name, r in rendered.items():
         (lg,) = r.of_type("aws:cloudwatch/logGroup:LogGroup")
         assert lg["inputs"]["name"] == f"/aws/eks/{r.summary['cluster_name']}/cluster", name
-        assert lg["inputs"]["retentionInDays"] == 90
+        assert lg["inputs"]["retentionInDays"] == (365 if name == "prod" else 90), name
         assert lg["parent"] == r.one("disagg:aws:Cluster")["urn"]
         assert lg["urn"] in eks_cluster(r)["dependencies"], name
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 
 from components.builders.eks import (
-    CLOUDWATCH_RETENTION_DAYS,
-    CONTROL_PLANE_LOG_RETENTION_DAYS,
     access_entry_key,
     addon_specs,
     addons_in_phase,
@@ -179,7 +177,15 @@ def test_cluster_version_away_from_the_ami_pins(base):
 def test_control_plane_log_group_is_the_one_eks_writes_to():
     # EKS picks the group by this exact name; any other name would leave EKS creating its own, never-expiring one.
     assert control_plane_log_group("prod") == "/aws/eks/prod/cluster"
-    assert CONTROL_PLANE_LOG_RETENTION_DAYS in CLOUDWATCH_RETENTION_DAYS
+
+
+def test_log_retention_must_be_a_cloudwatch_value(base):
+    from stacks.config.aws import CLOUDWATCH_RETENTION_DAYS, ClusterConfig
+
+    assert ClusterConfig().log_retention_days in CLOUDWATCH_RETENTION_DAYS
+    base["cluster"]["logRetentionDays"] = 100
+    errs = [e for e in issues_for(base) if e.startswith("disagg:cluster.logRetentionDays")]
+    assert errs and "nearest: 90" in errs[0] and "Fix: " in errs[0]
 
 
 def test_nvme_model_cache_needs_the_raid_on_every_pool(base):
