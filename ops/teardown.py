@@ -23,11 +23,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from components.builders import lbc_iam, tags
 from ops.kube import INGRESSES, PVCS, PVS, SERVICES, KubeClient, KubeError
 
 PODS = "pods"
-STACK_TAG = "disagg.io/stack"
-LBC_CLUSTER_TAG = "elbv2.k8s.aws/cluster"  # set by the AWS Load Balancer Controller on LBs, TGs and SGs
+STACK_TAG = tags.STACK_TAG
+LBC_CLUSTER_TAG = lbc_iam.CLUSTER_TAG  # set by the AWS Load Balancer Controller on LBs, TGs and SGs
 CNI_CLUSTER_TAG = "cluster.k8s.amazonaws.com/name"  # set by the VPC CNI on the ENIs it creates
 NOT_FOUND = {
     "LoadBalancerNotFound",

@@ -22,9 +22,10 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from stacks import fakes
+from stacks.config.loader import SECRET_PLACEHOLDER
 
 PROJECT = "disagg"
-SECRET = "[secret]"
+SECRET = SECRET_PLACEHOLDER
 _SIG = rpc._special_sig_key
 _SECRET_SIG = rpc._special_secret_sig
 _RESOURCE_SIG = rpc._special_resource_sig

@@ -8,11 +8,12 @@ STACK_TAG = "disagg.io/stack"
 DEPLOYMENT_TAG = "disagg.io/deployment"
 MANAGED_BY_TAG = "ManagedBy"
 REQUIRED_TAGS = (STACK_TAG, DEPLOYMENT_TAG, MANAGED_BY_TAG)
+MANAGED_BY = "pulumi"
 
 
 def default_tags(cfg: StackConfig, stack: str) -> dict[str, str]:
     """The user's tags, then ours (ours win: the teardown sweep and the policy pack rely on them)."""
-    return {**cfg.tags, STACK_TAG: stack, DEPLOYMENT_TAG: cfg.name, MANAGED_BY_TAG: "pulumi"}
+    return {**cfg.tags, STACK_TAG: stack, DEPLOYMENT_TAG: cfg.name, MANAGED_BY_TAG: MANAGED_BY}
 
 
 def cluster_tag(cluster_name: str) -> dict[str, str]:

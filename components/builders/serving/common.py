@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from components.builders.platform_values import KAI_SCHEDULER_NAME
 from components.builders.scheduling import PREFIX, ROLE_LABEL
 from stacks.config.stack import StackConfig
 
@@ -27,7 +28,7 @@ METRICS_LABEL = f"{PREFIX}/metrics"
 PART_LABEL = f"{PREFIX}/part"
 DEPLOYMENT_LABEL = f"{PREFIX}/deployment"
 
-KAI_SCHEDULER = "kai-scheduler"
+KAI_SCHEDULER = KAI_SCHEDULER_NAME  # the scheduler the platform installs
 KAI_QUEUE_LABEL = "kai.scheduler/queue"
 # KAI's priority class for serving: non-preemptible, uses only in-quota GPUs (the platform gives the serving
 # queue a GPU quota; KAI docs/priority/README.md).

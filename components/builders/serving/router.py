@@ -18,6 +18,7 @@ import shlex
 from components.builders.scheduling import POOL_LABEL, SYSTEM_POOL
 from components.builders.serving.common import (
     HTTP_PORT_NAME,
+    KAI_QUEUE_LABEL,
     KAI_SCHEDULER,
     METRICS_LABEL,
     ROLES,
@@ -206,7 +207,7 @@ def deployment(cfg: StackConfig, facts: PlatformFacts) -> dict:
     name = workload_name(cfg, ROUTER)
     tpl = router_pod_template(cfg, facts, kai=False)
     # Outside KAI: the router is plain CPU work on the system pool and needs neither gang nor GPU quota.
-    tpl["metadata"]["labels"] = {k: v for k, v in tpl["metadata"]["labels"].items() if k != "kai.scheduler/queue"}
+    tpl["metadata"]["labels"] = {k: v for k, v in tpl["metadata"]["labels"].items() if k != KAI_QUEUE_LABEL}
     skips = checkov_skips(
         *IMAGE_SKIPS,
         ("CKV_K8S_38", "the router discovers prefill/decode pods through the Kubernetes API (get/list/watch pods, namespaced Role)"),
