@@ -8,6 +8,7 @@
   janitor        destroy ephemeral stacks past their expiry
   teardown       the cleanup steps alone, for any stack: --phase pre before destroy, --phase sweep after
   target         print a stack's cluster name and region (from its Pulumi.<stack>.yaml)
+  verify         prove on a deployed stack that KV moves from prefill to decode over EFA (docs/runbook.md)
   taggable-types regenerate policy/taggable-aws-types.txt from the installed pulumi-aws
 """
 
@@ -138,6 +139,12 @@ def cmd_target(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from ops import verify
+
+    return verify.command(args)
+
+
 def cmd_taggable(args: argparse.Namespace) -> int:
     from ops import taggable
 
@@ -215,6 +222,21 @@ def parser() -> argparse.ArgumentParser:
     tg.add_argument("--work-dir", default=str(ROOT))
     tg.add_argument("--json", action="store_true")
     tg.set_defaults(fn=cmd_target)
+
+    v = sub.add_parser("verify", help="prove on a deployed stack that KV moves over EFA; print TTFT/ITL of a short load run")
+    v.add_argument("--stack", required=True, help="the stack (reads Pulumi.<stack>.yaml for names and expectations)")
+    v.add_argument("--work-dir", default=str(ROOT), help="the project directory (Pulumi.yaml)")
+    v.add_argument("--kubeconfig", help="use this kubeconfig instead of `aws eks update-kubeconfig` for the stack's cluster")
+    v.add_argument("--router-url", help="reach the router here (e.g. the internal NLB hostname) instead of a kubectl port-forward")
+    v.add_argument("--prompt-tokens", type=int, default=4000, help="approximate length of the long prompt (default 4000)")
+    v.add_argument("--max-tokens", type=int, default=32, help="tokens generated for the long prompt (default 32)")
+    v.add_argument("--load-requests", type=int, default=16, help="requests of the load run, 0 to skip it (default 16)")
+    v.add_argument("--concurrency", type=int, default=4, help="concurrent streams in the load run (default 4)")
+    v.add_argument("--load-prompt-tokens", type=int, default=1000, help="approximate prompt length in the load run (default 1000)")
+    v.add_argument("--load-max-tokens", type=int, default=64, help="tokens generated per load-run request (default 64)")
+    v.add_argument("--settle-seconds", type=float, default=30, help="how long to wait for the metrics to show the transfers (default 30)")
+    v.add_argument("--request-timeout", type=float, default=600, help="seconds without data before a request is abandoned (default 600)")
+    v.set_defaults(fn=cmd_verify)
 
     tt = sub.add_parser("taggable-types", help="regenerate the taggable AWS types list")
     tt.add_argument("--write", action="store_true")
