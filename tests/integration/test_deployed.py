@@ -17,6 +17,8 @@ import subprocess
 
 import pytest
 
+from components.builders.scheduling import POOL_LABEL
+from components.builders.serving.common import ROLES, ROUTER, role_selector, selector_args, served_model_name, workload_name
 from stacks.plan import plan
 from stacks.render import ROOT, load
 
@@ -42,6 +44,11 @@ def kjson(*args: str) -> dict:
     return json.loads(kubectl(*args, "-o", "json"))
 
 
+def engine_pods(cfg) -> list[dict]:
+    """Every prefill and decode pod (workers of multi-node groups included), found by the builders' selectors."""
+    return [pod for r in ROLES for pod in kjson("get", "pods", "-n", cfg.namespace, "-l", ",".join(selector_args(role_selector(cfg, r))))["items"]]
+
+
 @pytest.fixture(scope="module")
 def deployed():
     _, _, cfg = load(ROOT / f"Pulumi.{STACK}.yaml", STACK)
@@ -51,7 +58,7 @@ def deployed():
 def test_gpu_nodes_joined_with_gpus_and_efa(deployed):
     cfg, p = deployed
     for pool in p.pools:
-        nodes = kjson("get", "nodes", "-l", f"disagg.io/pool={pool.name}")["items"]
+        nodes = kjson("get", "nodes", "-l", f"{POOL_LABEL}={pool.name}")["items"]
         assert len(nodes) == pool.nodes, f"pool {pool.name}: {len(nodes)} nodes joined, {pool.nodes} expected"
         for n in nodes:
             name = n["metadata"]["name"]
@@ -72,9 +79,8 @@ def test_serving_queue_has_gpu_quota(deployed):
 
 def test_every_gpu_pod_running_on_its_role_pool(deployed):
     cfg, p = deployed
-    pods = kjson("get", "pods", "-n", cfg.namespace, "-l", "disagg.io/role in (prefill,decode)")["items"]
     for role in p.roles:
-        mine = [x for x in pods if x["metadata"]["labels"].get("disagg.io/role") == role.role]
+        mine = kjson("get", "pods", "-n", cfg.namespace, "-l", ",".join(selector_args(role_selector(cfg, role.role))))["items"]
         assert len(mine) == role.replicas * role.pods_per_replica, f"{role.role}: {len(mine)} pods"
         for pod in mine:
             assert pod["status"]["phase"] == "Running", f"{pod['metadata']['name']} is {pod['status']['phase']}"
@@ -86,16 +92,15 @@ def test_efa_provider_visible_inside_gpu_pods(deployed):
     cfg, p = deployed
     if p.kv_backend != "LIBFABRIC":
         pytest.skip("this stack's KV transfer does not run over EFA")
-    pods = kjson("get", "pods", "-n", cfg.namespace, "-l", "disagg.io/role in (prefill,decode)")["items"]
-    for pod in pods[:2]:
+    for pod in engine_pods(cfg)[:2]:
         out = kubectl("exec", "-n", cfg.namespace, pod["metadata"]["name"], "--", "sh", "-c", "fi_info -p efa -t FI_EP_RDM | head -5")
         assert "provider: efa" in out, f"{pod['metadata']['name']}: no EFA provider: {out}"
 
 
 def test_router_serves_the_model(deployed):
     cfg, p = deployed
-    svc = kjson("get", "services", "-n", cfg.namespace, "-l", "app.kubernetes.io/component=router")["items"][0]
-    port = svc["spec"]["ports"][0]["port"]
-    body = kubectl("get", "--raw", f"/api/v1/namespaces/{cfg.namespace}/services/{svc['metadata']['name']}:{port}/proxy/v1/models")
-    served = cfg.serving.model.served_name or cfg.serving.model.id
+    # The client Service by its name (the router's headless metrics Service carries the same component label).
+    name, port = workload_name(cfg, ROUTER), cfg.serving.router.port
+    body = kubectl("get", "--raw", f"/api/v1/namespaces/{cfg.namespace}/services/{name}:{port}/proxy/v1/models")
+    served = served_model_name(cfg)
     assert served in body, f"router does not list {served}: {body[:500]}"
