@@ -11,8 +11,6 @@ what its own config asked for. Needs kubectl and the AWS CLI (for the kubeconfig
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 
 import pytest
@@ -22,16 +20,9 @@ from components.builders.serving.common import ROLES, ROUTER, role_selector, sel
 from stacks.plan import plan
 from stacks.render import ROOT, load
 
-KUBECONFIG = os.environ.get("DISAGG_INTEGRATION_KUBECONFIG")
-STACK = os.environ.get("DISAGG_INTEGRATION_STACK")
+from tests.integration.deployed import KUBECONFIG, MARKS, STACK
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not (KUBECONFIG and STACK and shutil.which("kubectl")),
-        reason="needs a deployed stack: set DISAGG_INTEGRATION_KUBECONFIG and DISAGG_INTEGRATION_STACK, with kubectl on PATH",
-    ),
-]
+pytestmark = MARKS
 
 
 def kubectl(*args: str, timeout: int = 120) -> str:

@@ -12,25 +12,13 @@ with the TTFT/ITL figures of the load run.
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
 from ops import verify, verify_io
 from stacks.render import ROOT
+from tests.integration.deployed import KUBECONFIG, MARKS, ROUTER_URL, STACK
 
-KUBECONFIG = os.environ.get("DISAGG_INTEGRATION_KUBECONFIG")
-STACK = os.environ.get("DISAGG_INTEGRATION_STACK")
-ROUTER_URL = os.environ.get("DISAGG_INTEGRATION_ROUTER_URL")
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not (KUBECONFIG and STACK and shutil.which("kubectl")),
-        reason="needs a deployed stack: set DISAGG_INTEGRATION_KUBECONFIG and DISAGG_INTEGRATION_STACK, with kubectl on PATH",
-    ),
-]
+pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")
