@@ -12,9 +12,10 @@ the prefill nodes are read, and five checks decide:
 
 then a short load run prints TTFT and ITL figures (measured here, from the stream; never compared with a target).
 
-Everything that decides is a pure function of text (Prometheus exposition, engine logs, sysfs counters, the SSE
-stream) and is tested against recorded fixtures (`tests/fixtures/verify/`). The cluster is reached through the
-small `Cluster` interface (`ops/verify_io.py` implements it over kubectl) and one `Streamer` (HTTP).
+Everything that decides is a pure function: the parsers of each upstream format in ops/verify_formats.py (Prometheus
+exposition, engine logs, sysfs counters, the SSE stream), the checks here, all tested against recorded fixtures
+(`tests/fixtures/verify/`). The cluster is reached through the small `Cluster` interface (`ops/verify_io.py`
+implements it over kubectl) and one `Streamer` (HTTP).
 
 Exit codes: 0 KV moved (over EFA on an EFA stack); 1 it did not, or it could not be shown (each failed check says
 what was expected, what was seen and what to look at: docs/runbook.md "ops verify failures"); 2 the stack config
@@ -24,9 +25,6 @@ could not be loaded or the cluster could not be reached.
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import re
 import sys
 import time
 import uuid
@@ -47,54 +45,32 @@ from components.builders.serving.common import (
 from components.builders.serving.engine import engine_for
 from components.builders.serving.pods import CONTAINER, role_efa
 from components.builders.serving.router import router_url
+from ops.verify_formats import (
+    EFA_COUNTERS_COMMAND,
+    EFA_ERRORS,
+    EFA_SINK_RDMA,
+    EFA_SOURCE_RDMA,
+    EFA_TX,
+    NIXL_FAILED_NOTIFICATIONS,
+    NIXL_FAILED_TRANSFERS,
+    NIXL_KV_EXPIRED,
+    NIXL_TRANSFERS,
+    BackendLog,
+    EfaCounters,
+    NixlTotals,
+    StreamResult,
+    short,
+    nixl_totals,
+    parse_efa_counters,
+    parse_engine_log,
+    parse_metrics,
+    parse_stream,
+    percentile,
+)
 from stacks.config.stack import StackConfig
 from stacks.plan import kv_backend, plan
 
 RUNBOOK = "docs/runbook.md#ops-verify-failures"
-
-# ---- upstream names ------------------------------------------------------------------------------------------------
-# Prometheus series of the NixlConnector, vllm @ v0.30.0 : vllm/distributed/kv_transfer/kv_connector/v1/nixl/stats.py
-# (NixlPromMetrics): histograms vllm:nixl_xfer_time_seconds and vllm:nixl_bytes_transferred (one observation per
-# finished transfer, NixlKVConnectorStats.record_transfer, called from nixl/base_worker.py _pop_done_transfers when
-# check_xfer_state is DONE), counters vllm:nixl_num_failed_transfers / _failed_notifications / _kv_expired_reqs
-# (prometheus_client exports a Counter as <name>_total). Labels model_name and engine (vllm v1/metrics/loggers.py
-# PrometheusStatLogger). In the default pull mode the decode side reads the KV, so transfers count on decode pods.
-NIXL_TRANSFERS = "vllm:nixl_xfer_time_seconds_count"
-NIXL_XFER_SECONDS = "vllm:nixl_xfer_time_seconds_sum"
-NIXL_BYTES = "vllm:nixl_bytes_transferred_sum"
-NIXL_FAILED_TRANSFERS = "vllm:nixl_num_failed_transfers_total"
-NIXL_FAILED_NOTIFICATIONS = "vllm:nixl_num_failed_notifications_total"
-NIXL_KV_EXPIRED = "vllm:nixl_num_kv_expired_reqs_total"
-
-# What NIXL's Python agent logs while it creates the backends vLLM asked for (kv_connector_extra_config.backends,
-# nixl/base_worker.py builds nixl_agent_config(backends=...)). ai-dynamo/nixl @ v1.4.0 : src/api/python/_api.py:
-# nixl_agent.create_backend logs "Backend %s was instantiated"; nixl_agent.__init__ warns "Skipping backend
-# registration %s due to the missing plugin." when the plugin did not load (e.g. libfabric.so.1 missing from the
-# image) and errors "No plugins available, cannot start transfers!". src/plugins/libfabric/libfabric_backend.cpp
-# logs "Failed to initialize libfabric backend: ..." (e.g. no EFA device or provider). The same strings are in
-# nixl v1.3.0 and on main (2026-08). The nixl logger writes to stdout (src/api/python/logging.py), which vLLM
-# prefixes with "(Worker_TP<n> pid=<pid>) " (vllm v0.30.0 utils/system_utils.py _add_prefix).
-_BACKEND_OK = re.compile(r"Backend (\S+) was instantiated")
-_BACKEND_PROBLEMS = (
-    re.compile(r"Skipping backend registration \S+ due to the missing plugin"),
-    re.compile(r"Failed to initialize libfabric backend"),
-    re.compile(r"No plugins available, cannot start transfers"),
-)
-
-# EFA port counters, amzn/amzn-drivers @ efa_linux_3.1.0 : kernel/linux/efa/src/efa_verbs.c EFA_DEFINE_PORT_STATS,
-# exposed by the RDMA core under /sys/class/infiniband/<dev>/ports/<port>/hw_counters/<name>. A NIXL READ (vLLM's
-# pull mode: decode reads prefill's KV blocks) shows as rdma_read_resp_bytes on the prefill node and rdma_read_bytes
-# on the decode node; a WRITE (push mode) as rdma_write_bytes on prefill, rdma_write_recv_bytes on decode.
-EFA_SOURCE_RDMA = ("rdma_read_resp_bytes", "rdma_write_bytes")
-EFA_SINK_RDMA = ("rdma_read_bytes", "rdma_write_recv_bytes")
-EFA_TX = "tx_bytes"
-EFA_ERRORS = ("rdma_read_wr_err", "rdma_write_wr_err", "unresponsive_remote_events", "impaired_remote_conn_events")
-_EFA_LINE = re.compile(r"^/sys/class/infiniband/(?P<dev>[^/]+)/ports/(?P<port>\d+)/hw_counters/(?P<name>[^/:]+):(?P<value>-?\d+)\s*$")
-# Read from inside the engine container, without privilege: in the kernel's default `shared` RDMA netns mode the RDMA
-# core adds a compat sysfs tree of every device, ports and their attributes included, to each network namespace
-# (linux drivers/infiniband/core/device.c add_one_compat_dev -> ib_setup_port_attrs, commit 4e0f7b907072), and the
-# counter files are world-readable. No output means the pod's namespace sees no RDMA device at all.
-EFA_COUNTERS_COMMAND = ["sh", "-c", "grep -H . /sys/class/infiniband/*/ports/*/hw_counters/* 2>/dev/null || true"]
 
 PASS, FAIL, SKIP, UNKNOWN = "PASS", "FAIL", "SKIP", "UNKNOWN"
 
@@ -213,287 +189,6 @@ def pods_from_json(doc: Mapping) -> list[Pod]:
             )
         )
     return sorted(out, key=lambda p: p.name)
-
-
-# ---- Prometheus text exposition ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Sample:
-    name: str
-    labels: tuple[tuple[str, str], ...]
-    value: float
-
-
-class FormatError(ValueError):
-    """Text that is not what the upstream format says it is."""
-
-
-_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
-
-
-def _labels(line: str, i: int, lineno: int) -> tuple[tuple[tuple[str, str], ...], int]:
-    """Parse `{a="b",c="d"}` starting at line[i] == "{"; return the pairs and the index after "}"."""
-    pairs: list[tuple[str, str]] = []
-    i += 1
-    while True:
-        while i < len(line) and line[i] in " ,":
-            i += 1
-        if i < len(line) and line[i] == "}":
-            return tuple(pairs), i + 1
-        m = _LABEL.match(line, i)
-        if not m or line[m.end() : m.end() + 2] != '="':
-            raise FormatError(f"line {lineno}: bad label at column {i + 1}: {line!r}")
-        i = m.end() + 2
-        value = []
-        while True:
-            if i >= len(line):
-                raise FormatError(f"line {lineno}: unterminated label value: {line!r}")
-            ch = line[i]
-            if ch == "\\" and i + 1 < len(line):
-                value.append(_ESCAPES.get(line[i + 1], "\\" + line[i + 1]))
-                i += 2
-            elif ch == '"':
-                i += 1
-                break
-            else:
-                value.append(ch)
-                i += 1
-        pairs.append((m.group(0), "".join(value)))
-
-
-def parse_metrics(text: str) -> list[Sample]:
-    """Prometheus text exposition format 0.0.4 (what vLLM's /metrics serves by default) -> samples."""
-    out = []
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        m = _NAME.match(line)
-        if not m:
-            raise FormatError(f"line {lineno}: no metric name: {raw!r}")
-        labels: tuple[tuple[str, str], ...] = ()
-        i = m.end()
-        if i < len(line) and line[i] == "{":
-            labels, i = _labels(line, i, lineno)
-        rest = line[i:].split()
-        if not rest or len(rest) > 2:
-            raise FormatError(f"line {lineno}: expected a value (and an optional timestamp): {raw!r}")
-        try:
-            value = float(rest[0])
-        except ValueError:
-            raise FormatError(f"line {lineno}: bad value {rest[0]!r}") from None
-        out.append(Sample(m.group(0), labels, value))
-    return out
-
-
-@dataclass(frozen=True)
-class NixlTotals:
-    """The NixlConnector's counters of one engine, summed over its label sets."""
-
-    present: bool = True
-    transfers: float = 0.0
-    seconds: float = 0.0
-    bytes: float = 0.0
-    failed_transfers: float = 0.0
-    failed_notifications: float = 0.0
-    kv_expired: float = 0.0
-
-    def minus(self, before: NixlTotals | None) -> tuple[NixlTotals, bool]:
-        """Growth since `before`, and whether the engine restarted in between (a counter went down: count from 0)."""
-        if before is None or not before.present:
-            return self, False
-        keys = ("transfers", "seconds", "bytes", "failed_transfers", "failed_notifications", "kv_expired")
-        if any(getattr(self, k) < getattr(before, k) for k in keys):
-            return self, True
-        return NixlTotals(self.present, *(getattr(self, k) - getattr(before, k) for k in keys)), False
-
-
-def nixl_totals(samples: Iterable[Sample]) -> NixlTotals:
-    wanted = {
-        NIXL_TRANSFERS: "transfers",
-        NIXL_XFER_SECONDS: "seconds",
-        NIXL_BYTES: "bytes",
-        NIXL_FAILED_TRANSFERS: "failed_transfers",
-        NIXL_FAILED_NOTIFICATIONS: "failed_notifications",
-        NIXL_KV_EXPIRED: "kv_expired",
-    }
-    sums = dict.fromkeys(wanted.values(), 0.0)
-    seen = False
-    for s in samples:
-        key = wanted.get(s.name)
-        if key:
-            sums[key] += s.value
-            seen = seen or s.name == NIXL_TRANSFERS
-    return NixlTotals(present=seen, **sums)
-
-
-# ---- engine logs -------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BackendLog:
-    instantiated: tuple[str, ...]  # NIXL backend names, one per agent that created it (one agent per TP worker)
-    problems: tuple[str, ...]  # log lines that say a backend could not be used
-
-    @property
-    def backends(self) -> set[str]:
-        return set(self.instantiated)
-
-
-def parse_engine_log(text: str) -> BackendLog:
-    instantiated, problems = [], []
-    for line in text.splitlines():
-        m = _BACKEND_OK.search(line)
-        if m:
-            instantiated.append(m.group(1))
-        elif any(p.search(line) for p in _BACKEND_PROBLEMS):
-            problems.append(_short(line))
-    return BackendLog(tuple(instantiated), tuple(problems))
-
-
-# ---- EFA hardware counters ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EfaCounters:
-    devices: Mapping[str, Mapping[str, int]]  # "<device>/<port>" -> counter -> value
-
-    def total(self, names: Iterable[str]) -> int:
-        names = tuple(names)
-        return sum(c.get(n, 0) for c in self.devices.values() for n in names)
-
-    def minus(self, before: EfaCounters) -> dict[str, int]:
-        """Growth of each counter, summed over the devices read both times."""
-        out: dict[str, int] = {}
-        for dev, counters in self.devices.items():
-            old = before.devices.get(dev)
-            if old is None:
-                continue
-            for name, value in counters.items():
-                out[name] = out.get(name, 0) + value - old.get(name, value)
-        return out
-
-
-def parse_efa_counters(text: str) -> EfaCounters:
-    """Output of EFA_COUNTERS_COMMAND (`<path>:<value>` per counter file) -> counters per device and port."""
-    devices: dict[str, dict[str, int]] = {}
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        m = _EFA_LINE.match(raw)
-        if not m:
-            raise FormatError(f"line {lineno}: not a /sys/class/infiniband hw_counters line: {raw!r}")
-        devices.setdefault(f"{m['dev']}/{m['port']}", {})[m["name"]] = int(m["value"])
-    return EfaCounters(devices)
-
-
-# ---- the OpenAI-compatible stream --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StreamResult:
-    ok: bool
-    ttft: float | None = None  # seconds from sending the request to the first token chunk
-    gaps: tuple[float, ...] = ()  # seconds between consecutive token chunks
-    chunks: int = 0
-    text: str = ""
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    error: str | None = None
-
-
-def _token_chunk(choice: Mapping) -> str | None:
-    """The text a streamed choice carries, or None if it carries no token (a chat role-only delta)."""
-    if "text" in choice:  # /v1/completions (vllm entrypoints/openai/completion/protocol.py CompletionResponseStreamChoice)
-        return choice.get("text") or ""
-    delta = choice.get("delta") or {}  # /v1/chat/completions
-    content = delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning")
-    return content or None
-
-
-def parse_stream(lines: Iterable[tuple[float, str]]) -> StreamResult:
-    """Server-sent events of a streamed completion, each line with its arrival time (seconds after the request was
-    sent) -> timings. vLLM sends one event per `data:` line, a token per event (`--stream-interval` 1 by default),
-    a usage event when `stream_options.include_usage` is set, and `data: [DONE]` last (vllm @ v0.30.0 :
-    vllm/entrypoints/openai/completion/serving.py completion_stream_generator); an error mid-stream arrives as a
-    `data: {"error": {...}}` event."""
-    times: list[float] = []
-    text: list[str] = []
-    prompt_tokens = completion_tokens = None
-    error = None
-    done = False
-    data: list[str] = []
-    data_t = 0.0
-
-    def dispatch(t: float) -> None:
-        nonlocal prompt_tokens, completion_tokens, error, done
-        payload = "\n".join(data)
-        data.clear()
-        if payload.strip() == "[DONE]":
-            done = True
-            return
-        try:
-            event = json.loads(payload)
-        except json.JSONDecodeError:
-            error = f"not JSON in the stream: {_short(payload)}"
-            return
-        if not isinstance(event, dict):
-            error = f"unexpected event in the stream: {_short(payload)}"
-            return
-        if event.get("error"):
-            e = event["error"]
-            error = e.get("message", str(e)) if isinstance(e, dict) else str(e)
-            return
-        usage = event.get("usage") or {}
-        prompt_tokens = usage.get("prompt_tokens", prompt_tokens)
-        completion_tokens = usage.get("completion_tokens", completion_tokens)
-        pieces = [p for p in (_token_chunk(c) for c in event.get("choices") or []) if p is not None]
-        if pieces:
-            times.append(t)
-            text.extend(pieces)
-
-    for t, raw in lines:
-        line = raw.rstrip("\r\n")
-        if not line:
-            if data:
-                dispatch(data_t)  # an event ends at a blank line; it arrived with its data
-            continue
-        if line.startswith(":"):
-            continue
-        fname, _, value = line.partition(":")
-        if fname == "data":
-            data.append(value[1:] if value.startswith(" ") else value)
-            data_t = t
-    if data:
-        dispatch(data_t)
-    if error is None and not done:
-        error = "the stream ended without data: [DONE]"
-    if error is None and not times:
-        error = "the stream carried no token"
-    gaps = tuple(b - a for a, b in zip(times, times[1:]))
-    return StreamResult(
-        ok=error is None,
-        ttft=times[0] if times else None,
-        gaps=gaps,
-        chunks=len(times),
-        text="".join(text),
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        error=error,
-    )
-
-
-def percentile(values: Iterable[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default `linear` method); q in [0, 100]."""
-    xs = sorted(values)
-    if not xs:
-        raise ValueError("percentile of no values")
-    pos = (len(xs) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 @dataclass(frozen=True)
@@ -619,20 +314,23 @@ def check_request(result: StreamResult | None, transport_error: str | None) -> C
     return Check("request", PASS, seen)
 
 
-def _delta_by_pod(before: Mapping[str, NixlTotals | None], after: Mapping[str, NixlTotals]) -> tuple[dict[str, NixlTotals], list[str]]:
+def _delta_by_pod(before: Mapping[str, NixlTotals], after: Mapping[str, NixlTotals]) -> tuple[dict[str, NixlTotals], list[str]]:
+    """Growth per pod read both times. A pod read only after (its first scrape failed) has no baseline: its whole
+    history would pass for growth, so it is left out (and reported as unreadable)."""
     deltas, restarted = {}, []
     for pod, now in after.items():
-        d, reset = now.minus(before.get(pod))
+        if pod not in before:
+            continue
+        d, reset = now.minus(before[pod])
         deltas[pod] = d
         if reset:
             restarted.append(pod)
     return deltas, restarted
 
 
-def check_transfers(before: Mapping[str, NixlTotals | None], after: Mapping[str, NixlTotals], errors: Mapping[str, str]) -> Check:
+def check_transfers(before: Mapping[str, NixlTotals], after: Mapping[str, NixlTotals], errors: Mapping[str, str]) -> Check:
     expected = f"{NIXL_TRANSFERS} to grow on the decode pods after the long prompt"
-    if errors and not after:
-        return Check("nixl-transfers", UNKNOWN, _errors(errors), expected, "kubectl exec into the engine pods (RBAC pods/exec) and the engine's /metrics")
+    unreadable = "kubectl exec into the engine pods (RBAC pods/exec) and the engine's /metrics"
     absent = sorted(p for p, t in after.items() if not t.present)
     if absent and len(absent) == len(after):
         return Check(
@@ -644,6 +342,8 @@ def check_transfers(before: Mapping[str, NixlTotals | None], after: Mapping[str,
     grew = {p: d for p, d in deltas.items() if d.transfers > 0}
     notes = [f"restarted during the check: {', '.join(restarted)}"] if restarted else []
     notes += [f"could not read {p}: {e}" for p, e in sorted(errors.items())]
+    if total <= 0 and errors:  # the pod that served the request may be one that could not be read
+        return Check("nixl-transfers", UNKNOWN, f"+0 transfers on the {len(deltas)} engine pods read twice; " + "; ".join(notes), expected, unreadable)
     if total <= 0:
         seen = f"+0 transfers on {len(after)} engine pods" + "".join(f"; {n}" for n in notes)
         return Check(
@@ -659,12 +359,12 @@ def check_transfers(before: Mapping[str, NixlTotals | None], after: Mapping[str,
     return Check("nixl-transfers", PASS, seen)
 
 
-def check_failures(before: Mapping[str, NixlTotals | None], after: Mapping[str, NixlTotals], errors: Mapping[str, str]) -> Check:
+def check_failures(before: Mapping[str, NixlTotals], after: Mapping[str, NixlTotals], errors: Mapping[str, str]) -> Check:
     expected = f"{NIXL_FAILED_TRANSFERS} and {NIXL_FAILED_NOTIFICATIONS} not to grow"
     present = {p: t for p, t in after.items() if t.present}
-    if not present:
-        return Check("nixl-failures", UNKNOWN, "no engine exported vllm:nixl_* series" if after else _errors(errors), expected)
     deltas, _ = _delta_by_pod(before, present)
+    if not deltas:
+        return Check("nixl-failures", UNKNOWN, _errors(errors) if errors else "no engine exported vllm:nixl_* series", expected)
     bad = {p: d for p, d in deltas.items() if d.failed_transfers > 0 or d.failed_notifications > 0}
     expired = sum(d.kv_expired for d in deltas.values())
     note = f"; {expired:g} requests' KV expired on prefill pods before decode read it ({NIXL_KV_EXPIRED})" if expired else ""
@@ -672,7 +372,7 @@ def check_failures(before: Mapping[str, NixlTotals | None], after: Mapping[str, 
         seen = ", ".join(f"{p}: +{d.failed_transfers:g} failed transfers, +{d.failed_notifications:g} failed notifications" for p, d in sorted(bad.items()))
         return Check(
             "nixl-failures", FAIL, seen + note, expected,
-            "the decode pods' logs for NIXL transfer errors (failure_type=transfer_failed); prefill and decode must run the "
+            "the decode pods' logs (\"NIXL transfer failure: ...\" names the remote host); prefill and decode must run the "
             "same engine image (NIXL checks versions at handshake) and share a zone; EFA errors on the nodes (efa-rdma)",
         )
     return Check("nixl-failures", PASS, f"+0 failed transfers, +0 failed notifications on {len(present)} engine pods{note}")
@@ -751,6 +451,8 @@ def check_efa(target: Target, prefill: list[NodeCounters], decode: list[NodeCoun
     seen += "".join(f"; could not read {e}" for e in errors)
     if rdma > 0:
         return Check("efa-rdma", PASS, seen)
+    if errors:
+        return Check("efa-rdma", UNKNOWN, seen, expected, "the prefill nodes that could not be read may be the ones that served the request")
     if no_devices and len(no_devices) == len(read):
         look = "the pod sees no EFA device: the pool must have EFA (instance type, disagg:gpuPools[].efa) and the EFA device plugin must run on the node"
     elif tx > 0:
@@ -859,7 +561,7 @@ def _scrape(cluster: Cluster, target: Target, pods: list[Pod]) -> tuple[dict[str
         try:
             out[p.name] = nixl_totals(parse_metrics(cluster.exec(target.namespace, p.name, target.container, target.metrics_command())))
         except Exception as exc:  # noqa: BLE001 - kubectl, HTTP inside the pod and parse errors all end up in the report
-            errors[p.name] = _short(str(exc))
+            errors[p.name] = short(str(exc))
     return out, errors
 
 
@@ -867,14 +569,14 @@ def _efa(cluster: Cluster, target: Target, pod: Pod) -> tuple[EfaCounters | None
     try:
         return parse_efa_counters(cluster.exec(target.namespace, pod.name, target.container, EFA_COUNTERS_COMMAND)), None
     except Exception as exc:  # noqa: BLE001
-        return None, _short(str(exc))
+        return None, short(str(exc))
 
 
 def stream_request(stream: Streamer, url: str, body: dict, timeout: float) -> tuple[StreamResult | None, str | None]:
     try:
         return parse_stream(stream(url, body, timeout)), None
     except Exception as exc:  # noqa: BLE001 - HTTP status, connection and timeout errors are what the check reports
-        return None, _short(f"{type(exc).__name__}: {exc}")
+        return None, short(f"{type(exc).__name__}: {exc}")
 
 
 def run(
@@ -898,7 +600,7 @@ def run(
 
     endpoints = [p for r in ROLES for p in pods[r] if p.matches(target.endpoint_selectors[r]) and p.ready]
     nodes = {r: _one_per_node(pods[r]) for r in ROLES} if target.efa else {r: [] for r in ROLES}
-    before, _ = _scrape(cluster, target, endpoints)
+    before, before_errors = _scrape(cluster, target, endpoints)
     efa_before = {r: {p.node: _efa(cluster, target, p) for p in nodes[r]} for r in ROLES}
 
     url = router.rstrip("/") + "/v1/completions"
@@ -912,15 +614,16 @@ def run(
     deadline = clock() + options.settle_seconds
     while True:
         after, errors = _scrape(cluster, target, endpoints)
-        grown = any(t.minus(before.get(p))[0].transfers > 0 for p, t in after.items() if t.present)
+        grown = any(d.transfers > 0 for d in _delta_by_pod(before, after)[0].values())
         if grown or clock() >= deadline or not (probe and probe.ok):
             break
         sleep(options.poll_seconds)
     efa_after = {r: {p.node: _efa(cluster, target, p) for p in nodes[r]} for r in ROLES}
 
     if probe is not None and probe.ok:
-        checks.append(check_transfers(before, after, errors))
-        checks.append(check_failures(before, after, errors))
+        unread = {**{p: f"before the request: {e}" for p, e in before_errors.items()}, **errors}
+        checks.append(check_transfers(before, after, unread))
+        checks.append(check_failures(before, after, unread))
     else:
         # Not run: the failed request already fails the run.
         skipped = "no request reached the engines"
@@ -931,7 +634,7 @@ def run(
         try:
             logs[p.name] = parse_engine_log(cluster.logs(target.namespace, p.name, target.container))
         except Exception as exc:  # noqa: BLE001
-            log_errors[p.name] = _short(str(exc))
+            log_errors[p.name] = short(str(exc))
     checks.append(check_backend(target, logs, log_errors))
 
     def counters(role: str) -> list[NodeCounters]:
@@ -972,9 +675,6 @@ def load_run(target: Target, options: Options, stream: Streamer, url: str, *, cl
 # ---- formatting ---------------------------------------------------------------------------------------------------------------
 
 
-def _short(text: str, limit: int = 240) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _errors(errors: Mapping[str, str]) -> str:

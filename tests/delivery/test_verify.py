@@ -7,19 +7,16 @@ import pytest
 
 from components.builders.serving.common import ROUTER, endpoint_selector, role_selector, served_model_name, workload_name
 from components.builders.serving.router import router_url
-from ops import verify
+from ops import verify, verify_formats
 from ops.verify import (
     FAIL,
     PASS,
     SKIP,
     UNKNOWN,
     Check,
-    FormatError,
-    NixlTotals,
     NodeCounters,
     Options,
     Report,
-    StreamResult,
     Target,
     check_backend,
     check_efa,
@@ -28,14 +25,19 @@ from ops.verify import (
     check_request,
     check_transfers,
     load_figures,
+    pods_from_json,
+    render,
+)
+from ops.verify_formats import (
+    FormatError,
+    NixlTotals,
+    StreamResult,
     nixl_totals,
     parse_efa_counters,
     parse_engine_log,
     parse_metrics,
     parse_stream,
     percentile,
-    pods_from_json,
-    render,
 )
 from stacks.render import ROOT, load
 from tests.delivery.verify_fakes import fixture
@@ -110,8 +112,8 @@ def test_the_probe_prompt_is_long_and_starts_with_its_nonce():
 def test_parses_vllms_metrics_page():
     samples = parse_metrics(fixture("metrics/efa/decode-2.after.prom"))
     names = {s.name for s in samples}
-    assert {verify.NIXL_TRANSFERS, verify.NIXL_BYTES, verify.NIXL_FAILED_TRANSFERS, verify.NIXL_FAILED_NOTIFICATIONS} <= names
-    count = next(s for s in samples if s.name == verify.NIXL_TRANSFERS)
+    assert {verify_formats.NIXL_TRANSFERS, verify_formats.NIXL_BYTES, verify_formats.NIXL_FAILED_TRANSFERS, verify_formats.NIXL_FAILED_NOTIFICATIONS} <= names
+    count = next(s for s in samples if s.name == verify_formats.NIXL_TRANSFERS)
     assert dict(count.labels) == {"engine": "0", "model_name": "llama-3.3-70b"} and count.value == 40
     inf = [s for s in samples if s.name == "vllm:nixl_xfer_time_seconds_bucket" and ("le", "+Inf") in s.labels]
     assert inf[0].value == 40
@@ -179,7 +181,7 @@ def test_no_transfer_fails_with_what_to_look_at():
     before, _ = _world("efa")
     c = check_transfers(before, dict(before), {})
     assert c.status == FAIL and "+0 transfers on 3 engine pods" in c.seen
-    assert "--vllm-pd-disaggregation" in c.look_at and verify.NIXL_TRANSFERS in c.expected
+    assert "--vllm-pd-disaggregation" in c.look_at and verify_formats.NIXL_TRANSFERS in c.expected
 
 
 def test_engines_without_the_connector_fail_the_transfer_check():
@@ -191,6 +193,16 @@ def test_engines_without_the_connector_fail_the_transfer_check():
 def test_unreadable_metrics_are_unknown_not_a_pass():
     c = check_transfers({}, {}, {"prod-decode-0": "kubectl exec prod-decode-0 -c engine -- python3: Forbidden"})
     assert c.status == UNKNOWN and "Forbidden" in c.seen
+
+
+def test_a_pod_without_a_baseline_is_not_counted_as_growth():
+    # prod-decode-2's first scrape failed: all of its history would otherwise pass for the probe's transfers.
+    before, after = _world("efa")
+    del before["prod-decode-2"]
+    errors = {"prod-decode-2": "before the request: kubectl exec prod-decode-2 -c engine -- python3: container not found"}
+    c = check_transfers(before, after, errors)
+    assert c.status == UNKNOWN and "+0 transfers on the 2 engine pods read twice" in c.seen and "container not found" in c.seen
+    assert check_failures({}, after, errors).status == UNKNOWN
 
 
 def test_a_restart_between_the_scrapes_is_reported():
@@ -269,7 +281,7 @@ def test_a_ucx_stack_expects_ucx(dev):
 def test_parses_the_sysfs_counters_of_32_efa_ports():
     c = efa("efa/prefill-node.after.txt")
     assert len(c.devices) == 32 and "rdmap79s0/1" in c.devices
-    assert set(verify.EFA_SOURCE_RDMA + verify.EFA_SINK_RDMA + (verify.EFA_TX,)) <= set(c.devices["rdmap79s0/1"])
+    assert set(verify_formats.EFA_SOURCE_RDMA + verify_formats.EFA_SINK_RDMA + (verify_formats.EFA_TX,)) <= set(c.devices["rdmap79s0/1"])
 
 
 def test_counter_growth_matches_what_nixl_moved():
@@ -316,6 +328,12 @@ def test_unreadable_counters_are_unknown_and_required(prod):
     assert c.status == UNKNOWN and c.required and "Forbidden" in c.seen
 
 
+def test_no_rdma_on_the_nodes_read_is_unknown_if_another_could_not_be_read(prod):
+    nodes = _nodes("efa/idle-node.txt", "efa/idle-node.txt") + [NodeCounters("n2", "prod-prefill-1", None, None, "timed out")]
+    c = check_efa(prod, nodes, [], PROBE_BYTES)
+    assert c.status == UNKNOWN and "could not read n2 (via prod-prefill-1): timed out" in c.seen
+
+
 def test_efa_is_skipped_on_a_stack_without_efa(dev):
     assert check_efa(dev, [], [], 0).status == SKIP
 
@@ -349,6 +367,11 @@ def test_an_error_event_fails_the_stream():
 def test_a_stream_cut_before_done_is_an_error():
     lines = timed(fixture("sse/completion.sse"))[:10]
     assert parse_stream(lines).error == "the stream ended without data: [DONE]"
+
+
+def test_an_answer_that_is_not_an_event_stream_says_so():
+    r = parse_stream([(0.1, '{"object":"text_completion","choices":[{"text":"hi"}]}\n')])
+    assert not r.ok and r.error.startswith('not an event stream: {"object":"text_completion"')
 
 
 def test_sse_framing_crlf_comments_and_multiline_data():
