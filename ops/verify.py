@@ -39,6 +39,7 @@ from components.builders.serving.common import (
     endpoint_selector,
     namespace,
     role_selector,
+    selector_args,
     served_model_name,
     workload_name,
 )
@@ -125,7 +126,8 @@ class Target:
     def metrics_command(self) -> list[str]:
         """Read the engine's metrics from inside its container: the namespace's NetworkPolicies admit the engine port
         only from the router and the monitoring namespace, so neither the API server proxy nor a debug pod would get
-        through, while localhost inside the pod always does. python3 is in every vLLM image."""
+        through, while localhost inside the pod always does. The vLLM image's base stage installs its Python as
+        /usr/bin/python3 (vllm docker/Dockerfile, `vllm-base`: update-alternatives ... python3); the engine runs on it."""
         url = f"http://127.0.0.1:{self.engine_port}{self.metrics_path}"
         script = f"import sys, urllib.request; sys.stdout.write(urllib.request.urlopen({url!r}, timeout=30).read().decode())"
         return ["python3", "-c", script]
@@ -293,11 +295,11 @@ def check_pods(target: Target, pods: Mapping[str, list[Pod]]) -> Check:
         notes += [f"{p.name} is {p.phase}{'' if p.ready else ', not Ready'}" for p in endpoints if p not in ready]
     seen = "; ".join(parts) + (f" [{'; '.join(notes)}]" if notes else "")
     if missing:
-        sel = " and ".join(",".join(f"{k}={v}" for k, v in sorted(target.endpoint_selectors[r].items())) for r in missing)
+        get = "; ".join(f"kubectl get pods -n {target.namespace} -l {','.join(selector_args(dict(target.role_selectors[r])))} -o wide" for r in missing)
         return Check(
             "pods", FAIL, seen,
             expected=f"at least one Ready {' and '.join(missing)} pod serving HTTP",
-            look_at=f"kubectl get pods -n {target.namespace} -l {sel} -o wide; then the pods' events and engine logs",
+            look_at=f"{get}; then the pods' events (kubectl describe pod) and engine logs",
         )
     return Check("pods", PASS, seen)
 

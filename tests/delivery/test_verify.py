@@ -413,7 +413,9 @@ def test_pods_from_kubectl_json(prod):
     by_role = {r: [p for p in pods if p.matches(prod.role_selectors[r])] for r in ("prefill", "decode")}
     assert [len(by_role[r]) for r in ("prefill", "decode")] == [2, 4]
     assert check_pods(prod, by_role).status == PASS
-    assert check_pods(prod, {"prefill": by_role["prefill"], "decode": []}).status == FAIL
+    none = check_pods(prod, {"prefill": by_role["prefill"], "decode": []})
+    assert none.status == FAIL and none.expected == "at least one Ready decode pod serving HTTP"
+    assert none.look_at.startswith("kubectl get pods -n prod -l disagg.io/deployment=prod,disagg.io/role=decode -o wide")
 
 
 def test_a_pod_not_ready_is_named(prod):
