@@ -393,10 +393,17 @@ def check_backend(target: Target, logs: Mapping[str, BackendLog], errors: Mappin
                 by_backend.setdefault(b, []).append(p)
         parts = [f"{len(ps)}/{len(logs)} engine pods created {b}, not {target.backend} ({', '.join(sorted(ps))})" for b, ps in sorted(by_backend.items())]
         parts += [f"{p}: {lines[0]}" for p, lines in sorted(problems.items())]
-        hint = (
-            "the engine's kv_connector_extra_config.backends; for LIBFABRIC the image must carry libfabric with the EFA "
-            "provider and hwloc (libplugin_LIBFABRIC.so loads them), and the pod must request vpc.amazonaws.com/efa"
-        )
+        hints = []
+        if wrong:
+            hints.append(
+                "kv_connector_extra_config.backends on the engine command line (disagg:serving.kvTransfer.backend: `auto` "
+                "picks LIBFABRIC on EFA pools)"
+            )
+        if any("missing plugin" in line for lines in problems.values() for line in lines):
+            hints.append("the engine image: NIXL's LIBFABRIC plugin needs libfabric.so.1 with the EFA provider and libhwloc.so.15 in it")
+        if any("libfabric backend" in line or "No plugins" in line for lines in problems.values() for line in lines):
+            hints.append("the pod's vpc.amazonaws.com/efa request, FI_PROVIDER=efa, and `fi_info -p efa -c FI_HMEM` inside the pod")
+        hint = "; ".join(hints)
         return Check("nixl-backend", FAIL, "; ".join(parts), expected, hint, required=False)
     notes = [f"could not read {p}: {e}" for p, e in sorted(errors.items())]
     if silent:

@@ -256,8 +256,10 @@ def test_backend_check(prod):
     assert check_backend(prod, _logs("libfabric", "libfabric"), {}).status == PASS
     ucx = check_backend(prod, _logs("ucx", "libfabric"), {})
     assert ucx.status == FAIL and "1/2 engine pods created UCX, not LIBFABRIC (prod-prefill-0)" in ucx.seen
+    assert "disagg:serving.kvTransfer.backend" in ucx.look_at and "libhwloc" not in ucx.look_at
     missing = check_backend(prod, _logs("missing-plugin", "libfabric"), {})
-    assert missing.status == FAIL and "missing plugin" in missing.seen and "libfabric" in missing.look_at
+    assert missing.status == FAIL and "missing plugin" in missing.seen
+    assert "libfabric.so.1 with the EFA provider and libhwloc.so.15" in missing.look_at
 
 
 def test_rotated_logs_do_not_fail_but_are_named(prod):
