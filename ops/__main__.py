@@ -8,6 +8,7 @@
   janitor        destroy ephemeral stacks past their expiry
   teardown       the cleanup steps alone, for any stack: --phase pre before destroy, --phase sweep after
   target         print a stack's cluster name and region (from its Pulumi.<stack>.yaml)
+  preflight      the deploy checks of `pulumi preview` (offerings, quotas, reservations, CIDRs) against the account
   taggable-types regenerate policy/taggable-aws-types.txt from the installed pulumi-aws
 """
 
@@ -138,6 +139,12 @@ def cmd_target(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from ops import preflight
+
+    return preflight.main(args.stack, config=args.config, recorded=args.recorded)
+
+
 def cmd_taggable(args: argparse.Namespace) -> int:
     from ops import taggable
 
@@ -215,6 +222,13 @@ def parser() -> argparse.ArgumentParser:
     tg.add_argument("--work-dir", default=str(ROOT))
     tg.add_argument("--json", action="store_true")
     tg.set_defaults(fn=cmd_target)
+
+    pf = sub.add_parser("preflight", help="run the deploy checks of `pulumi preview` against the account (read-only)")
+    src = pf.add_mutually_exclusive_group(required=True)
+    src.add_argument("--stack", help="stack name: reads Pulumi.<stack>.yaml from the project root")
+    src.add_argument("--config", help="any file in the Pulumi.<stack>.yaml format")
+    pf.add_argument("--recorded", help="answer from recorded API responses (JSON, as tests/fixtures/preflight/*.json) instead of AWS")
+    pf.set_defaults(fn=cmd_preflight)
 
     tt = sub.add_parser("taggable-types", help="regenerate the taggable AWS types list")
     tt.add_argument("--write", action="store_true")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from stacks.catalog import instance_type, vcpu_quota
-from stacks.config.base import ConfigError, Issue, key_path
+from stacks.config.base import MISSING, ConfigError, Issue, key_path
 from stacks.config.stack import StackConfig
 from stacks.plan import pool_zones
 
@@ -157,10 +157,6 @@ def check_public_access_cidrs(cfg: StackConfig) -> list[Issue]:
     return issues
 
 
-def config_checks(cfg: StackConfig) -> list[Issue]:
-    return check_public_access_cidrs(cfg)
-
-
 # ---- capacity checks (read the account) -------------------------------------------------------------------------
 
 
@@ -200,14 +196,15 @@ def check_offerings(cfg: StackConfig, answers: Answers) -> list[Issue]:
 
 
 def _quota_groups(cfg: StackConfig) -> dict[str, list[tuple[str, str, int, int]]]:
-    """quota code -> [(key, label, vCPUs needed, nodes)] for On-Demand capacity. Reserved pools are left out: a
+    """quota code -> [(key, label, vCPUs needed, the key's node count)] for On-Demand capacity. Reserved pools are left out: a
     reservation holds its capacity (and took the quota when it was made), so their check is against the reservation."""
     groups: dict[str, list[tuple[str, str, int, int]]] = {}
     sp = cfg.system_pool
-    sys_nodes = (sp.max_nodes or sp.nodes) + SURGE_PER_ZONE * len(cfg.availability_zones)
+    sys_max = sp.max_nodes or sp.nodes
+    sys_nodes = sys_max + SURGE_PER_ZONE * len(cfg.availability_zones)
     sys_it = instance_type(sp.instance_type)
     groups.setdefault(vcpu_quota(sys_it.name).code, []).append(
-        (key_path("systemPool", "maxNodes"), f"system {sys_nodes} x {sys_it.name} (maxNodes + update surge)", sys_nodes * sys_it.vcpus, sys_nodes)
+        (key_path("systemPool", "maxNodes"), f"system {sys_nodes} x {sys_it.name} (maxNodes + update surge)", sys_nodes * sys_it.vcpus, sys_max)
     )
     for i, p in enumerate(cfg.gpu_pools):
         if p.capacity.type != "onDemand":
@@ -230,18 +227,18 @@ def check_quotas(cfg: StackConfig, answers: Answers) -> list[Issue]:
     issues = []
     for code, members in _quota_groups(cfg).items():
         need = sum(v for _, _, v, _ in members)
-        key = members[0][0]
+        key, value = members[0][0], members[0][3]
         try:
             have = answers.vcpu_quota(code)
         except Unanswered as err:
-            issues.append(_unanswered(key, need, f"the vCPU quota {code} ({names.get(code, code)})", err))
+            issues.append(_unanswered(key, value, f"the vCPU quota {code} ({names.get(code, code)})", err))
             continue
         if need > have:
             detail = ", ".join(f"{label} = {v}" for _, label, v, _ in members)
             issues.append(
                 Issue(
                     key,
-                    need,
+                    value,
                     f"the pools need {need} vCPUs of '{names.get(code, code)}' ({code}) at maxNodes ({detail}) but the "
                     f"account's quota in {answers.region} is {have:g}",
                     f"aws service-quotas request-service-quota-increase --service-code ec2 --quota-code {code} "
@@ -335,7 +332,7 @@ def check_reservations(cfg: StackConfig, answers: Answers) -> list[Issue]:
         in_group = _pg_name(r.placement_group_arn)
         if in_group and p.placement_group_name != in_group:
             issues.append(
-                Issue(key_path("gpuPools", i, "placementGroupName"), p.placement_group_name,
+                Issue(key_path("gpuPools", i, "placementGroupName"), p.placement_group_name or MISSING,
                       f"{kind} {rid} was made in cluster placement group {in_group}; only instances launched into that "
                       "group use it",
                       f"set placementGroupName to {in_group}")
@@ -385,17 +382,28 @@ def check_admin_principals(cfg: StackConfig, answers: Answers) -> list[Issue]:
     ]
 
 
-def capacity_checks(cfg: StackConfig, answers: Answers) -> list[Issue]:
-    return [
-        *check_offerings(cfg, answers),
-        *check_quotas(cfg, answers),
-        *check_reservations(cfg, answers),
-        *check_admin_principals(cfg, answers),
-    ]
+@dataclass(frozen=True)
+class Check:
+    title: str
+    run: object  # (cfg, answers) -> list[Issue]
+
+
+# In the order they are reported; the in-program check and `python -m ops preflight` run the same list.
+CHECKS = (
+    Check("public endpoint CIDRs", lambda cfg, answers: check_public_access_cidrs(cfg)),
+    Check("instance types offered in the pools' zones", check_offerings),
+    Check("On-Demand vCPU quotas at maxNodes", check_quotas),
+    Check("reservations and Capacity Blocks match their pools", check_reservations),
+    Check("the deployer is not listed as an admin of a new cluster", check_admin_principals),
+)
+
+
+def results(cfg: StackConfig, answers: Answers) -> list[tuple[Check, list[Issue]]]:
+    return [(c, c.run(cfg, answers)) for c in CHECKS]
 
 
 def run_checks(cfg: StackConfig, answers: Answers) -> list[Issue]:
-    return [*config_checks(cfg), *capacity_checks(cfg, answers)]
+    return [i for _, found in results(cfg, answers) for i in found]
 
 
 def enforce(cfg: StackConfig) -> None:

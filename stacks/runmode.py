@@ -36,7 +36,7 @@ def install(run: OfflineRun | None) -> None:
 
 def offline_run() -> OfflineRun | None:
     """The harness's run, if this program runs under it; None under a real engine."""
-    if _ACTIVE is None:
+    if _ACTIVE is None or _ACTIVE.monitor is None:
         return None
     from pulumi.runtime import settings
 

@@ -79,7 +79,7 @@ def test_a_real_preview_stops_on_a_bad_answer_before_registering_anything(tmp_pa
                                "L-DB2E81BA": {"Quota": {"QuotaCode": "L-DB2E81BA", "Value": 1000.0}}}}
     out = _strict(tmp_path, cfg, bad)
     assert out["records"] == 0, out
-    assert "disagg:gpuPools[0].maxNodes = 384" in out["error"] and "L-417A185B" in out["error"]
+    assert "disagg:gpuPools[0].maxNodes = 1" in out["error"] and "384 vCPUs" in out["error"] and "L-417A185B" in out["error"]
     assert "Fix: aws service-quotas request-service-quota-increase" in out["error"]
     assert "nothing was created" in out["error"] and "1 problem(s)" in out["error"]
 
