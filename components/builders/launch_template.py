@@ -25,10 +25,12 @@ ROOT_VOLUME_TYPE = "gp3"
 # pod cannot take the node role's credentials. Nothing this stack runs needs them: add-ons with an AWS role use Pod
 # Identity; the daemons that read instance metadata run with hostNetwork (aws-node, kube-proxy, the Pod Identity agent,
 # eks-node-monitoring-agent: aws/eks-node-monitoring-agent@51af549 charts/.../daemonset.yaml `hostNetwork: true`; the
-# EFA device plugin: aws/eks-charts stable/aws-efa-k8s-device-plugin/templates/daemonset.yaml); the EBS CSI node
-# falls back to the Kubernetes API when IMDS does not answer (kubernetes-sigs/aws-ebs-csi-driver@429e202
-# pkg/cloud/metadata/metadata.go: sources `imds`, then `kubernetes`); the Load Balancer Controller gets its VPC id
-# and region from its values. 1 is also what EKS sets on managed node groups without a custom launch template
+# EFA device plugin: aws/eks-charts stable/aws-efa-k8s-device-plugin/templates/daemonset.yaml); the EBS CSI node and
+# controller fall back to the Kubernetes API when IMDS does not answer (kubernetes-sigs/aws-ebs-csi-driver@429e202
+# pkg/cloud/metadata/metadata.go: sources `imds`, then `kubernetes`, which reads the Node named by CSI_NODE_NAME,
+# set on both in charts/aws-ebs-csi-driver/templates/controller.yaml and node.yaml); the Load Balancer Controller
+# gets its VPC id and region from its values; the other charts (GPU Operator, KAI, LWS, Grove, KEDA, metrics-server,
+# kube-prometheus-stack) and the serving pods make no AWS calls. 1 is also what EKS sets on managed node groups without a custom launch template
 # (EKS user guide nodes/al2023.adoc) and terraform-aws-eks's default.
 IMDS_HOP_LIMIT = 1
 # Tagged at launch so instances, their volumes and their ENIs carry the stack tags (the provider's default tags only
