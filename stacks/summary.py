@@ -163,8 +163,9 @@ def summary_md(s: dict[str, Any]) -> str:
             "",
             "## Deploy checks",
             "",
-            "`pulumi preview` and `pulumi up` stop on each of these before creating anything (the offline render only "
-            "reports them; `python -m ops preflight --stack <stack>` runs the same checks against your account):",
+            "`pulumi preview` and `pulumi up` stop on each of these before creating anything. The offline render only "
+            "reports them, and it asks the fake cloud, not your account, about offerings, quotas and reservations: "
+            f"`python -m ops preflight --stack {s['stack']}` runs every check against your account:",
             "",
             *(f"- {w}" for w in s["deploy_check_warnings"]),
         ]

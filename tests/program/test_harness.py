@@ -58,11 +58,12 @@ except pulumi.RunError as err:
 """
 
 
-def _strict(tmp_path, cfg: dict, recorded: dict) -> dict:
+def _strict(tmp_path, cfg: dict | None, recorded: dict, path=None) -> dict:
     import json
 
-    cfg["cluster"]["publicAccessCidrs"] = ["100.64.10.0/24"]  # not a placeholder: this test is about capacity
-    path = stack_file(tmp_path / "Pulumi.strict.yaml", cfg)
+    if path is None:
+        cfg["cluster"]["publicAccessCidrs"] = ["100.64.10.0/24"]  # not a placeholder: this test is about capacity
+        path = stack_file(tmp_path / "Pulumi.strict.yaml", cfg)
     proc = subprocess.run(
         [sys.executable, "-c", _STRICT_RUN, str(path), json.dumps(recorded)], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
@@ -82,6 +83,13 @@ def test_a_real_preview_stops_on_a_bad_answer_before_registering_anything(tmp_pa
     assert "disagg:gpuPools[0].maxNodes = 1" in out["error"] and "384 vCPUs" in out["error"] and "L-417A185B" in out["error"]
     assert "Fix: aws service-quotas request-service-quota-increase" in out["error"]
     assert "nothing was created" in out["error"] and "1 problem(s)" in out["error"]
+
+
+def test_a_real_preview_of_the_committed_prod_file_stops_on_its_placeholder_cidr(tmp_path):
+    out = _strict(tmp_path, None, {}, path=ROOT / "Pulumi.prod.yaml")
+    assert out["records"] == 0, out
+    assert "disagg:cluster.publicAccessCidrs[0] = '198.51.100.0/24'" in out["error"] and "RFC 5737" in out["error"]
+    assert "Fix: set the egress CIDRs" in out["error"]
 
 
 def test_the_same_run_with_good_answers_registers_the_stack(tmp_path):
