@@ -128,9 +128,10 @@ def managed_node_group_child_urn(pool_urn: str, node_group_name: str) -> str:
     """URN of the `aws:eks/nodeGroup:NodeGroup` that pulumi-eks's ManagedNodeGroup `<node_group_name>`, a child of
     the component `pool_urn`, created: the GPU pools registered that component before they moved to
     `aws.eks.NodeGroup` (which alone takes `updateConfig` and `nodeRepairConfig`). pulumi-eks names the child like
-    the component and parents it to the component (pulumi/pulumi-eks nodejs/eks/nodes/nodegroup.ts
-    createManagedNodeGroupInternal: `new aws.eks.NodeGroup(name, ..., { parent: parent, ... })`), and the engine
-    qualifies a child's type with its parent's whole type chain. Aliasing the new node group to this URN keeps the
+    the component and parents it to the component (pulumi/pulumi-eks@v4.3.0 nodejs/eks/nodes/nodegroup.ts:
+    `ManagedNodeGroup` calls `createManagedNodeGroup(name, args, core, this, ...)`, which registers
+    `new aws.eks.NodeGroup(name, ..., { parent: parent, ... })`; the file is unchanged up to the 4.4 sources at
+    7bf0c1b), and the engine qualifies a child's type with its parent's whole type chain. Aliasing the new node group to this URN keeps the
     deployed node group (and its nodes) instead of replacing it.
     """
     prefix, sep, _ = pool_urn.rpartition("::")
