@@ -17,9 +17,10 @@ from components.builders.eks import (
     control_plane_log_group,
 )
 from components.builders.iam import managed_policy_arn, partition, pod_identity_trust_policy
+from components.builders.launch_template import placement_group_alias_urn
 from components.network import Network
 from stacks.config.stack import StackConfig
-from stacks.plan import kubernetes_version, pool_efa
+from stacks.plan import gpu_pool_resource_name, kubernetes_version, pool_efa, shared_placement_groups
 
 TYPE = "disagg:aws:Cluster"
 
@@ -69,7 +70,8 @@ class Cluster(pulumi.ComponentResource):
                     description=f"EKS {cfg.cluster_name}: envelope encryption of Kubernetes secrets",
                     enable_key_rotation=True,
                     deletion_window_in_days=30,
-                    opts=child,
+                    # Losing the key loses every secret in etcd: protected always (docs/aws.md, "Destroy").
+                    opts=pulumi.ResourceOptions(parent=self, protect=True),
                 )
                 aws.kms.Alias(f"{name}-secrets", name=f"alias/{cfg.cluster_name}-eks-secrets", target_key_id=self.kms_key.key_id, opts=child)
                 key_arn = self.kms_key.arn
@@ -106,8 +108,10 @@ class Cluster(pulumi.ComponentResource):
             name=cfg.cluster_name,
             version=kubernetes_version(cfg),
             vpc_id=network.vpc_id,
+            # Private subnets only: pulumi-eks gives the control plane every subnet it is passed (public and private,
+            # nodejs/eks/cluster/cluster.ts `clusterSubnetIds`), and EKS places the control plane's ENIs in them. Load
+            # balancers find the public subnets by their tags, not through the cluster.
             private_subnet_ids=list(network.private_subnet_ids.values()),
-            public_subnet_ids=list(network.public_subnet_ids.values()) or None,
             # API mode: access through EKS access entries only (no aws-auth ConfigMap to drift). EKS itself creates
             # the entries of managed node group roles.
             authentication_mode=eks.AuthenticationMode.API,
@@ -124,13 +128,18 @@ class Cluster(pulumi.ComponentResource):
             endpoint_public_access=cc.endpoint_public_access,
             public_access_cidrs=list(cc.public_access_cidrs) if cc.endpoint_public_access else None,
             deletion_protection=cc.deletion_protection,
+            # STANDARD: a version leaving standard support is upgraded instead of silently billed at the extended
+            # support rate (EKS creates clusters with EXTENDED when no policy is given).
+            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=cc.support_type),
             # Every add-on is an EKS managed add-on registered below at its pinned version, so EKS installs no
             # self-managed copies and pulumi-eks creates none of its own (vpc-cni, kube-proxy, coredns).
             bootstrap_self_managed_addons=False,
             use_default_vpc_cni=True,
             kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(enabled=False),
             coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group] if self.log_group else None),
+            # Protected always: replacing or deleting the cluster takes every workload with it. pulumi-eks's children
+            # inherit it (the component's `protect` reaches its construct, and children inherit their parent's).
+            opts=pulumi.ResourceOptions(parent=self, protect=True, depends_on=[self.log_group] if self.log_group else None),
         )
         self.eks_cluster_name: pulumi.Output[str] = self.eks.eks_cluster.name
         # The EKS-created cluster security group: managed nodes get it by default, the control plane's ENIs carry it,
@@ -190,6 +199,23 @@ class Cluster(pulumi.ComponentResource):
             # The rules are resources of their own: EFA pools wait for them, so no node boots into a group that still
             # drops EFA traffic, and teardown keeps them until the last EFA node is gone.
             self.efa_security_group_rules = [efa_in, efa_out]
+
+        # One cluster placement group per zone, shared by every EFA pool there, prefill and decode alike: their KV
+        # transfer then runs inside one placement group's network spine. Before, each pool had its own group; the
+        # zone's group takes over the one of the first pool that uses it (an alias), so that pool's launch template
+        # and nodes stay as they are, and only the other pools of the zone move into it (docs/aws.md).
+        self.placement_groups: dict[str, aws.ec2.PlacementGroup] = {}
+        for zone, pools in shared_placement_groups(cfg).items():
+            self.placement_groups[zone] = aws.ec2.PlacementGroup(
+                f"{name}-efa-{zone}",
+                strategy="cluster",
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    aliases=[
+                        placement_group_alias_urn(pulumi.get_stack(), pulumi.get_project(), gpu_pool_resource_name(cfg, pools[0]))
+                    ],
+                ),
+            )
 
         self.kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
         # The one Kubernetes provider of the stack. `cluster_identifier` is a plain string, so a kubeconfig change

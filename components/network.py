@@ -38,6 +38,9 @@ class Network(pulumi.ComponentResource):
     def _create(self, name: str, cfg: StackConfig) -> None:
         net, zones, cluster = cfg.network, cfg.availability_zones, cfg.cluster_name
         child = pulumi.ResourceOptions(parent=self)
+        # The VPC and its subnets are protected always: deleting or replacing one takes down every node and load
+        # balancer in it. Lift it for a deliberate teardown with `pulumi state unprotect --all --yes` (docs/aws.md).
+        kept = pulumi.ResourceOptions(parent=self, protect=True)
         layout = subnet_layout(net.vpc_cidr, zones, net.private_subnet_prefix_length, net.public_subnet_prefix_length)
 
         vpc = aws.ec2.Vpc(
@@ -47,7 +50,7 @@ class Network(pulumi.ComponentResource):
             enable_dns_hostnames=True,
             enable_dns_support=True,
             tags={"Name": f"{cluster}-vpc"},
-            opts=child,
+            opts=kept,
         )
         self.vpc_id = vpc.id
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={"Name": f"{cluster}-igw"}, opts=child)
@@ -68,7 +71,7 @@ class Network(pulumi.ComponentResource):
                 # Only NAT gateways and internet-facing load balancers live here; both get their addresses explicitly.
                 map_public_ip_on_launch=False,
                 tags=subnet_tags(cluster, "public", az),
-                opts=child,
+                opts=kept,
             )
             aws.ec2.RouteTableAssociation(f"{name}-public-{az}", subnet_id=public[az].id, route_table_id=public_rt.id, opts=child)
             private[az] = aws.ec2.Subnet(
@@ -77,7 +80,7 @@ class Network(pulumi.ComponentResource):
                 availability_zone=az,
                 cidr_block=layout.private[az],
                 tags=subnet_tags(cluster, "private", az),
-                opts=child,
+                opts=kept,
             )
 
         nats: dict[str, aws.ec2.NatGateway] = {}

@@ -2,7 +2,8 @@
 
 Every pool has its own launch template (built by components/builders/launch_template.py): pulumi-eks's
 `enable_efa_support` cannot be combined with a custom launch template, and Capacity Blocks need one, so the EFA
-interfaces, placement, capacity targeting, NodeConfig user data and metadata options are all ours.
+interfaces, placement, capacity targeting, NodeConfig user data and metadata options are all ours. No node has an SSH
+key: operators reach nodes through SSM Session Manager (the node role carries AmazonSSMManagedInstanceCore).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_eks as eks
 
-from components.builders.eks import addons_in_phase
+from components.builders.eks import addons_in_phase, gpu_node_group, managed_node_group_child_urn
 from components.builders.iam import node_policy_arns, partition, service_trust_policy
-from components.builders.launch_template import efa_network_interfaces, launch_template, node_group_capacity_type
+from components.builders.launch_template import GPU_POOL_TYPE, efa_network_interfaces, instance_type_in_template, launch_template
 from components.builders.scheduling import eks_taint, gpu_pool_labels, gpu_pool_taints, system_pool_labels
 from components.builders.tags import default_tags
 from components.builders.userdata import encode, node_user_data
@@ -28,7 +29,7 @@ from stacks.plan import ami_release_version, kubernetes_version, pool_efa, pool_
 from stacks.versions import pin
 
 SYSTEM_TYPE = "disagg:aws:SystemNodePool"
-GPU_TYPE = "disagg:aws:GpuNodePool"
+GPU_TYPE = GPU_POOL_TYPE
 
 GPU_AMI_TYPE = "AL2023_x86_64_NVIDIA"  # driver and container toolkit come with the AMI
 SYSTEM_AMI_TYPE = "AL2023_x86_64_STANDARD"
@@ -60,9 +61,10 @@ def launch_template_args(spec: dict[str, Any]) -> dict[str, Any]:
             out[key] = [aws.ec2.LaunchTemplateTagSpecificationArgs(**t) for t in value]
         elif key == "capacity_reservation_specification":
             out[key] = aws.ec2.LaunchTemplateCapacityReservationSpecificationArgs(
+                capacity_reservation_preference=value.get("capacity_reservation_preference"),
                 capacity_reservation_target=aws.ec2.LaunchTemplateCapacityReservationSpecificationCapacityReservationTargetArgs(
                     **value["capacity_reservation_target"]
-                )
+                ),
             )
         else:
             out[key] = value
@@ -147,7 +149,9 @@ class SystemNodePool(pulumi.ComponentResource):
 
 
 class GpuNodePool(pulumi.ComponentResource):
-    """One GPU managed node group with its own launch template, role and (for EFA pools) cluster placement group."""
+    """One GPU managed node group (`aws.eks.NodeGroup`) with its own launch template and role; EFA pools launch into
+    their zone's shared cluster placement group (owned by the Cluster component) or the group their reservation was
+    made in."""
 
     def __init__(
         self,
@@ -168,11 +172,9 @@ class GpuNodePool(pulumi.ComponentResource):
         self.node_role, attachments = _node_role(name, cfg, self)
 
         self.placement_group: aws.ec2.PlacementGroup | None = None
-        existing_group = pool.placement_group_name
-        if pool_placement_group(pool) and existing_group is None:
-            # Cluster placement: the nodes share one low-latency network spine, which EFA collectives and KV
-            # transfer need. Capacity Blocks are co-located by EC2 already and get none by default (docs/aws.md).
-            self.placement_group = aws.ec2.PlacementGroup(f"{name}-pg", strategy="cluster", opts=child)
+        if pool_placement_group(pool) and pool.placement_group_name is None:
+            self.placement_group = cluster.placement_groups[self.zones[0]]
+        placement_name = self.placement_group.name if self.placement_group else pool.placement_group_name
 
         nics = None
         if self.efa:
@@ -180,30 +182,38 @@ class GpuNodePool(pulumi.ComponentResource):
                 raise ValueError(f"pool {pool.name} uses EFA but the cluster has no EFA security group")
             nics = efa_network_interfaces(it, [cluster.cluster_security_group_id, cluster.efa_security_group.id])
         user_data = node_user_data(it, pool.nvme_cache)
+        in_template = instance_type_in_template(pool.capacity)
         spec = launch_template(
             description=f"{cfg.cluster_name} GPU pool {pool.name} ({pool.instance_type}, {pool.role})",
             root_volume_gb=pool.root_volume_gb,
             tags={**default_tags(cfg, pulumi.get_stack()), "Name": f"{cfg.cluster_name}-{pool.name}"},
             network_interfaces=nics,
             capacity=pool.capacity,
-            placement_group_name=self.placement_group.name if self.placement_group else existing_group,
+            placement_group_name=placement_name,
             user_data=encode(user_data) if user_data else None,
+            instance_type=pool.instance_type if in_template else None,
         )
         self.launch_template = aws.ec2.LaunchTemplate(f"{name}-lt", **launch_template_args(spec), opts=child)
 
-        self.capacity_type = node_group_capacity_type(pool.capacity)
-        self.managed_node_group = eks.ManagedNodeGroup(
-            f"{name}-ng",
-            cluster=cluster.eks,
-            node_role=self.node_role,
-            instance_types=[pool.instance_type],
+        ng = gpu_node_group(pool)
+        self.capacity_type = ng["capacity_type"]
+        ng_name = f"{name}-ng"
+        # pulumi-eks's ManagedNodeGroup cannot pass `updateConfig` or `nodeRepairConfig` (pulumi-eks 4.4.0
+        # ManagedNodeGroup args), so GPU pools register the node group themselves, with the inputs the component
+        # used to pass its child, under the child's old URN (components/builders/eks.py).
+        legacy_urn = self.urn.apply(lambda u: managed_node_group_child_urn(u, ng_name))
+        self.node_group = aws.eks.NodeGroup(
+            ng_name,
+            cluster_name=cluster.eks_cluster_name,
+            node_role_arn=self.node_role.arn,
+            instance_types=None if in_template else [pool.instance_type],
             capacity_type=self.capacity_type,
             ami_type=GPU_AMI_TYPE,
             version=kubernetes_version(cfg),
             release_version=ami_release_version(pool),
-            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                min_size=pool.nodes, desired_size=pool.nodes, max_size=pool.max_nodes or pool.nodes
-            ),
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(**ng["scaling_config"]),
+            update_config=aws.eks.NodeGroupUpdateConfigArgs(**ng["update_config"]),
+            node_repair_config=aws.eks.NodeGroupNodeRepairConfigArgs(**ng["node_repair_config"]),
             # One subnet per EFA pool (its placement group's zone); for a Capacity Block the reservation's zone.
             subnet_ids=network.subnets_for(self.zones),
             labels=gpu_pool_labels(pool),
@@ -211,16 +221,19 @@ class GpuNodePool(pulumi.ComponentResource):
             launch_template=_launch_template_ref(self.launch_template),
             opts=pulumi.ResourceOptions(
                 parent=self,
+                aliases=[legacy_urn],
+                ignore_changes=ng["ignore_changes"] or None,
+                # With deletion protection the GPU node groups are protected in state too: `pulumi destroy` refuses
+                # until `pulumi state unprotect` (docs/aws.md, "Destroy").
+                protect=cfg.cluster.deletion_protection,
                 depends_on=[
                     *cluster.compute_dependencies(),
-                    self.node_role,
                     *attachments,
                     *network.egress,
                     *(cluster.efa_security_group_rules if self.efa else []),
                 ],
             ),
         )
-        self.node_group = self.managed_node_group.node_group
         self.node_group_name: pulumi.Output[str] = self.node_group.node_group_name
         cluster.node_pools.append(self)
         self.register_outputs({"nodeGroupName": self.node_group_name})

@@ -9,6 +9,7 @@
   teardown       the cleanup steps alone, for any stack: --phase pre before destroy, --phase sweep after
   target         print a stack's cluster name and region (from its Pulumi.<stack>.yaml)
   verify         prove on a deployed stack that KV moves from prefill to decode over EFA (docs/runbook.md)
+  preflight      the deploy checks of `pulumi preview` (offerings, quotas, reservations, CIDRs) against the account
   taggable-types regenerate policy/taggable-aws-types.txt from the installed pulumi-aws
 """
 
@@ -145,6 +146,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return verify.command(args)
 
 
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from ops import preflight
+
+    return preflight.main(args.stack, config=args.config, recorded=args.recorded)
+
+
 def cmd_taggable(args: argparse.Namespace) -> int:
     from ops import taggable
 
@@ -237,6 +244,12 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--settle-seconds", type=float, default=30, help="how long to wait for the metrics to show the transfers (default 30)")
     v.add_argument("--request-timeout", type=float, default=600, help="seconds without data before a request is abandoned (default 600)")
     v.set_defaults(fn=cmd_verify)
+    pf = sub.add_parser("preflight", help="run the deploy checks of `pulumi preview` against the account (read-only)")
+    src = pf.add_mutually_exclusive_group(required=True)
+    src.add_argument("--stack", help="stack name: reads Pulumi.<stack>.yaml from the project root")
+    src.add_argument("--config", help="any file in the Pulumi.<stack>.yaml format")
+    pf.add_argument("--recorded", help="answer from recorded API responses (JSON, as tests/fixtures/preflight/*.json) instead of AWS")
+    pf.set_defaults(fn=cmd_preflight)
 
     tt = sub.add_parser("taggable-types", help="regenerate the taggable AWS types list")
     tt.add_argument("--write", action="store_true")

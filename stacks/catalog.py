@@ -15,9 +15,15 @@ Units (as the sources report them, converted in one place, `_entry`):
 * `network_cards` -- length of `NetworkInfo.NetworkCards` (Karpenter `zz_generated.vpclimits.go`).
 * `max_pods` -- VPC CNI limit without prefix delegation: ENIs on the default network card x (IPv4 per ENI - 1) + 2,
   the value Karpenter publishes as the `pods` resource (p5: 2 x (50 - 1) + 2 = 100; EFA-only cards carry no pod IPs).
+* `primary_card_efa` -- whether network card 0 supports EFA (`NetworkInfo.NetworkCards[0]`'s interface types). On
+  p6-b300.48xlarge card 0 is ENA-only and its 16 EFA interfaces sit on cards 1-16 (moto 5.2.5's recorded
+  DescribeInstanceTypes data, `moto/ec2/resources/instance_types.json.gz`: card 0 `InterfaceTypes: [interface]`,
+  cards 1-16 `[interface, efa, efa-only]`), which changes the launch template's interface layout.
 
-Prices are Linux On-Demand, shared tenancy, in `PRICE_REGION` (us-east-1), USD per instance-hour, as published by
-the AWS Price List API at `price_date`. They are list prices: Savings Plans, Capacity Blocks and reservations cost
+Prices are Linux On-Demand, shared tenancy, USD per instance-hour, as published by the AWS Price List API at
+`price_date` for `price_region` (every row says both; today all rows are us-east-1, `PRICE_REGION`).
+`price_estimate` marks a row whose figure is not a published price of that type (p5e); the render's summary says
+so, and says when the stack runs in another region than the prices were read for. They are list prices: Savings Plans, Capacity Blocks and reservations cost
 something else. P5 prices changed a lot (June 2025: p5.48xlarge 98.32 -> 55.04 USD/h, p4d 32.77 -> 21.96), so
 re-read `price_date` before quoting a figure and bump the snapshot with the rest of the table.
 
@@ -78,10 +84,13 @@ class InstanceType:
     nvme_disks: int  # instance-store NVMe volumes (0 = none)
     nvme_gb: int  # total instance-store GB (decimal, as EC2 reports it)
     max_pods: int  # VPC CNI max pods without prefix delegation
-    on_demand_usd_per_hour: float  # Linux On-Demand, PRICE_REGION
+    on_demand_usd_per_hour: float  # Linux On-Demand in price_region
     price_source: str  # URL or doc the price comes from
     price_date: str  # ISO date the price was read/valid
     spec_source: str  # where the hardware facts come from
+    price_region: str = PRICE_REGION  # the region the price is published for
+    price_estimate: bool = False  # True: not a published price of this type (a stand-in)
+    primary_card_efa: bool = True  # network card 0 supports EFA (False: ENA-only card 0, EFA on cards 1..N)
 
     def __post_init__(self) -> None:
         # A catalog entry that contradicts itself would silently mis-size pods and NIC layouts downstream.
@@ -98,6 +107,11 @@ class InstanceType:
             problems.append("on_demand_usd_per_hour must be positive")
         if not self.price_source.strip() or not self.spec_source.strip():
             problems.append("price_source and spec_source are required")
+        if not self.price_region.strip():
+            problems.append("price_region is required")
+        efa_cards = self.network_cards if self.primary_card_efa else self.network_cards - 1
+        if self.efa_interfaces > max(efa_cards, 0):
+            problems.append(f"{self.efa_interfaces} EFA interfaces do not fit {efa_cards} EFA-capable network cards")
         try:
             _dt.date.fromisoformat(self.price_date)
         except ValueError:
@@ -137,6 +151,8 @@ def _entry(
     max_pods: int,
     price: float,
     price_source: str = _PRICE_SNAPSHOT,
+    price_estimate: bool = False,
+    primary_card_efa: bool = True,
     spec_note: str = "",
 ) -> InstanceType:
     """The table below is written in the units of its sources (MiB); the conversion to GiB happens only here."""
@@ -157,6 +173,9 @@ def _entry(
         price_source=price_source,
         price_date=_PRICE_DATE,
         spec_source=spec,
+        price_region=PRICE_REGION,
+        price_estimate=price_estimate,
+        primary_card_efa=primary_card_efa,
     )
 
 
@@ -166,11 +185,24 @@ _ENTRIES = (
            efa=32, cards=32, nvme_disks=8, nvme_gb=30400, max_pods=100, price=55.04),
     _entry("p5e.48xlarge", gpus=8, gpu_model="H200", gpu_mib=144384, vcpus=192, memory_mib=2097152,
            efa=32, cards=32, nvme_disks=8, nvme_gb=30400, max_pods=100, price=_P5E_STAND_IN,
-           price_source=_P5E_PRICE_SOURCE),
+           price_source=_P5E_PRICE_SOURCE, price_estimate=True),
     # p5en: Intel host, same 3200 Gbps over half the network cards of p5/p5e (16 instead of 32), so half the EFA NICs.
     _entry("p5en.48xlarge", gpus=8, gpu_model="H200", gpu_mib=144384, vcpus=192, memory_mib=2097152,
            efa=16, cards=16, nvme_disks=8, nvme_gb=30400, max_pods=198, price=63.296,
            spec_note="p5en disk count 8 not confirmed offline per disk (30400 GB total = 8 x 3800 GB as on p5/p5e)"),
+    # p6-b200: 8 x B200 (183359 MiB each), Intel host, 3200 Gbps over 8 network cards with one EFA each (so 1 EFA per
+    # GPU, not 4 as on p5), 4 ENIs on card 0 -> 4 x (50 - 1) + 2 = 198 pods.
+    _entry("p6-b200.48xlarge", gpus=8, gpu_model="B200", gpu_mib=183359, vcpus=192, memory_mib=2097152,
+           efa=8, cards=8, nvme_disks=8, nvme_gb=30400, max_pods=198, price=113.9328,
+           spec_note="disk layout 8 x 3800 GB also in moto 5.2.5's recorded DescribeInstanceTypes"),
+    # p6-b300: 8 x B300 (275040 MiB each), 4 TiB host memory, 6400 Gbps: 17 network cards, card 0 ENA-only (350 Gbps)
+    # and 16 EFA cards of 400 Gbps (see `primary_card_efa` above).
+    _entry("p6-b300.48xlarge", gpus=8, gpu_model="B300", gpu_mib=275040, vcpus=192, memory_mib=4194304,
+           efa=16, cards=17, nvme_disks=8, nvme_gb=30400, max_pods=198, price=142.416, primary_card_efa=False,
+           spec_note=(
+               "per-card interface types: moto 5.2.5 moto/ec2/resources/instance_types.json.gz (recorded "
+               "DescribeInstanceTypes) -- NetworkCards[0].InterfaceTypes = [interface]"
+           )),
     _entry("p4d.24xlarge", gpus=8, gpu_model="A100", gpu_mib=40960, vcpus=96, memory_mib=1179648,
            efa=4, cards=4, nvme_disks=8, nvme_gb=8000, max_pods=737, price=21.957642),
     _entry("p4de.24xlarge", gpus=8, gpu_model="A100", gpu_mib=81920, vcpus=96, memory_mib=1179648,
@@ -280,3 +312,40 @@ def service_price(name: str) -> float:
         return SERVICE_PRICES[name].usd_per_hour
     except KeyError:
         raise KeyError(f"no service price {name!r}; known: {', '.join(sorted(SERVICE_PRICES))}") from None
+
+
+# --- On-Demand vCPU quotas (Service Quotas, service code `ec2`) --------------------------------------------------------
+# EC2 limits running On-Demand instances per region by vCPUs per instance class, one quota per class. The P and G/VT
+# codes are the ones the Service Quotas console files increases against (console URLs
+# https://console.aws.amazon.com/servicequotas/home/services/ec2/quotas/<code>); L-1216C47A with its full name is the
+# AWS CLI documentation's own `get-aws-default-service-quota` example
+# (https://docs.aws.amazon.com/cli/latest/userguide/cli_service-quotas_code_examples.html). Not confirmed offline
+# from the quota list itself for P and G: the same codes and names recur in public preflight scripts verified against
+# live accounts in 2026.
+
+
+@dataclass(frozen=True)
+class VcpuQuota:
+    code: str
+    name: str
+
+
+VCPU_QUOTAS: dict[str, VcpuQuota] = {
+    "P": VcpuQuota("L-417A185B", "Running On-Demand P instances"),
+    "G": VcpuQuota("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    "standard": VcpuQuota("L-1216C47A", "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"),
+}
+_STANDARD_CLASSES = set("acdhimrtz")
+
+
+def vcpu_quota(name: str) -> VcpuQuota:
+    """The On-Demand vCPU quota an instance type counts against, by the letter its family starts with
+    (p5, p6-b200 -> P; g6e, vt1 -> G and VT; m7i, c7i -> Standard). KeyError for a class this table does not know."""
+    letter = name.split(".", 1)[0][:1].lower()
+    if letter == "p":
+        return VCPU_QUOTAS["P"]
+    if letter in ("g", "v"):
+        return VCPU_QUOTAS["G"]
+    if letter in _STANDARD_CLASSES:
+        return VCPU_QUOTAS["standard"]
+    raise KeyError(f"no On-Demand vCPU quota known for {name}")

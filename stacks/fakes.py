@@ -7,6 +7,7 @@ references to synthetic resources registered on the monitor, which is how the SD
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from typing import Any
@@ -36,13 +37,14 @@ _ID_PREFIX = {
     "aws:ec2/placementGroup:PlacementGroup": "pg",
 }
 
-# Types whose `name` the engine fills in (auto-naming: "<resource name>-<7 hex>") when the program leaves it out;
-# the program reads it back (a launch template names its placement group), so the fake does the same.
-_AUTONAMED = (
-    "aws:ec2/placementGroup:PlacementGroup",
-    "aws:ec2/launchTemplate:LaunchTemplate",
-    "aws:ec2/securityGroup:SecurityGroup",
-)
+# Types whose name property the engine fills in (auto-naming: "<resource name>-<7 hex>") when the program leaves it
+# out; the program reads it back (a launch template names its placement group), so the fake does the same.
+_AUTONAMED = {
+    "aws:ec2/placementGroup:PlacementGroup": "name",
+    "aws:ec2/launchTemplate:LaunchTemplate": "name",
+    "aws:ec2/securityGroup:SecurityGroup": "name",
+    "aws:eks/nodeGroup:NodeGroup": "nodeGroupName",
+}
 
 
 class FakeCloud(pulumi_mocks.Mocks):
@@ -57,20 +59,26 @@ class FakeCloud(pulumi_mocks.Mocks):
         return raw if isinstance(raw, str) else "us-east-1"
 
     # ---- resources -------------------------------------------------------------------------------------
-    def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs, identity: str | None = None):
+        """`identity`: the name the resource was first created under (its alias's, when it has one), which its id and
+        auto-name derive from, as a provider keeps them across an aliased move."""
         typ, name = args.typ, args.name
         inputs = dict(args.inputs)
         handler = _SPECIAL.get(typ)
         if handler is not None:
             return handler(self, name, inputs)
+        name = identity or name
         rid = f"{_ID_PREFIX[typ]}-{_h(typ, name)}" if typ in _ID_PREFIX else f"{name}-id"
         state = dict(inputs)
         if typ.startswith("aws:"):
             service = typ.split(":")[1].split("/")[0]
             state.setdefault("arn", f"arn:aws:{service}:{self.region}:{ACCOUNT}:{typ.split(':')[-1].lower()}/{name}")
             state.setdefault("id", rid)
-        if typ in _AUTONAMED and not state.get("name"):
-            state["name"] = f"{name}-{_h('autoname', typ, name, n=7)}"
+        prop = _AUTONAMED.get(typ)
+        if prop and not state.get(prop):
+            state[prop] = f"{name}-{_h('autoname', typ, name, n=7)}"
+        if typ == "aws:eks/nodeGroup:NodeGroup":
+            state.setdefault("status", "ACTIVE")
         if typ == "aws:ec2/launchTemplate:LaunchTemplate":
             state["latestVersion"] = 1
             state["defaultVersion"] = 1
@@ -202,3 +210,125 @@ _SPECIAL = {
     "eks:index:Cluster": FakeCloud._eks_cluster,
     "eks:index:ManagedNodeGroup": FakeCloud._managed_node_group,
 }
+
+
+# ---- answers of the deploy checks (stacks/preflight.py) -------------------------------------------------------------
+
+# The fake cloud's clock: reservation dates are recorded relative to it.
+FAKE_NOW = "2026-09-01T00:00:00Z"
+
+
+class RecordedAnswers:
+    """Deploy-check answers replayed from recorded API responses, in the shapes boto3 returns them, through the
+    parsers the live answers use (stacks/preflight_aws.py).
+
+    `recorded` keys: region, now (ISO), DescribeInstanceTypeOfferings (list of pages), GetServiceQuota (quota code ->
+    response), DescribeCapacityReservations (id -> response; a missing id does not exist), GetCallerIdentity
+    (response), DescribeCluster (cluster name -> response; a missing name does not exist), and `errors`
+    (operation -> {Code, Message}) for a call that fails.
+    """
+
+    def __init__(self, recorded: dict[str, Any]):
+        self.recorded = recorded
+        self.region = recorded["region"]
+
+    def _fail(self, operation: str) -> None:
+        from stacks.preflight import Unanswered
+
+        err = (self.recorded.get("errors") or {}).get(operation)
+        if err:
+            raise Unanswered(f"{err['Code']}: {err.get('Message', '')}", f"allow the {operation} call for the deploying identity")
+
+    def offered(self, zones, types) -> dict[str, set[str]]:
+        from stacks.preflight_aws import parse_offerings
+
+        self._fail("DescribeInstanceTypeOfferings")
+        found = parse_offerings(self.recorded.get("DescribeInstanceTypeOfferings", []))
+        return {z: found.get(z, set()) & set(types) for z in zones}
+
+    def vcpu_quota(self, code: str) -> float:
+        from stacks.preflight_aws import parse_quota
+
+        self._fail("GetServiceQuota")
+        return parse_quota(self.recorded["GetServiceQuota"][code])
+
+    def reservation(self, reservation_id: str):
+        from stacks.preflight_aws import parse_reservation
+
+        self._fail("DescribeCapacityReservations")
+        response = (self.recorded.get("DescribeCapacityReservations") or {}).get(reservation_id)
+        return parse_reservation(response) if response else None
+
+    def caller_arn(self) -> str:
+        self._fail("GetCallerIdentity")
+        return self.recorded["GetCallerIdentity"]["Arn"]
+
+    def cluster_exists(self, name: str) -> bool:
+        self._fail("DescribeCluster")
+        return name in (self.recorded.get("DescribeCluster") or {})
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.recorded.get("now", FAKE_NOW).replace("Z", "+00:00"))
+
+
+def recorded_for(config: dict[str, str]) -> dict[str, Any]:
+    """The fake account's answers for a stack: every catalog type offered in every stack zone, quotas far above
+    what any stack asks, each configured reservation matching its pool and active (a block: active for a week), a
+    fresh account (no cluster yet) and a deployer that is nobody's admin. The offline render passes them, so what it
+    reports is the config checks alone; a real account answers at `pulumi preview` and `python -m ops preflight`."""
+    from stacks.catalog import CATALOG, VCPU_QUOTAS
+
+    def value(key: str, default: Any) -> Any:
+        raw = config.get(f"disagg:{key}")
+        if raw is None:
+            return default
+        try:
+            return json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            return raw
+
+    region = str(value("region", "us-east-1"))
+    zones = [str(z) for z in value("availabilityZones", [])]
+    now = dt.datetime.fromisoformat(FAKE_NOW.replace("Z", "+00:00"))
+    reservations: dict[str, Any] = {}
+    for pool in value("gpuPools", []) or []:
+        if not isinstance(pool, dict):
+            continue
+        cap = pool.get("capacity") or {}
+        rid = cap.get("reservationId")
+        if not rid:
+            continue
+        block = cap.get("type") == "capacityBlock"
+        item = {
+            "CapacityReservationId": rid,
+            "InstanceType": pool.get("instanceType", ""),
+            "AvailabilityZone": (pool.get("availabilityZones") or zones or [f"{region}a"])[0],
+            "TotalInstanceCount": max(int(pool.get("maxNodes") or pool.get("nodes") or 1), 1),
+            "AvailableInstanceCount": max(int(pool.get("maxNodes") or pool.get("nodes") or 1), 1),
+            "State": "active",
+            "ReservationType": "capacity-block" if block else "default",
+            "InstancePlatform": "Linux/UNIX",
+            "Tenancy": "default",
+            "InstanceMatchCriteria": "targeted",
+            "StartDate": (now - dt.timedelta(days=1)).isoformat(),
+        }
+        if block:
+            item["EndDate"] = (now + dt.timedelta(days=6)).isoformat()
+        if pool.get("placementGroupName"):
+            item["PlacementGroupArn"] = f"arn:aws:ec2:{region}:{ACCOUNT}:placement-group/{pool['placementGroupName']}"
+        reservations[rid] = {"CapacityReservations": [item]}
+    return {
+        "region": region,
+        "now": FAKE_NOW,
+        "DescribeInstanceTypeOfferings": [
+            {"InstanceTypeOfferings": [{"InstanceType": t, "LocationType": "availability-zone", "Location": z} for z in zones for t in CATALOG]}
+        ],
+        "GetServiceQuota": {q.code: {"Quota": {"QuotaCode": q.code, "QuotaName": q.name, "Value": 100000.0}} for q in VCPU_QUOTAS.values()},
+        "DescribeCapacityReservations": reservations,
+        "GetCallerIdentity": {"Arn": f"arn:aws:iam::{ACCOUNT}:user/offline", "Account": ACCOUNT, "UserId": "AIDAOFFLINE"},
+        "DescribeCluster": {},
+    }
+
+
+def FakeAnswers(config: dict[str, str]) -> RecordedAnswers:  # noqa: N802 - reads as the fake cloud's answers
+    return RecordedAnswers(recorded_for(config))

@@ -8,6 +8,7 @@ SDK's worker threads, and inputs decoded without rehydrating resource references
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
-from stacks import fakes
+from stacks import fakes, runmode
 from stacks.config.loader import SECRET_PLACEHOLDER
 
 PROJECT = "disagg"
@@ -72,6 +73,18 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.records: list[dict[str, Any]] = []
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The URN the engine gives: the parent's whole qualified type chain, without the root stack's type.
+
+        The stock mock keeps only the parent's last type and keeps the stack's, so aliases (which name an old URN)
+        could not be checked against what a deployed stack holds.
+        """
+        if parent:
+            qualified = parent.split("::")[2]
+            if qualified != "pulumi:pulumi:Stack":
+                type_ = f"{qualified}${type_}"
+        return f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{type_}::{name}"
+
     def RegisterResource(self, request):  # noqa: N802 - gRPC method name
         urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == "pulumi:pulumi:Stack":
@@ -85,7 +98,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             resource_id=request.importId,
             custom=request.custom or False,
         )
-        id_, state = self.mocks.new_resource(args)
+        # An aliased resource keeps the physical name and id it had under its old URN (the provider reuses old
+        # auto-names, pulumi-terraform-bridge pkg/tfbridge/schema.go "use the old value"), so the fake cloud names it
+        # after the alias, as the deployed resource was.
+        aliases = [a.urn for a in request.aliases if a.urn] + list(request.aliasURNs)
+        identity = aliases[0].rsplit("::", 1)[-1] if aliases else request.name
+        id_, state = self.mocks.new_resource(args, identity=identity) if isinstance(self.mocks, fakes.FakeCloud) else self.mocks.new_resource(args)
         obj = _struct(state)
         self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, id_, state)
         self.records.append(
@@ -103,6 +121,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 "custom": bool(request.custom),
                 "remote": bool(request.remote),
                 "dependencies": sorted(set(request.dependencies)),
+                "options": options_of(request),
                 "inputs": plain(raw),
             }
         )
@@ -126,6 +145,29 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return resource_pb2.CallResponse(**{"return": _struct(ret)})
 
 
+def options_of(request: resource_pb2.RegisterResourceRequest) -> dict[str, Any]:
+    """The resource options a registration carries, as the engine would receive them.
+
+    `dependsOn` is what the request's `dependencies` holds beyond the dependencies of its inputs
+    (`propertyDependencies`): the explicit `depends_on` (a resource that is both an input and a `depends_on` target
+    shows only under the input). Aliases keep their wire form: `{"urn": ...}` or `{"spec": {name, type, parentUrn,
+    ...}}`. Lists are sorted, so the render stays byte-identical.
+    """
+    from_inputs = {u for deps in request.propertyDependencies.values() for u in deps.urns}
+    ct = request.customTimeouts
+    aliases = [plain(json_format.MessageToDict(a)) for a in request.aliases] + [{"urn": u} for u in request.aliasURNs]
+    return {
+        "protect": bool(request.protect),
+        "retainOnDelete": bool(request.retainOnDelete),
+        "deleteBeforeReplace": bool(request.deleteBeforeReplace),
+        "ignoreChanges": sorted(request.ignoreChanges),
+        "replaceOnChanges": sorted(request.replaceOnChanges),
+        "aliases": sorted(aliases, key=lambda a: json.dumps(a, sort_keys=True)),
+        "customTimeouts": {k: v for k, v in (("create", ct.create), ("update", ct.update), ("delete", ct.delete)) if v},
+        "dependsOn": sorted(set(request.dependencies) - from_inputs),
+    }
+
+
 def _struct(data: dict[str, Any]) -> struct_pb2.Struct:
     """Plain data -> the protobuf Struct the SDK decodes, built synchronously.
 
@@ -145,14 +187,26 @@ class Run:
     records: list[dict[str, Any]]
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
+    # What the deploy checks (stacks/preflight.py) found; a real preview would have stopped on each of them.
+    warnings: list[str] = field(default_factory=list)
 
     def of_type(self, type_: str) -> list[dict[str, Any]]:
         return [r for r in self.records if r["type"] == type_]
 
 
-def run_program(project_dir: str | Path, stack: str, config: dict[str, str], secret_keys: list[str]) -> Run:
+def run_program(
+    project_dir: str | Path,
+    stack: str,
+    config: dict[str, str],
+    secret_keys: list[str],
+    *,
+    answers: Any = None,
+    strict: bool = False,
+) -> Run:
     """Run `<project_dir>/__main__.py` once in this process, as `pulumi up` would, and return what it registered.
 
+    The deploy checks read `answers` (default: the fake cloud's, `fakes.FakeAnswers`) instead of AWS and only warn,
+    unless `strict`: then they stop the program as a real preview does (tests use it with recorded bad answers).
     Call at most once per process: the mock runtime keeps global state.
     """
     project_dir = Path(project_dir).resolve()
@@ -162,9 +216,14 @@ def run_program(project_dir: str | Path, stack: str, config: dict[str, str], sec
     monitor = RecordingMonitor(mocks)
     mocks.monitor = monitor
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    offline = runmode.OfflineRun(monitor=monitor, answers=answers or fakes.FakeAnswers(config), strict=strict)
+    runmode.install(offline)
     main = str(project_dir / "__main__.py")
-    _sync_await(run_pulumi_func(lambda: runpy.run_path(main, run_name="__main__")))
-    run = Run(stack=stack, records=monitor.records)
+    try:
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(main, run_name="__main__")))
+    finally:
+        runmode.install(None)
+    run = Run(stack=stack, records=monitor.records, warnings=list(offline.warnings))
     root = pulumi.runtime.get_root_resource()
     for key, value in sorted((root.outputs or {}).items()):
         out = pulumi.Output.from_input(value)

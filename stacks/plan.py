@@ -47,6 +47,37 @@ def pool_placement_group(pool: GpuPoolConfig) -> bool:
     return pool_efa(pool) and pool.capacity.type != "capacityBlock"
 
 
+def gpu_pool_resource_name(cfg: StackConfig, pool_name: str) -> str:
+    """Pulumi name of a GPU pool's component: its children's names (and so their URNs) derive from it."""
+    return f"{cfg.name}-{pool_name}"
+
+
+def shared_placement_groups(cfg: StackConfig) -> dict[str, list[str]]:
+    """zone -> names (config order) of the pools that launch into the stack's cluster placement group of that zone.
+
+    One group per zone, shared by every EFA pool there (prefill and decode alike), so KV moves between them over the
+    shortest path; a pool with its own `placementGroupName` (a reservation made inside that group) and a Capacity
+    Block pool (co-located by EC2 already) are not in it.
+    """
+    out: dict[str, list[str]] = {}
+    for p in cfg.gpu_pools:
+        if pool_placement_group(p) and p.placement_group_name is None:
+            out.setdefault(pool_zones(cfg, p)[0], []).append(p.name)
+    return out
+
+
+def pool_serving_nodes(pool: GpuPoolConfig) -> int:
+    """Nodes a pool serves with: `nodes`, except a Capacity Block pool created at 0 before its block starts, which
+    serves with `maxNodes` once the block is active and is scaled up to it."""
+    if pool.nodes == 0 and pool.capacity.type == "capacityBlock":
+        return pool.max_nodes or 0
+    return pool.nodes
+
+
+def role_nodes_available(cfg: StackConfig, role: str) -> int:
+    return sum(pool_serving_nodes(p) for p in cfg.pools_for(role))
+
+
 def pool_efa_interfaces(pool: GpuPoolConfig) -> int:
     return pool_instance(pool).efa_interfaces if pool_efa(pool) else 0
 
@@ -152,6 +183,9 @@ class PoolPlan:
     availability_zones: tuple[str, ...]
     placement_group: bool
     usd_per_node_hour: float
+    price_region: str
+    price_estimate: bool
+    serving_nodes: int
 
 
 @dataclass(frozen=True)
@@ -197,11 +231,14 @@ def plan(cfg: StackConfig) -> StackPlan:
             availability_zones=tuple(pool_zones(cfg, p)),
             placement_group=pool_placement_group(p),
             usd_per_node_hour=pool_instance(p).on_demand_usd_per_hour,
+            price_region=pool_instance(p).price_region,
+            price_estimate=pool_instance(p).price_estimate,
+            serving_nodes=pool_serving_nodes(p),
         )
         for p in cfg.gpu_pools
     )
     roles = tuple(role_plan(cfg, r) for r in ROLES)
-    provisioned = sum(p.nodes * p.gpus_per_node for p in pools)
+    provisioned = sum(p.serving_nodes * p.gpus_per_node for p in pools)
     requested = sum(r.gpus_requested for r in roles)
     system = instance_type(cfg.system_pool.instance_type)
     nat = 0 if cfg.network.existing_vpc_id else (len(cfg.availability_zones) if cfg.network.nat_gateways == "perAz" else 1)

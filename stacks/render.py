@@ -70,7 +70,7 @@ def write(out: Path, run, cfg, stack: str) -> dict[str, Any]:
     manifests = manifests_of(records)
     for fname, doc in manifests.items():
         (out / "manifests" / fname).write_text(yaml.safe_dump(doc, sort_keys=True, default_flow_style=False))
-    summary = summary_json(cfg, records, manifests)
+    summary = summary_json(cfg, records, manifests, deploy_warnings=getattr(run, "warnings", []))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     (out / "summary.md").write_text(summary_md(summary))
     return summary

@@ -18,6 +18,7 @@ from components.nodepools import GpuNodePool, SystemNodePool
 from components.platform import Platform
 from components.serving import Serving
 from stacks.config.stack import StackConfig
+from stacks.plan import gpu_pool_resource_name
 
 
 def build(cfg: StackConfig) -> dict[str, Any]:
@@ -35,7 +36,7 @@ def build(cfg: StackConfig) -> dict[str, Any]:
     network = Network(cfg.name, cfg, opts=aws_opts)
     cluster = Cluster(cfg.name, cfg, network, opts=aws_opts)
     system = SystemNodePool(f"{cfg.name}-system", cfg, cluster, network, opts=aws_opts)
-    gpu_pools = [GpuNodePool(f"{cfg.name}-{p.name}", cfg, p, cluster, network, opts=aws_opts) for p in cfg.gpu_pools]
+    gpu_pools = [GpuNodePool(gpu_pool_resource_name(cfg, p.name), cfg, p, cluster, network, opts=aws_opts) for p in cfg.gpu_pools]
 
     # Platform and serving children get the stack's Kubernetes provider (and the AWS one for their IAM roles).
     k8s_opts = pulumi.ResourceOptions(providers=[aws_provider, cluster.provider])

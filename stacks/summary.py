@@ -11,11 +11,33 @@ from stacks.plan import plan
 MAX_DIAGRAM_NODES = 8  # per pool; larger pools are drawn as one box so the diagram stays readable
 
 
-def summary_json(cfg: StackConfig, records: list[dict[str, Any]], manifests: dict[str, Any]) -> dict[str, Any]:
+def price_notes(cfg: StackConfig) -> list[str]:
+    """What the cost figures are not: an estimate standing in for an unpublished price, or a price of another region
+    than the stack's (stacks/catalog.py says where each price row comes from)."""
+    from stacks.catalog import instance_type
+
+    notes = []
+    types = sorted({p.instance_type for p in cfg.gpu_pools} | {cfg.system_pool.instance_type})
+    for name in types:
+        it = instance_type(name)
+        if it.price_estimate:
+            notes.append(f"{name}: {it.on_demand_usd_per_hour:.2f} USD/h is an estimate, not a published price ({it.price_source})")
+    regions = {instance_type(n).price_region: instance_type(n).price_date for n in types}
+    for region, date in sorted(regions.items()):
+        if region != cfg.region:
+            notes.append(
+                f"prices are {region} list prices of {date}; this stack runs in {cfg.region}, where On-Demand prices differ"
+            )
+    return notes
+
+
+def summary_json(
+    cfg: StackConfig, records: list[dict[str, Any]], manifests: dict[str, Any], deploy_warnings: list[str] | None = None
+) -> dict[str, Any]:
     p = plan(cfg)
     roles = {}
     for r in p.roles:
-        provisioned = sum(pp.nodes * pp.gpus_per_node for pp in p.pools if pp.name in r.pools)
+        provisioned = sum(pp.serving_nodes * pp.gpus_per_node for pp in p.pools if pp.name in r.pools)
         roles[r.role] = {
             "replicas": r.replicas,
             "max_replicas": r.max_replicas,
@@ -73,6 +95,8 @@ def summary_json(cfg: StackConfig, records: list[dict[str, Any]], manifests: dic
         "gpu_packing": p.gpu_packing,
         "hourly_cost_usd": p.hourly_cost_usd,
         "cost_breakdown_usd_per_hour": p.cost_breakdown,
+        "price_notes": price_notes(cfg),
+        "deploy_check_warnings": list(deploy_warnings or []),
         "resource_count": len(records),
         "resource_types": dict(sorted(Counter(r["type"] for r in records).items())),
         "manifest_count": len(manifests),
@@ -125,12 +149,25 @@ def summary_md(s: dict[str, Any]) -> str:
     for item, usd in s["cost_breakdown_usd_per_hour"].items():
         lines.append(f"| {item} | {usd:,.2f} |")
     lines.append(f"| **total** | **{s['hourly_cost_usd']:,.2f}** |")
+    if s.get("price_notes"):
+        lines += ["", *(f"Note: {n}." for n in s["price_notes"])]
     reserved = [p["name"] for p in s["gpu_pools"] if p["capacity"] != "onDemand"]
     if reserved:
         lines += [
             "",
             f"Pools {', '.join(reserved)} run on reserved capacity (a capacity reservation or a Capacity Block), billed at "
             "the reservation's own rate for its whole term whether nodes run or not; the figures above are On-Demand list prices.",
+        ]
+    if s.get("deploy_check_warnings"):
+        lines += [
+            "",
+            "## Deploy checks",
+            "",
+            "`pulumi preview` and `pulumi up` stop on each of these before creating anything. The offline render only "
+            "reports them, and it asks the fake cloud, not your account, about offerings, quotas and reservations: "
+            f"`python -m ops preflight --stack {s['stack']}` runs every check against your account:",
+            "",
+            *(f"- {w}" for w in s["deploy_check_warnings"]),
         ]
     lines += ["", "## Pools, nodes and pods", "", "```mermaid", *_diagram(s), "```", ""]
     lines += ["## Resources by type", "", "| type | count |", "|---|---|"]

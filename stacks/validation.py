@@ -12,7 +12,7 @@ from stacks.catalog import instance_type, known_instance_types
 from stacks.config.base import Issue, key_path
 from stacks.config.serving import BYTES_PER_PARAM
 from stacks.config.stack import StackConfig
-from stacks.plan import ROLES, ami_release_version, kubernetes_version, kv_backend, pool_efa, pool_zones, role_plan
+from stacks.plan import ROLES, ami_release_version, kubernetes_version, kv_backend, pool_efa, pool_zones, role_nodes_available, role_plan
 from stacks.versions import pin
 
 # The engine needs room beyond the weights for KV cache and activations; below this share of its memory
@@ -273,7 +273,9 @@ def _check_role_fit(cfg: StackConfig, role: str, add) -> None:
                 f"raise TP x PP to at least {need:.1f} GPUs (rounded up to a valid layout), or serve a smaller dtype (serving.model.weightDtype)",
             )
         )
-    if rp.nodes_needed > rp.nodes_available:
+    # A Capacity Block pool created at 0 nodes counts with the nodes it serves with once its block starts.
+    available = role_nodes_available(cfg, role)
+    if rp.nodes_needed > available:
         idx = cfg.gpu_pools.index(pools[0])
         add(
             Issue(
@@ -281,7 +283,7 @@ def _check_role_fit(cfg: StackConfig, role: str, add) -> None:
                 pools[0].nodes,
                 (
                     f"{role} asks for {rc.replicas} replicas of {gpus} GPUs ({rp.nodes_needed} {it.name} nodes) "
-                    f"but its pools {list(rp.pools)} have {rp.nodes_available}"
+                    f"but its pools {list(rp.pools)} have {available}"
                 ),
                 f"give the {role} pools {rp.nodes_needed} nodes in total, or lower serving.{role}.replicas",
             )
@@ -556,7 +558,8 @@ def _check_serving(cfg: StackConfig, add) -> None:
         if (gpus <= it.gpus and it.gpus % gpus) or (gpus > it.gpus and gpus % it.gpus):
             continue  # the layout itself is wrong; _check_role_fit reports it
         rp = role_plan(cfg, role)
-        if rp.nodes_needed_at_max > rp.nodes_available:
+        available = role_nodes_available(cfg, role)
+        if rp.nodes_needed_at_max > available:
             # Node autoscaling is not part of the stack: the pools hold what they were given, so every replica the
             # autoscaler may ask for must fit them now, or it would sit Pending on a GPU that does not exist.
             add(
@@ -564,8 +567,8 @@ def _check_serving(cfg: StackConfig, add) -> None:
                     key_path("serving", role, "autoscaling", "maxReplicas"),
                     rp.max_replicas,
                     f"{rp.max_replicas} {role} replicas need {rp.nodes_needed_at_max} {rp.instance_type} nodes but the "
-                    f"{role} pools {list(rp.pools)} have {rp.nodes_available}",
-                    f"lower maxReplicas to what {rp.nodes_available} nodes hold, or give the {role} pools "
+                    f"{role} pools {list(rp.pools)} have {available}",
+                    f"lower maxReplicas to what {available} nodes hold, or give the {role} pools "
                     f"{rp.nodes_needed_at_max} nodes",
                 )
             )

@@ -105,6 +105,10 @@ _PINS = (
     # No per-version table in the AWS docs; observed on 1.35 and 1.36 clusters in public IaC. Not confirmed from AWS.
     Pin("addon-eks-pod-identity-agent", "eks-addon", "v1.3.10-eksbuild.3",
         f"{_GH}/aws/eks-pod-identity-agent/releases"),
+    # Agent release v1.7.0 (2026-08-04, aws/eks-node-monitoring-agent CHANGELOG: nv-hostengine from the agent image);
+    # "v1.7.0-eksbuild.1" is the add-on build pinned beside kube-proxy v1.35.3 in public IaC. Not confirmed from AWS.
+    Pin("addon-eks-node-monitoring-agent", "eks-addon", "v1.7.0-eksbuild.1",
+        f"{_GH}/aws/eks-node-monitoring-agent/releases/tag/v1.7.0"),
     # Observed as the add-on build on 1.35/1.36 clusters in public IaC (Sept 2026). Not confirmed from AWS.
     Pin("addon-aws-ebs-csi-driver", "eks-addon", "v1.66.0-eksbuild.1",
         f"{_GH}/kubernetes-sigs/aws-ebs-csi-driver/releases/tag/v1.66.0"),

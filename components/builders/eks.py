@@ -1,5 +1,5 @@
-"""The EKS cluster as data: managed add-ons (with their pins, when they may be created and their Pod Identity role)
-and the admin access entries."""
+"""The EKS cluster as data: managed add-ons (with their pins, when they may be created and their Pod Identity role),
+the admin access entries, and the GPU node groups' lifecycle settings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from components.builders.iam import CLUSTER_ADMIN_ACCESS_POLICY, EBS_CSI_POLICY, access_policy_arn, partition_of_arn
+from components.builders.launch_template import node_group_capacity_type
 from components.builders.network import vpc_cni_configuration
+from stacks.config.aws import GpuPoolConfig
 from stacks.config.stack import StackConfig
 from stacks.versions import pin
 
@@ -44,11 +46,23 @@ class AddonSpec:
         return pin(self.pin_key).version
 
 
+# The node monitoring agent's DCGM host engine DaemonSet (GPU health: the AcceleratedHardwareReady condition node
+# repair acts on) tolerates no taint by default, so it would never run on the tainted GPU nodes; the agent itself
+# tolerates everything (aws/eks-node-monitoring-agent@51af549 charts/eks-node-monitoring-agent/values.yaml:
+# nodeAgent.tolerations [{operator: Exists}], dcgmAgent.tolerations []). Its own affinity keeps it to NVIDIA instance
+# types, and the add-on schema takes `dcgmAgent.tolerations` (charts/configuration.schema.json).
+NODE_MONITORING_CONFIGURATION = {"dcgmAgent": {"tolerations": [{"operator": "Exists"}]}}
+
+
 def addon_specs(cfg: StackConfig) -> list[AddonSpec]:
     return [
         AddonSpec("vpc-cni", "addon-vpc-cni", "before-compute", vpc_cni_configuration(cfg.network.prefix_delegation)),
         AddonSpec("kube-proxy", "addon-kube-proxy", "before-compute"),
         AddonSpec("eks-pod-identity-agent", "addon-eks-pod-identity-agent", "before-compute"),
+        # DaemonSets only (agent + DCGM server): ACTIVE with zero nodes, and on every node from its first boot, so
+        # node auto repair sees GPU, kernel, network and storage conditions, not just kubelet Ready (EKS user guide
+        # nodes/node-health.adoc). No IAM permissions needed (workloads/eks-add-ons.adoc).
+        AddonSpec("eks-node-monitoring-agent", "addon-eks-node-monitoring-agent", "before-compute", NODE_MONITORING_CONFIGURATION),
         AddonSpec("coredns", "addon-coredns", "after-system-nodes"),
         AddonSpec(
             "aws-ebs-csi-driver",
@@ -79,3 +93,48 @@ def admin_access_entries(cfg: StackConfig) -> dict[str, dict[str, str]]:
     for arn in cfg.cluster.admin_principal_arns:
         out[access_entry_key(arn)] = {"principal_arn": arn, "policy_arn": access_policy_arn(CLUSTER_ADMIN_ACCESS_POLICY, partition_of_arn(arn))}
     return out
+
+
+# --- GPU node groups -------------------------------------------------------------------------------------------------
+
+# EKS's MINIMAL update strategy drains and terminates a node before the Auto Scaling group launches its replacement;
+# DEFAULT launches the new nodes first (EKS user guide nodes/managed-node-update-behavior.adoc: "The minimal strategy
+# is useful in scenarios where you are constrained to resources or costs, for example with hardware accelerators
+# such as GPUs"). A p5 pool on a full reservation or a Capacity Block has no spare node to surge into.
+GPU_UPDATE_STRATEGY = "MINIMAL"
+
+
+def gpu_node_group(pool: GpuPoolConfig) -> dict:
+    """The lifecycle settings of a GPU pool's node group (snake_case `aws.eks.NodeGroup` arguments), plus the
+    properties Pulumi must not fight EKS over.
+
+    Capacity Block pools: minimum 0 and the desired size ignored after creation, because EKS scales the group to 0
+    itself 40 minutes before the block ends (scheduled action "Amazon EKS Node Group Capacity Scaledown Before
+    Reservation End"; EKS user guide ml/capacity-blocks-mng); a later `pulumi up` must not scale it back onto an
+    expired block. Other pools keep minimum = desired = `nodes`, as deployed stacks have them.
+    """
+    block = pool.capacity.type == "capacityBlock"
+    max_nodes = pool.max_nodes or pool.nodes
+    return {
+        "capacity_type": node_group_capacity_type(pool.capacity),
+        "scaling_config": {"min_size": 0 if block else pool.nodes, "desired_size": pool.nodes, "max_size": max_nodes},
+        "update_config": {"update_strategy": GPU_UPDATE_STRATEGY, "max_unavailable": pool.max_unavailable},
+        "node_repair_config": {"enabled": pool.node_repair},
+        "ignore_changes": ["scalingConfig.desiredSize"] if block else [],
+    }
+
+
+def managed_node_group_child_urn(pool_urn: str, node_group_name: str) -> str:
+    """URN of the `aws:eks/nodeGroup:NodeGroup` that pulumi-eks's ManagedNodeGroup `<node_group_name>`, a child of
+    the component `pool_urn`, created: the GPU pools registered that component before they moved to
+    `aws.eks.NodeGroup` (which alone takes `updateConfig` and `nodeRepairConfig`). pulumi-eks names the child like
+    the component and parents it to the component (pulumi/pulumi-eks@v4.3.0 nodejs/eks/nodes/nodegroup.ts:
+    `ManagedNodeGroup` calls `createManagedNodeGroup(name, args, core, this, ...)`, which registers
+    `new aws.eks.NodeGroup(name, ..., { parent: parent, ... })`; the file is unchanged up to the 4.4 sources at
+    7bf0c1b), and the engine qualifies a child's type with its parent's whole type chain. Aliasing the new node group to this URN keeps the
+    deployed node group (and its nodes) instead of replacing it.
+    """
+    prefix, sep, _ = pool_urn.rpartition("::")
+    if not sep or not prefix.startswith("urn:pulumi:"):
+        raise ValueError(f"not a URN: {pool_urn!r}")
+    return f"{prefix}$eks:index:ManagedNodeGroup$aws:eks/nodeGroup:NodeGroup::{node_group_name}"

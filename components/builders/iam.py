@@ -6,7 +6,16 @@ from __future__ import annotations
 # The CNI policy stays on the node role rather than a Pod Identity role for aws-node: the VPC CNI must assign
 # addresses before any pod networking exists, and the node role is there from the first boot, without waiting for the
 # eks-pod-identity-agent DaemonSet to come up on the new node.
-NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly", "AmazonEKS_CNI_Policy")
+# AmazonSSMManagedInstanceCore: operators reach a node through SSM Session Manager (`aws ssm start-session`), so no
+# node has an SSH key or an open port 22 (EKS user guide create-node-role: "add the AmazonSSMManagedInstanceCore
+# policy ... to use Systems Manager"). The agent runs on the EKS AL2023 AMIs (awslabs/amazon-eks-ami
+# templates/al2023/runtime/rootfs/etc/systemd/system/amazon-ssm-agent.service.d/00-oom-score.conf tunes its unit).
+NODE_POLICIES = (
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEC2ContainerRegistryReadOnly",
+    "AmazonEKS_CNI_Policy",
+    "AmazonSSMManagedInstanceCore",
+)
 EBS_CSI_POLICY = "service-role/AmazonEBSCSIDriverPolicy"
 CLUSTER_ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy"
 

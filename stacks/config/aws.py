@@ -6,7 +6,7 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, PositiveInt, model_validator
+from pydantic import AfterValidator, Field, NonNegativeInt, PositiveInt, model_validator
 
 from stacks.config.base import AvailabilityZone, DnsLabel, FixableError, Model
 
@@ -128,7 +128,20 @@ class ClusterConfig(Model):
             "One of the values CloudWatch accepts: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, ... Default 90."
         ),
     )
-    deletion_protection: bool = Field(False, description="Refuse to delete the cluster until this is turned off. Default false; set true for prod.")
+    deletion_protection: bool = Field(
+        False,
+        description=(
+            "Refuse to delete the cluster until this is turned off (EKS deletion protection), and mark the GPU node "
+            "groups `protect` in Pulumi state. Default false; set true for prod."
+        ),
+    )
+    support_type: Literal["STANDARD", "EXTENDED"] = Field(
+        "STANDARD",
+        description=(
+            "EKS upgrade policy: `STANDARD` (default) upgrades the control plane automatically when its version leaves "
+            "standard support; `EXTENDED` keeps it on extended support, billed at 0.60 USD/h instead of 0.10 USD/h."
+        ),
+    )
 
     @model_validator(mode="after")
     def _endpoint(self) -> ClusterConfig:
@@ -199,6 +212,28 @@ class CapacityConfig(Model):
             raise FixableError(
                 "not a capacity reservation id", "use the id, e.g. cr-0123456789abcdef0", field="reservationId", value=self.reservation_id
             )
+        arn = self.reservation_resource_group_arn
+        if arn is not None and not re.match(r"^arn:aws[a-z-]*:resource-groups:[a-z0-9-]+:\d{12}:group/[A-Za-z0-9._-]+$", arn):
+            raise FixableError(
+                "not a resource group ARN",
+                "use the ARN of the Capacity Reservation group, e.g. arn:aws:resource-groups:us-east-1:123456789012:group/p5-odcrs",
+                field="reservationResourceGroupArn",
+                value=arn,
+            )
+        if self.type == "capacityBlock" and arn is not None:
+            raise FixableError(
+                "a capacityBlock pool targets its block by id, not a resource group",
+                "remove reservationResourceGroupArn and set reservationId to the block's cr-... id",
+                field="reservationResourceGroupArn",
+                value=arn,
+            )
+        if self.reservation_id is not None and arn is not None:
+            raise FixableError(
+                "both a reservation id and a resource group are given; a launch template targets one",
+                "keep reservationId or reservationResourceGroupArn",
+                field="reservationResourceGroupArn",
+                value=arn,
+            )
         if self.type == "capacityBlock" and self.reservation_id is None:
             raise FixableError(
                 "a capacityBlock pool needs the reservation id of the block",
@@ -227,8 +262,27 @@ class GpuPoolConfig(Model):
     name: DnsLabel = Field(description="Pool name (DNS label, unique). Used in node group and launch template names.")
     role: Literal["prefill", "decode"] = Field(description="Which serving role runs on this pool: `prefill` or `decode`.")
     instance_type: str = Field(description="GPU instance type from the catalog, e.g. p5.48xlarge.")
-    nodes: PositiveInt = Field(description="Desired node count.")
+    nodes: NonNegativeInt = Field(
+        description=(
+            "Desired node count. 0 only for a `capacityBlock` pool created before its block starts (then set "
+            "`maxNodes` to the block's instance count)."
+        )
+    )
     max_nodes: PositiveInt | None = Field(None, description="Maximum node count for later scale-out. Default: `nodes`.")
+    max_unavailable: PositiveInt = Field(
+        1,
+        description=(
+            "Nodes a node group update takes down at a time. GPU pools update with EKS's MINIMAL strategy (a node is "
+            "drained and terminated before its replacement launches), so a roll needs no spare GPU node. Default 1."
+        ),
+    )
+    node_repair: bool = Field(
+        True,
+        description=(
+            "EKS node auto repair: replace a node whose kubelet stops reporting Ready or that the node monitoring "
+            "agent marks unhealthy (GPU, kernel, network, storage). Default true."
+        ),
+    )
     availability_zones: list[AvailabilityZone] | None = Field(
         None,
         description=(
@@ -261,6 +315,19 @@ class GpuPoolConfig(Model):
 
     @model_validator(mode="after")
     def _bounds(self) -> GpuPoolConfig:
+        if self.nodes == 0 and self.capacity.type != "capacityBlock":
+            raise FixableError(
+                "only a capacityBlock pool may start at 0 nodes (before its block starts)",
+                "give the pool at least one node, or remove it",
+                field="nodes",
+                value=0,
+            )
+        if self.nodes == 0 and self.max_nodes is None:
+            raise FixableError(
+                "a capacityBlock pool at 0 nodes needs maxNodes (EKS needs maxSize >= 1)",
+                "set maxNodes to the instance count of the block",
+                field="maxNodes",
+            )
         if self.max_nodes is not None and self.max_nodes < self.nodes:
             raise FixableError(f"below nodes={self.nodes}", "set maxNodes >= nodes", field="maxNodes", value=self.max_nodes)
         if self.availability_zones is not None and len(set(self.availability_zones)) != len(self.availability_zones):

@@ -29,16 +29,31 @@ def children(r, parent_urn: str, type_: str) -> list[dict]:
     return [x for x in r.records if x["parent"] == parent_urn and x["type"] == type_]
 
 
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+PLACEMENT_GROUP = "aws:ec2/placementGroup:PlacementGroup"
+
+
 def gpu_pools(r) -> dict[str, dict]:
-    """pool name (as in config) -> {component, lt, ng, pg (or None)}."""
+    """pool name (as in config) -> {component, lt, ng, pg (the stack's placement group it launches into, or None)}."""
     out = {}
     stack = r.summary["stack"]
+    groups = {g["outputs_name"]: g for g in placement_groups(r)}
     for comp in r.of_type("disagg:aws:GpuNodePool"):
         pool = comp["name"][len(stack) + 1:]
         (lt,) = children(r, comp["urn"], "aws:ec2/launchTemplate:LaunchTemplate")
-        (ng,) = children(r, comp["urn"], "eks:index:ManagedNodeGroup")
-        pgs = children(r, comp["urn"], "aws:ec2/placementGroup:PlacementGroup")
-        out[pool] = {"component": comp, "lt": lt, "ng": ng, "pg": pgs[0] if pgs else None}
+        (ng,) = children(r, comp["urn"], NODE_GROUP)
+        assert not children(r, comp["urn"], PLACEMENT_GROUP), "placement groups are per zone, owned by the cluster"
+        name = (lt["inputs"].get("placement") or {}).get("groupName")
+        out[pool] = {"component": comp, "lt": lt, "ng": ng, "pg": groups.get(name)}
+    return out
+
+
+def placement_groups(r) -> list[dict]:
+    """The stack's placement groups, each with the name the fake cloud gave it (what launch templates reference)."""
+    out = []
+    for pg in r.of_type(PLACEMENT_GROUP):
+        ref = next(lt for lt in r.of_type("aws:ec2/launchTemplate:LaunchTemplate") if pg["urn"] in lt["dependencies"])
+        out.append({**pg, "outputs_name": ref["inputs"]["placement"]["groupName"]})
     return out
 
 
@@ -122,7 +137,9 @@ def test_prod_launch_templates_imds_root_volume_and_tags(rendered):
     for p in gpu_pools(r).values():
         i = p["lt"]["inputs"]
         assert i["metadataOptions"]["httpTokens"] == "required"
-        assert i["metadataOptions"]["httpPutResponseHopLimit"] == 2
+        # One hop: a pod (its own network namespace) cannot reach the node role's credentials.
+        assert i["metadataOptions"]["httpPutResponseHopLimit"] == 1
+        assert "keyName" not in i
         (bdm,) = i["blockDeviceMappings"]
         assert bdm["deviceName"] == "/dev/xvda"
         assert bdm["ebs"]["encrypted"] == "true" and bdm["ebs"]["volumeType"] == "gp3"
@@ -152,21 +169,66 @@ def test_prod_node_groups_use_the_nvidia_ami_and_their_launch_template(rendered)
         assert i["version"] == pin("kubernetes").version
         assert i["capacityType"] == "ON_DEMAND"
         assert i["instanceTypes"] == [P5]
+        assert i["clusterName"] == r.summary["cluster_name"]
         assert i["launchTemplate"]["id"].startswith("lt-")
         assert p["lt"]["urn"] in p["ng"]["dependencies"]
-        # pulumi-eks builds its own launch template from these; with ours they must be absent.
-        for key in ("enableEfaSupport", "userData", "nodeadmExtraOptions", "enableImdSv2", "amiId", "diskSize"):
-            assert key not in i, key
+        # Nodes are reached through SSM, never SSH.
+        assert "remoteAccess" not in i
+        for key in ("diskSize", "nodeGroupName"):
+            assert key not in i, key  # disk size lives in the template; the name stays the one EKS was given
 
 
-def test_prod_pools_have_a_cluster_placement_group_in_their_launch_template(rendered):
+def test_gpu_node_groups_roll_without_a_spare_node_and_repair_themselves(rendered):
+    """MINIMAL: a node is drained and terminated before its replacement launches, so a roll of a reserved or scarce
+    p5 pool needs no extra p5; node repair replaces nodes the monitoring agent reports unhealthy."""
+    for name, r in rendered.items():
+        for pool, p in gpu_pools(r).items():
+            i = p["ng"]["inputs"]
+            assert i["updateConfig"] == {"updateStrategy": "MINIMAL", "maxUnavailable": 1}, (name, pool)
+            assert i["nodeRepairConfig"] == {"enabled": True}, (name, pool)
+
+
+def test_gpu_node_groups_keep_the_identity_of_pulumi_eks_managed_node_group_children(rendered):
+    """Each GPU node group answers to the URN pulumi-eks's ManagedNodeGroup gave its child (same name as the
+    component, parented to it), so a deployed stack moves it instead of replacing the node group and its nodes."""
+    for name, r in rendered.items():
+        for pool, p in gpu_pools(r).items():
+            ng, comp = p["ng"], p["component"]
+            assert ng["name"] == f"{comp['name']}-ng"  # the ManagedNodeGroup's name, which its child reused
+            qualified = comp["urn"].rsplit("::", 1)[0]  # urn:pulumi:<stack>::<project>::<the component's type chain>
+            legacy = f"{qualified}$eks:index:ManagedNodeGroup$aws:eks/nodeGroup:NodeGroup::{ng['name']}"
+            assert ng["options"]["aliases"] == [{"urn": legacy}], (name, pool)
+            # The moved resource keeps the provider and parent chain the engine qualifies URNs with.
+            assert ng["urn"] == f"{comp['urn'].rsplit('::', 1)[0]}${NODE_GROUP}::{ng['name']}"
+        # The system pool is still pulumi-eks's component: nothing of it moved.
+        (sys_ng,) = children(r, r.one("disagg:aws:SystemNodePool")["urn"], "eks:index:ManagedNodeGroup")
+        assert sys_ng["options"]["aliases"] == []
+
+
+def test_prod_prefill_and_decode_share_one_placement_group_per_zone(rendered):
     r = rendered["prod"]
-    for name, p in gpu_pools(r).items():
-        assert p["pg"] is not None, name
-        assert p["pg"]["inputs"]["strategy"] == "cluster"
-        assert p["pg"]["urn"] in p["lt"]["dependencies"]
-        assert p["lt"]["inputs"]["placement"]["groupName"] == r.outputs["gpuPools"][name]["placementGroup"]
-        assert p["lt"]["inputs"]["placement"]["groupName"]
+    pools = gpu_pools(r)
+    (pg,) = r.of_type(PLACEMENT_GROUP)
+    assert pg["inputs"]["strategy"] == "cluster"
+    assert pg["parent"] == r.one("disagg:aws:Cluster")["urn"]
+    assert pg["name"] == "prod-efa-us-east-1a"
+    names = {n: p["lt"]["inputs"]["placement"]["groupName"] for n, p in pools.items()}
+    assert len(set(names.values())) == 1, names
+    for name, p in pools.items():
+        assert p["pg"]["urn"] == pg["urn"] and pg["urn"] in p["lt"]["dependencies"]
+        assert r.outputs["gpuPools"][name]["placementGroup"] == names[name]
+
+
+def test_the_zone_placement_group_takes_over_the_first_pool_s_group(rendered):
+    """The old layout had one group per pool (`<pool component>-pg`); the zone's group is aliased to the first one,
+    so that pool's launch template and nodes are untouched and only the other pools move into it."""
+    r = rendered["prod"]
+    (pg,) = r.of_type(PLACEMENT_GROUP)
+    first = r.summary["gpu_pools"][0]["name"]
+    old = f"urn:pulumi:prod::disagg::disagg:aws:GpuNodePool$aws:ec2/placementGroup:PlacementGroup::prod-{first}-pg"
+    assert pg["options"]["aliases"] == [{"urn": old}]
+    # The fake cloud names an aliased resource as it was first created, like a provider reusing its old auto-name.
+    assert gpu_pools(r)[first]["lt"]["inputs"]["placement"]["groupName"].startswith(f"prod-{first}-pg-")
 
 
 def test_prod_summary_reports_32_efa_interfaces_per_node(rendered):
@@ -193,9 +255,10 @@ def test_labels_taints_and_one_subnet_per_efa_pool_in_one_zone(rendered):
 
 def test_dev_pool_without_efa_has_no_interfaces_or_placement_group(rendered):
     r = rendered["dev"]
+    assert not r.of_type(PLACEMENT_GROUP)
     for name, p in gpu_pools(r).items():
         assert "networkInterfaces" not in p["lt"]["inputs"], name
-        assert p["pg"] is None
+        assert p["pg"] is None and "placement" not in p["lt"]["inputs"]
         assert p["lt"]["inputs"]["metadataOptions"]["httpTokens"] == "required"
         # g6e.xlarge has one NVMe disk: the cache still goes on it.
         assert instance_type(summary_pool(r, name)["instance_type"]).nvme_disks > 0
@@ -211,8 +274,16 @@ def test_capacity_block_pool(rendered):
     p = gpu_pools(r)["prefill"]
     i = p["lt"]["inputs"]
     assert i["instanceMarketOptions"]["marketType"] == "capacity-block"
-    assert i["capacityReservationSpecification"]["capacityReservationTarget"] == {"capacityReservationId": "cr-0123456789abcdef0"}
-    assert p["ng"]["inputs"]["capacityType"] == "CAPACITY_BLOCK"
+    assert i["capacityReservationSpecification"] == {"capacityReservationTarget": {"capacityReservationId": "cr-0123456789abcdef0"}}
+    ng = p["ng"]["inputs"]
+    assert ng["capacityType"] == "CAPACITY_BLOCK"
+    # EKS rejects a Capacity Block node group unless the template carries the instance type and the group none.
+    assert i["instanceType"] == P5
+    assert "instanceTypes" not in ng
+    # Created before the block starts: 0 nodes, scaled to maxNodes when it is active; EKS scales the group to 0
+    # before the block ends, and Pulumi must not scale it back.
+    assert ng["scalingConfig"] == {"minSize": 0, "desiredSize": 0, "maxSize": 1}
+    assert p["ng"]["options"]["ignoreChanges"] == ["scalingConfig.desiredSize"]
     # Blocks are co-located by EC2: no placement group, and none in the template.
     assert p["pg"] is None
     assert "placement" not in i
@@ -226,11 +297,31 @@ def test_capacity_reservation_pool(rendered):
     r = rendered["capacity-block"]
     p = gpu_pools(r)["decode"]
     i = p["lt"]["inputs"]
-    assert i["capacityReservationSpecification"]["capacityReservationTarget"] == {"capacityReservationId": "cr-0fedcba9876543210"}
-    assert "instanceMarketOptions" not in i
+    assert i["capacityReservationSpecification"] == {
+        "capacityReservationPreference": "capacity-reservations-only",
+        "capacityReservationTarget": {"capacityReservationId": "cr-0fedcba9876543210"},
+    }
+    assert "instanceMarketOptions" not in i and "instanceType" not in i
     assert p["ng"]["inputs"]["capacityType"] == "ON_DEMAND"
+    assert p["ng"]["inputs"]["instanceTypes"] == [P5]
+    assert p["ng"]["options"]["ignoreChanges"] == []
     assert p["pg"] is not None and p["pg"]["inputs"]["strategy"] == "cluster"
     assert i["blockDeviceMappings"][0]["ebs"]["volumeSize"] == 300
+
+
+def test_reservation_group_pools_never_fall_back_to_on_demand(rendered):
+    r = rendered["reservation-group"]
+    pools = gpu_pools(r)
+    arn = "arn:aws:resource-groups:us-west-2:123456789012:group/b200-odcrs"
+    for name, p in pools.items():
+        spec = p["lt"]["inputs"]["capacityReservationSpecification"]
+        assert spec == {
+            "capacityReservationPreference": "capacity-reservations-only",
+            "capacityReservationTarget": {"capacityReservationResourceGroupArn": arn},
+        }, name
+        assert len(p["lt"]["inputs"]["networkInterfaces"]) == instance_type("p6-b200.48xlarge").efa_interfaces == 8
+    # Both pools in us-west-2a share that zone's placement group.
+    assert {p["pg"]["urn"] for p in pools.values()} == {r.one(PLACEMENT_GROUP)["urn"]}
 
 
 def test_on_demand_pools_have_no_capacity_targeting(rendered):
@@ -292,6 +383,11 @@ def test_cluster_inputs(rendered):
     assert i["deletionProtection"] is True
     assert i["vpcId"] == r.outputs["vpcId"]
     assert sorted(i["privateSubnetIds"]) == sorted(r.outputs["privateSubnetIds"].values())
+    # The control plane's ENIs go into the subnets the cluster is given: private ones only.
+    assert "publicSubnetIds" not in i and "subnetIds" not in i
+    # Standard support unless asked otherwise: extended support bills 0.60 USD/h instead of 0.10.
+    assert i["upgradePolicy"] == {"supportType": "STANDARD"}
+    assert eks_cluster(rendered["reservation-group"])["inputs"]["upgradePolicy"] == {"supportType": "EXTENDED"}
     # Every add-on is ours (pinned, ordered); pulumi-eks and EKS must not install their own copies.
     assert i["bootstrapSelfManagedAddons"] is False
     assert i["useDefaultVpcCni"] is True and "vpcCniOptions" not in i
@@ -373,17 +469,21 @@ def test_node_groups_come_after_the_cluster_and_its_boot_addons(rendered):
         cluster = eks_cluster(r)["urn"]
         found = addons(r)
         boot = [found[a]["urn"] for a in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")]
-        ngs = r.of_type("eks:index:ManagedNodeGroup")
-        assert len(ngs) == 1 + len(r.summary["gpu_pools"])
+        ngs = r.of_type("eks:index:ManagedNodeGroup") + r.of_type(NODE_GROUP)
+        assert len(r.of_type("eks:index:ManagedNodeGroup")) == 1  # the system pool
+        assert len(r.of_type(NODE_GROUP)) == len(r.summary["gpu_pools"])
         for ng in ngs:
-            assert ng["inputs"]["cluster"] == {"$ref": cluster}
             assert cluster in ng["dependencies"], f"{name}: {ng['name']}"
             for a in boot:
                 assert a in ng["dependencies"], f"{name}: {ng['name']} does not wait for {a}"
             # Nodes must reach the internet (images) before they join, so they wait for the NAT routes.
             assert any(":ec2/route:Route::" in d for d in ng["dependencies"])
             role = next(d for d in ng["dependencies"] if "aws:iam/role:Role" in d)
-            assert ng["inputs"]["nodeRole"] == {"$ref": role}
+            if ng["type"] == NODE_GROUP:
+                assert ng["inputs"]["nodeRoleArn"] == f"arn:aws:iam::123456789012:role/{r.by_urn(role)['name']}"
+            else:
+                assert ng["inputs"]["cluster"] == {"$ref": cluster}
+                assert ng["inputs"]["nodeRole"] == {"$ref": role}
 
 
 def test_coredns_and_ebs_csi_wait_for_the_system_node_group(rendered):
@@ -472,7 +572,7 @@ def test_existing_vpc_creates_no_network(tmp_path):
     cluster = next(x for x in res["resources"] if x["type"] == "eks:index:Cluster")
     assert cluster["inputs"]["vpcId"] == "vpc-0123456789abcdef0"
     assert sorted(cluster["inputs"]["privateSubnetIds"]) == ["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"]
-    ngs = {x["name"]: x for x in res["resources"] if x["type"] == "eks:index:ManagedNodeGroup"}
+    ngs = {x["name"]: x for x in res["resources"] if x["type"] in ("eks:index:ManagedNodeGroup", "aws:eks/nodeGroup:NodeGroup")}
     assert ngs["byo-prefill-ng"]["inputs"]["subnetIds"] == ["subnet-0aaaaaaaaaaaaaaaa"]
     assert res["outputs"]["vpcId"] == "vpc-0123456789abcdef0"
 
@@ -491,6 +591,74 @@ def test_reservation_in_an_existing_placement_group_launches_into_it(tmp_path):
     r = Rendered(tmp_path / "out")
     p = gpu_pools(r)["decode"]
     assert p["lt"]["inputs"]["placement"]["groupName"] == "p5-odcr-cluster-pg"
-    assert p["pg"] is None, "the stack must not create a group beside the reservation's own"
+    assert p["pg"] is None, "the pool must not launch into the stack's group beside the reservation's own"
     assert gpu_pools(r)["prefill"]["pg"] is not None
+    assert len(r.of_type(PLACEMENT_GROUP)) == 1  # the zone group, for prefill only
     assert r.outputs["gpuPools"]["decode"]["placementGroup"] == "p5-odcr-cluster-pg"
+
+
+# --- lifecycle, protection, node health -----------------------------------------------------------------------------------
+
+
+def test_every_record_carries_its_resource_options(rendered):
+    keys = {"protect", "ignoreChanges", "aliases", "deleteBeforeReplace", "customTimeouts", "retainOnDelete", "dependsOn"}
+    for name, r in rendered.items():
+        for x in r.records:
+            assert keys <= set(x["options"]), (name, x["urn"])
+
+
+def test_cluster_network_and_key_are_protected_always_and_gpu_node_groups_with_deletion_protection(rendered):
+    for name, r in rendered.items():
+        protected = {x["urn"] for x in r.records if x["options"]["protect"]}
+        assert eks_cluster(r)["urn"] in protected, name
+        assert r.one("aws:ec2/vpc:Vpc")["urn"] in protected
+        assert all(s["urn"] in protected for s in r.of_type("aws:ec2/subnet:Subnet"))
+        assert all(k["urn"] in protected for k in r.of_type("aws:kms/key:Key"))
+        gpu = {p["ng"]["urn"] for p in gpu_pools(r).values()}
+        deletion = eks_cluster(r)["inputs"].get("deletionProtection", False)
+        assert (gpu <= protected) == deletion and (not deletion) == gpu.isdisjoint(protected), name
+        # Nothing else is: the teardown lifts exactly these with `pulumi state unprotect --all`.
+        allowed = {eks_cluster(r)["urn"], r.one("aws:ec2/vpc:Vpc")["urn"], *gpu}
+        allowed |= {x["urn"] for x in r.of_type("aws:ec2/subnet:Subnet") + r.of_type("aws:kms/key:Key")}
+        assert protected <= allowed, sorted(protected - allowed)
+    assert gpu_pools(rendered["prod"])["prefill"]["ng"]["options"]["protect"] is True
+    assert gpu_pools(rendered["dev"])["prefill"]["ng"]["options"]["protect"] is False
+
+
+def test_node_monitoring_agent_runs_on_the_gpu_nodes_before_they_join(rendered):
+    for name, r in rendered.items():
+        agent = addons(r)["eks-node-monitoring-agent"]
+        assert agent["inputs"]["addonVersion"] == pin("addon-eks-node-monitoring-agent").version
+        # Its DCGM host engine (GPU health) tolerates no taint by default; the GPU nodes are tainted.
+        assert json.loads(agent["inputs"]["configurationValues"]) == {"dcgmAgent": {"tolerations": [{"operator": "Exists"}]}}
+        for p in gpu_pools(r).values():
+            assert agent["urn"] in p["ng"]["dependencies"], name
+
+
+def test_every_node_role_can_use_session_manager(rendered):
+    for name, r in rendered.items():
+        roles = [x for x in r.of_type("aws:iam/role:Role") if x["name"].endswith("-node")]
+        assert len(roles) == 1 + len(r.summary["gpu_pools"])
+        for role in roles:
+            policies = {a["inputs"]["policyArn"] for a in r.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if a["parent"] == role["parent"]}
+            assert "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" in policies, (name, role["name"])
+
+
+def test_system_launch_template_keeps_imds_to_the_node(rendered):
+    for r in rendered.values():
+        (lt,) = children(r, r.one("disagg:aws:SystemNodePool")["urn"], "aws:ec2/launchTemplate:LaunchTemplate")
+        assert lt["inputs"]["metadataOptions"]["httpPutResponseHopLimit"] == 1
+
+
+def test_the_prod_placeholder_cidr_is_flagged_by_the_offline_render(rendered):
+    warnings = rendered["prod"].summary["deploy_check_warnings"]
+    assert any(w.startswith("disagg:cluster.publicAccessCidrs[0] = '198.51.100.0/24'") and "RFC 5737" in w for w in warnings)
+    assert "## Deploy checks" in (rendered["prod"].out / "summary.md").read_text()
+    assert rendered["dev"].summary["deploy_check_warnings"] == []  # dev's 0.0.0.0/0 is allowed in a dev stack
+
+
+def test_summary_says_when_prices_come_from_another_region(rendered):
+    notes = rendered["reservation-group"].summary["price_notes"]
+    assert any("us-east-1 list prices" in n and "us-west-2" in n for n in notes), notes
+    assert rendered["prod"].summary["price_notes"] == []
+    assert "Note: prices are us-east-1 list prices" in (rendered["capacity-block"].out / "summary.md").read_text()

@@ -33,3 +33,105 @@ def test_large_stack_renders_within_a_shallow_stack(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "RecursionError" not in proc.stderr
     assert (tmp_path / "out" / "summary.json").is_file()
+
+
+# --- resource options and the deploy checks' run mode -------------------------------------------------------------------
+
+_STRICT_RUN = """
+import json, sys
+from pathlib import Path
+from stacks.render import load
+from stacks import fakes, harness
+import pulumi
+
+path = Path(sys.argv[1])
+config, secrets, cfg = load(path, "strict")
+recorded = fakes.recorded_for(config)
+recorded.update(json.loads(sys.argv[2]))
+monitor = {}
+try:
+    run = harness.run_program(harness.Path("."), "strict", config, secrets, answers=fakes.RecordedAnswers(recorded), strict=True)
+    print(json.dumps({"error": None, "records": len(run.records)}))
+except pulumi.RunError as err:
+    import pulumi.runtime.settings as s
+    print(json.dumps({"error": str(err), "records": len(s.get_monitor().records)}))
+"""
+
+
+def _strict(tmp_path, cfg: dict | None, recorded: dict, path=None) -> dict:
+    import json
+
+    if path is None:
+        cfg["cluster"]["publicAccessCidrs"] = ["100.64.10.0/24"]  # not a placeholder: this test is about capacity
+        path = stack_file(tmp_path / "Pulumi.strict.yaml", cfg)
+    proc = subprocess.run(
+        [sys.executable, "-c", _STRICT_RUN, str(path), json.dumps(recorded)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_real_preview_stops_on_a_bad_answer_before_registering_anything(tmp_path):
+    """The strict path (a real preview) with a recorded answer of an account whose P quota is 0: RunError naming the
+    key, the quota code and the fix, and not a single resource registered."""
+    cfg = copy.deepcopy(BASE)
+    bad = {"GetServiceQuota": {"L-417A185B": {"Quota": {"QuotaCode": "L-417A185B", "Value": 0.0}},
+                               "L-1216C47A": {"Quota": {"QuotaCode": "L-1216C47A", "Value": 1000.0}},
+                               "L-DB2E81BA": {"Quota": {"QuotaCode": "L-DB2E81BA", "Value": 1000.0}}}}
+    out = _strict(tmp_path, cfg, bad)
+    assert out["records"] == 0, out
+    assert "disagg:gpuPools[0].maxNodes = 1" in out["error"] and "384 vCPUs" in out["error"] and "L-417A185B" in out["error"]
+    assert "Fix: aws service-quotas request-service-quota-increase" in out["error"]
+    assert "nothing was created" in out["error"] and "1 problem(s)" in out["error"]
+
+
+def test_a_real_preview_of_the_committed_prod_file_stops_on_its_placeholder_cidr(tmp_path):
+    out = _strict(tmp_path, None, {}, path=ROOT / "Pulumi.prod.yaml")
+    assert out["records"] == 0, out
+    assert "disagg:cluster.publicAccessCidrs[0] = '198.51.100.0/24'" in out["error"] and "RFC 5737" in out["error"]
+    assert "Fix: set the egress CIDRs" in out["error"]
+
+
+def test_the_same_run_with_good_answers_registers_the_stack(tmp_path):
+    out = _strict(tmp_path, copy.deepcopy(BASE), {})
+    assert out["error"] is None and out["records"] > 50, out
+
+
+def test_the_offline_mode_only_counts_under_the_harness_monitor():
+    """A program started by the Pulumi CLI has a gRPC monitor: even with a run installed it takes the strict path."""
+    from stacks import runmode
+
+    runmode.install(runmode.OfflineRun(monitor=object(), answers=None))
+    try:
+        assert runmode.offline_run() is None
+    finally:
+        runmode.install(None)
+    assert runmode.offline_run() is None
+
+
+def test_records_carry_the_resource_options_as_registered(rendered):
+    r = rendered["capacity-block"]
+    by_name = {x["name"]: x for x in r.records}
+    cb = by_name["capacity-block-prefill-ng"]["options"]
+    assert cb["ignoreChanges"] == ["scalingConfig.desiredSize"]
+    assert cb["protect"] is False and cb["retainOnDelete"] is False and cb["deleteBeforeReplace"] is False
+    assert cb["customTimeouts"] == {}
+    # dependsOn: what the request depends on beyond its inputs, e.g. the boot add-ons the node group waits for.
+    assert any(d.endswith("::capacity-block-vpc-cni") for d in cb["dependsOn"])
+    assert not any(d.endswith("-lt") for d in cb["dependsOn"]), "the launch template is an input dependency"
+    assert by_name["capacity-block-eks"]["options"]["protect"] is True
+    assert by_name["capacity-block-efa-us-east-2b"]["options"]["aliases"] == [
+        {"urn": "urn:pulumi:capacity-block::disagg::disagg:aws:GpuNodePool$aws:ec2/placementGroup:PlacementGroup::capacity-block-decode-pg"}
+    ]
+
+
+def test_urns_follow_the_engine_rule(rendered):
+    """Children are qualified with their parent's whole type chain and top-level resources carry no root-stack type,
+    as the engine names them, so an alias can be checked against a deployed stack's URNs."""
+    for r in rendered.values():
+        by_urn = {x["urn"]: x for x in r.records}
+        for x in r.records:
+            assert "pulumi:pulumi:Stack$" not in x["urn"]
+            parent = by_urn.get(x["parent"])
+            if parent is not None:
+                assert x["urn"] == f"{parent['urn'].rsplit('::', 1)[0]}${x['type']}::{x['name']}"

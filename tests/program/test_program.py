@@ -155,7 +155,7 @@ def test_records_carry_ids_that_references_resolve_to(rendered):
     r = rendered["prod"]
     subnets = {rec["id"]: rec for rec in r.of_type("aws:ec2/subnet:Subnet")}
     assert subnets and all(sid.startswith("subnet-") for sid in subnets)
-    gpu_groups = [rec for rec in r.of_type("eks:index:ManagedNodeGroup") if rec["inputs"].get("labels", {}).get("disagg.io/role") in ("prefill", "decode")]
+    gpu_groups = [rec for rec in r.of_type("aws:eks/nodeGroup:NodeGroup") if rec["inputs"].get("labels", {}).get("disagg.io/role") in ("prefill", "decode")]
     assert len(gpu_groups) == 2
     for ng in gpu_groups:
         for sid in ng["inputs"]["subnetIds"]:

@@ -28,6 +28,7 @@ ADDONS = {
     "eks-pod-identity-agent": "addon-eks-pod-identity-agent",
     "coredns": "addon-coredns",
     "aws-ebs-csi-driver": "addon-aws-ebs-csi-driver",
+    "eks-node-monitoring-agent": "addon-eks-node-monitoring-agent",
 }
 
 
@@ -42,7 +43,8 @@ def test_addon_phases(base):
     cfg = parse(base, stack="t")
     before = {a.name for a in addons_in_phase(cfg, "before-compute")}
     after = {a.name for a in addons_in_phase(cfg, "after-system-nodes")}
-    assert before == {"vpc-cni", "kube-proxy", "eks-pod-identity-agent"}
+    # DaemonSets only; the node monitoring agent is on every node from its first boot, for node auto repair.
+    assert before == {"vpc-cni", "kube-proxy", "eks-pod-identity-agent", "eks-node-monitoring-agent"}
     # Deployments: with no node they time out DEGRADED (pulumi-eks#1819).
     assert after == {"coredns", "aws-ebs-csi-driver"}
 
@@ -95,6 +97,8 @@ def test_partitions_and_policy_arns():
         "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
         "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
         "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+        # Session Manager instead of SSH keys.
+        "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
     ]
 
 

@@ -8,9 +8,11 @@ from components.builders.launch_template import (
     CAPACITY_BLOCK,
     IMDS_HOP_LIMIT,
     ON_DEMAND,
+    RESERVATIONS_ONLY,
     ROOT_DEVICE,
     capacity_options,
     efa_network_interfaces,
+    instance_type_in_template,
     launch_template,
     metadata_options,
     node_group_capacity_type,
@@ -30,7 +32,7 @@ def test_the_catalog_has_the_p5_family_and_p4d_among_efa_types():
         assert name in EFA_TYPES
 
 
-@pytest.mark.parametrize("name", EFA_TYPES)
+@pytest.mark.parametrize("name", [n for n in EFA_TYPES if CATALOG[n].primary_card_efa])
 def test_efa_layout_one_interface_per_card(name):
     it = instance_type(name)
     nics = efa_network_interfaces(it, SGS)
@@ -46,8 +48,20 @@ def test_efa_layout_one_interface_per_card(name):
         assert "subnet_id" not in n
 
 
+def test_a_type_without_efa_on_card_0_gets_an_ena_primary_and_efa_only_on_the_other_cards():
+    """p6-b300.48xlarge: card 0 is ENA-only, EFA on cards 1-16. An `efa` interface on card 0 would fail the launch."""
+    it = instance_type("p6-b300.48xlarge")
+    assert not it.primary_card_efa and (it.network_cards, it.efa_interfaces) == (17, 16)
+    nics = efa_network_interfaces(it, SGS)
+    assert (nics[0]["network_card_index"], nics[0]["device_index"], nics[0]["interface_type"]) == (0, 0, "interface")
+    assert [n["network_card_index"] for n in nics[1:]] == list(range(1, 17))
+    assert {(n["interface_type"], n["device_index"]) for n in nics[1:]} == {("efa-only", 1)}
+    assert sum(n["interface_type"] in ("efa", "efa-only") for n in nics) == it.efa_interfaces
+    assert all(n["security_groups"] == SGS for n in nics)
+
+
 @pytest.mark.parametrize(
-    "name, count", [("p5.48xlarge", 32), ("p5e.48xlarge", 32), ("p5en.48xlarge", 16), ("p4d.24xlarge", 4), ("p4de.24xlarge", 4), ("g6e.48xlarge", 4)]
+    "name, count", [("p6-b200.48xlarge", 8), ("p5.48xlarge", 32), ("p5e.48xlarge", 32), ("p5en.48xlarge", 16), ("p4d.24xlarge", 4), ("p4de.24xlarge", 4), ("g6e.48xlarge", 4)]
 )
 def test_efa_interface_counts_of_the_known_types(name, count):
     assert len(efa_network_interfaces(instance_type(name), SGS)) == count
@@ -72,10 +86,11 @@ def test_efa_interfaces_need_security_groups():
         efa_network_interfaces(instance_type("p5.48xlarge"), [])
 
 
-def test_metadata_options_require_imdsv2_with_hop_limit_two():
+def test_metadata_options_require_imdsv2_with_hop_limit_one():
+    # Pods use Pod Identity; with one hop a pod's own network namespace cannot reach the node role's credentials.
     m = metadata_options()
     assert m["http_tokens"] == "required"
-    assert m["http_put_response_hop_limit"] == IMDS_HOP_LIMIT == 2
+    assert m["http_put_response_hop_limit"] == IMDS_HOP_LIMIT == 1
     assert m["http_endpoint"] == "enabled"
 
 
@@ -93,19 +108,26 @@ def test_capacity_on_demand_adds_nothing():
     assert node_group_capacity_type(cap) == ON_DEMAND == "ON_DEMAND"
 
 
-def test_capacity_reservation_by_id_targets_it():
+def test_capacity_reservation_by_id_targets_it_and_only_it():
     cap = CapacityConfig(type="capacityReservation", reservation_id="cr-0123456789abcdef0")
     assert capacity_options(cap) == {
-        "capacity_reservation_specification": {"capacity_reservation_target": {"capacity_reservation_id": "cr-0123456789abcdef0"}}
+        "capacity_reservation_specification": {
+            "capacity_reservation_preference": "capacity-reservations-only",
+            "capacity_reservation_target": {"capacity_reservation_id": "cr-0123456789abcdef0"},
+        }
     }
     assert node_group_capacity_type(cap) == "ON_DEMAND"
+    assert not instance_type_in_template(cap)
 
 
-def test_capacity_reservation_by_resource_group():
+def test_capacity_reservation_by_resource_group_never_falls_back_to_on_demand():
+    # A group target alone runs On-Demand once no reservation in the group has room (EC2 create-cr-group).
     arn = "arn:aws:resource-groups:us-east-1:123456789012:group/p5-odcrs"
     cap = CapacityConfig(type="capacityReservation", reservation_resource_group_arn=arn)
     out = capacity_options(cap)
-    assert out["capacity_reservation_specification"]["capacity_reservation_target"] == {"capacity_reservation_resource_group_arn": arn}
+    spec = out["capacity_reservation_specification"]
+    assert spec["capacity_reservation_target"] == {"capacity_reservation_resource_group_arn": arn}
+    assert spec["capacity_reservation_preference"] == RESERVATIONS_ONLY == "capacity-reservations-only"
     assert "instance_market_options" not in out
 
 
@@ -113,8 +135,11 @@ def test_capacity_block_sets_market_type_reservation_and_node_group_type():
     cap = CapacityConfig(type="capacityBlock", reservation_id="cr-0123456789abcdef0")
     out = capacity_options(cap)
     assert out["instance_market_options"] == {"market_type": "capacity-block"}
-    assert out["capacity_reservation_specification"]["capacity_reservation_target"] == {"capacity_reservation_id": "cr-0123456789abcdef0"}
+    # Exactly what EKS documents for a block: market type and target, no preference.
+    assert out["capacity_reservation_specification"] == {"capacity_reservation_target": {"capacity_reservation_id": "cr-0123456789abcdef0"}}
     assert node_group_capacity_type(cap) == CAPACITY_BLOCK == "CAPACITY_BLOCK"
+    # The instance type goes into the template; the node group names none (EKS rejects it otherwise).
+    assert instance_type_in_template(cap)
 
 
 def test_tags_reach_instances_volumes_and_interfaces():
@@ -134,7 +159,9 @@ def test_full_launch_template_spec():
         capacity=cap,
         placement_group_name="pg-1",
         user_data="dXNlcg==",
+        instance_type="p5.48xlarge",
     )
+    assert spec["instance_type"] == "p5.48xlarge"
     assert len(spec["network_interfaces"]) == 32
     assert spec["placement"] == {"group_name": "pg-1"}
     assert spec["instance_market_options"]["market_type"] == "capacity-block"
@@ -145,11 +172,14 @@ def test_full_launch_template_spec():
     # Security groups are on the interfaces only (instance-level groups and interfaces cannot be combined).
     assert "vpc_security_group_ids" not in spec
     assert "iam_instance_profile" not in spec
+    # No SSH key pair: nodes are reached through SSM Session Manager.
+    assert "key_name" not in spec
 
 
 def test_launch_template_without_placement_or_user_data_leaves_them_out():
     spec = launch_template(description="d", root_volume_gb=100, tags={})
     assert "placement" not in spec and "user_data" not in spec and "instance_market_options" not in spec
+    assert "instance_type" not in spec
 
 
 def test_pinned_vpc_cni_supports_efa_only_interfaces():

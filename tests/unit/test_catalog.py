@@ -9,12 +9,13 @@ from stacks import catalog
 from stacks.catalog import CATALOG, PRICE_REGION, InstanceType, instance_type, known_instance_types, service_price
 
 REQUIRED = [
+    "p6-b200.48xlarge", "p6-b300.48xlarge",
     "p5.48xlarge", "p5e.48xlarge", "p5en.48xlarge", "p4d.24xlarge", "p4de.24xlarge",
     *[f"g6e.{s}" for s in ("xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge", "48xlarge")],
     *[f"g5.{s}" for s in ("xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge", "48xlarge")],
     "m7i.xlarge", "m7i.2xlarge", "m7i.4xlarge", "m6i.xlarge", "m6i.2xlarge", "c7i.2xlarge",
 ]
-GPU_MODELS = {"H100", "H200", "A100", "L40S", "A10G"}
+GPU_MODELS = {"H100", "H200", "B200", "B300", "A100", "L40S", "A10G"}
 
 
 @pytest.mark.parametrize("name", REQUIRED)
@@ -48,6 +49,43 @@ def test_p5e_is_h200_with_p5_networking():
 def test_p5e_price_is_flagged_as_an_estimate():
     # No On-Demand p5e price is published; the stand-in must say so rather than look like a quote.
     assert "NOT an observed p5e price" in instance_type("p5e.48xlarge").price_source
+
+
+def test_p6_b200_facts():
+    """Karpenter's DescribeInstanceTypes / vpclimits / pricing data at the pinned commit (catalog sources)."""
+    b200 = instance_type("p6-b200.48xlarge")
+    assert (b200.gpus, b200.gpu_model, b200.gpu_memory_gib) == (8, "B200", pytest.approx(183359 / 1024))
+    assert (b200.vcpus, b200.memory_gib) == (192, 2048)
+    # 8 network cards, one EFA each: one EFA per GPU, a quarter of p5's.
+    assert (b200.efa_interfaces, b200.network_cards, b200.efa_per_gpu, b200.primary_card_efa) == (8, 8, 1, True)
+    assert (b200.nvme_disks, b200.nvme_gb, b200.max_pods) == (8, 30400, 198)
+    assert b200.on_demand_usd_per_hour == pytest.approx(113.9328)
+
+
+def test_p6_b300_facts():
+    b300 = instance_type("p6-b300.48xlarge")
+    assert (b300.gpus, b300.gpu_model, b300.gpu_memory_gib, b300.memory_gib) == (8, "B300", pytest.approx(275040 / 1024), 4096)
+    # 17 cards, 16 EFA: card 0 is ENA-only, so the interface layout differs (launch_template.efa_network_interfaces).
+    assert (b300.efa_interfaces, b300.network_cards, b300.efa_per_gpu, b300.primary_card_efa) == (16, 17, 2, False)
+    assert b300.on_demand_usd_per_hour == pytest.approx(142.416)
+
+
+def test_every_price_row_says_its_region_and_date_and_whether_it_is_an_estimate():
+    for it in CATALOG.values():
+        assert it.price_region == PRICE_REGION and it.price_date
+    estimates = sorted(n for n, it in CATALOG.items() if it.price_estimate)
+    assert estimates == ["p5e.48xlarge"]
+
+
+def test_vcpu_quota_classes():
+    from stacks.catalog import vcpu_quota
+
+    assert vcpu_quota("p5.48xlarge").code == vcpu_quota("p6-b200.48xlarge").code == "L-417A185B"
+    assert vcpu_quota("g6e.xlarge").code == "L-DB2E81BA"
+    assert vcpu_quota("m7i.2xlarge").code == vcpu_quota("c7i.2xlarge").code == "L-1216C47A"
+    assert all(vcpu_quota(n) for n in CATALOG)  # every catalog type has a class
+    with pytest.raises(KeyError):
+        vcpu_quota("x2iedn.32xlarge")
 
 
 def test_p4_facts():
@@ -136,6 +174,8 @@ def _valid_fields(**overrides):
         {"price_date": "July 2026"},
         {"price_source": " "},
         {"on_demand_usd_per_hour": 0.0},
+        {"price_region": ""},
+        {"efa_interfaces": 2},  # more EFA interfaces than network cards
     ],
 )
 def test_inconsistent_entries_are_rejected(overrides):
