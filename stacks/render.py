@@ -50,7 +50,7 @@ def load(path: Path, stack: str):
     """Config file -> (engine config, secret keys, validated StackConfig); raises ConfigError."""
     config, secrets = engine_config_from_file(path)
     plaintext = tuple(k for k in SECRET_KEYS if f"disagg:{k}" in config and f"disagg:{k}" not in secrets)
-    cfg = parse(decode(config), stack=stack, plaintext_secrets=plaintext)
+    cfg = parse(decode(config), stack=stack, plaintext_secrets=plaintext, aws_region=config.get("aws:region"))
     return config, secrets, cfg
 
 

@@ -62,8 +62,15 @@ def decode(raw: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def parse(values: Mapping[str, Any], *, stack: str, plaintext_secrets: tuple[str, ...] = ()) -> StackConfig:
-    """Validate decoded values into a `StackConfig`, or raise `ConfigError` with every problem found."""
+def parse(
+    values: Mapping[str, Any], *, stack: str, plaintext_secrets: tuple[str, ...] = (), aws_region: str | None = None
+) -> StackConfig:
+    """Validate decoded values into a `StackConfig`, or raise `ConfigError` with every problem found.
+
+    `aws_region` is the stack's `aws:region` (outside the `disagg:` namespace, so not among `values`).
+    """
+    from stacks.validation import check_aws_region, validate  # late: validation needs the catalog and the plan
+
     data = dict(values)
     data.setdefault("name", stack)
     issues: list[Issue] = [
@@ -75,12 +82,12 @@ def parse(values: Mapping[str, Any], *, stack: str, plaintext_secrets: tuple[str
         )
         for k in plaintext_secrets
     ]
+    issues.extend(check_aws_region(data.get("region"), aws_region))
     try:
         cfg = StackConfig.model_validate(data)
     except ValidationError as exc:
         issues.extend(_issues_from(exc, data))
         raise ConfigError(issues) from None
-    from stacks.validation import validate  # late: validation needs the catalog and the plan
 
     issues.extend(validate(cfg))
     if issues:
@@ -97,7 +104,7 @@ def from_pulumi() -> StackConfig:
     plaintext = tuple(
         k for k in SECRET_KEYS if f"{NAMESPACE}:{k}" in raw and not runtime_config.is_config_secret(f"{NAMESPACE}:{k}")
     )
-    return parse(decode(raw), stack=pulumi.get_stack(), plaintext_secrets=plaintext)
+    return parse(decode(raw), stack=pulumi.get_stack(), plaintext_secrets=plaintext, aws_region=raw.get("aws:region"))
 
 
 class StackFileSyntaxError(ConfigError):
