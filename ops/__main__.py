@@ -6,7 +6,8 @@
   review-up      create/update the review stack pr-<n> from the cheap profile and `pulumi up` it
   review-destroy tear down pr-<n>: pre-destroy cleanup, destroy, sweep, stack rm
   janitor        destroy ephemeral stacks past their expiry
-  teardown       the cleanup steps alone, for any stack: --phase pre before destroy, --phase sweep after
+  teardown       the cleanup steps alone, for any stack: --phase pre before destroy, --phase unprotect (lift
+                 `protect`), --phase sweep after
   target         print a stack's cluster name and region (from its Pulumi.<stack>.yaml)
   taggable-types regenerate policy/taggable-aws-types.txt from the installed pulumi-aws
 """
@@ -111,6 +112,23 @@ def cmd_teardown(args: argparse.Namespace) -> int:
     from ops import teardown
     from ops.kube import KubeError, Kubectl
 
+    if args.phase == "unprotect":
+        from ops.lifecycle import EPHEMERAL, Lifecycle
+
+        if not args.stack:
+            raise SystemExit("--phase unprotect needs --stack")
+        short = args.stack.rsplit("/", 1)[-1]
+        if not EPHEMERAL.match(short) and args.confirm_stack != args.stack:
+            raise SystemExit(
+                f"{args.stack} is not an ephemeral stack: lifting its protection lets `pulumi destroy` delete its cluster, "
+                f"VPC and GPU node groups. Repeat the stack name to confirm: --confirm-stack {args.stack}"
+            )
+        lc = Lifecycle(work_dir=Path(args.work_dir))
+        lc.unprotect(lc.workspace(), args.stack, ephemeral_only=False)
+        print(f"{args.stack}: every resource unprotected (`pulumi state unprotect --all --yes -s {args.stack}`)")
+        return 0
+    if not args.cluster or not args.region:
+        raise SystemExit(f"--phase {args.phase} needs --cluster and --region")
     aws = teardown.AwsClients.for_region(args.region)
     ok = True
     if args.phase == "pre":
@@ -197,14 +215,18 @@ def parser() -> argparse.ArgumentParser:
     lifecycle_args(j)
     j.set_defaults(fn=cmd_janitor)
 
-    t = sub.add_parser("teardown", help="pre-destroy cleanup and/or post-destroy sweep for one cluster")
-    t.add_argument("--cluster", required=True)
-    t.add_argument("--region", required=True)
-    t.add_argument("--stack", help="also sweep resources tagged disagg.io/stack=<stack>")
+    t = sub.add_parser("teardown", help="pre-destroy cleanup, unprotect, and post-destroy sweep for one stack")
+    t.add_argument("--cluster", help="the stack's EKS cluster (pre, sweep)")
+    t.add_argument("--region", help="the stack's region (pre, sweep)")
+    t.add_argument("--stack", help="sweep: also resources tagged disagg.io/stack=<stack>; unprotect: the stack")
     t.add_argument(
-        "--phase", choices=("pre", "sweep"), required=True,
-        help="pre: before `pulumi destroy` (in-cluster cleanup); sweep: after it (deletes what is still tagged for the stack)",
+        "--phase", choices=("pre", "unprotect", "sweep"), required=True,
+        help="pre: before `pulumi destroy` (in-cluster cleanup); unprotect: `pulumi state unprotect --all --yes -s "
+        "<stack>`, so destroy may delete the protected cluster, VPC, subnets, KMS key and node groups; sweep: after "
+        "destroy (deletes what is still tagged for the stack)",
     )
+    t.add_argument("--confirm-stack", help="unprotect of a stack that is not pr-<n>/ci-<n>: the stack name again")
+    t.add_argument("--work-dir", default=str(ROOT), help="the project directory (Pulumi.yaml)")
     t.add_argument("--kubeconfig", help="use this kubeconfig instead of `aws eks update-kubeconfig`")
     t.add_argument("--timeout", type=float, default=900)
     t.add_argument("--attempts", type=int, default=5)
