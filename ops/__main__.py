@@ -1,7 +1,8 @@
 """`python -m ops <command>`: the entry point CI workflows (and people, see docs/runbook.md) call.
 
   comment        build the PR comment from head and base render directories
-  guard          fail a `pulumi preview --json` that replaces the cluster or the Kubernetes provider
+  guard          fail an update plan (`pulumi preview --save-plan`) or `pulumi preview --json` that replaces or
+                 deletes the cluster, a GPU node group, a subnet, the VPC, a KMS key or the Kubernetes provider
   policy         run the policy pack's rules over rendered resources.json files (offline)
   review-up      create/update the review stack pr-<n> from the cheap profile and `pulumi up` it
   review-destroy tear down pr-<n>: pre-destroy cleanup, destroy, sweep, stack rm
@@ -77,7 +78,8 @@ def _lifecycle(args: argparse.Namespace):
     from ops.lifecycle import Lifecycle
 
     return Lifecycle(
-        work_dir=Path(args.work_dir), profile=args.profile, policy_packs=tuple(args.policy_pack or ()), org=args.org or ""
+        work_dir=Path(args.work_dir), profile=args.profile, policy_packs=tuple(args.policy_pack or ()), org=args.org or "",
+        secrets_provider=args.secrets_provider or "",
     )
 
 
@@ -181,8 +183,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--run-url", default="")
     c.set_defaults(fn=cmd_comment)
 
-    g = sub.add_parser("guard", help="check `pulumi preview --json` output for replacements")
-    g.add_argument("preview", help="file with the preview JSON, or - for stdin")
+    g = sub.add_parser("guard", help="check an update plan or `pulumi preview --json` output for replacements and deletions")
+    g.add_argument("preview", help="the plan file of `pulumi preview --save-plan`, or `pulumi preview --json` output; - for stdin")
     g.add_argument("--stack", default="")
     g.add_argument("--allow-replace", action="store_true", help="report but do not fail (the PR has the allow-replace label)")
     g.set_defaults(fn=cmd_guard)
@@ -196,6 +198,10 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--profile", default="dev", help="stack file whose config review stacks copy (default dev)")
         sp.add_argument("--policy-pack", action="append", help="policy pack directory to enforce on `up` (repeatable)")
         sp.add_argument("--org", default=os.environ.get("PULUMI_ORG", ""), help="Pulumi Cloud organization of the stacks (default $PULUMI_ORG)")
+        sp.add_argument(
+            "--secrets-provider", default=os.environ.get("PULUMI_SECRETS_PROVIDER", ""),
+            help="secrets provider of new review stacks, e.g. awskms://alias/disagg-review (default $PULUMI_SECRETS_PROVIDER)",
+        )
 
     up = sub.add_parser("review-up", help="create/update and deploy the review stack of a PR")
     up.add_argument("--pr", required=True, type=int)

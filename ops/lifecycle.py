@@ -213,6 +213,10 @@ class Lifecycle:
     teardown: Teardown | None = None
     policy_packs: tuple[str, ...] = ()
     org: str = ""  # Pulumi Cloud organization of the stacks (`<org>/pr-7`); empty: the backend's default
+    # For new review stacks (`pulumi stack init --secrets-provider`): on a self-managed backend, a cloud KMS key
+    # (`awskms://alias/...`) decrypted through the job's AWS role, so no passphrase reaches a job running PR code.
+    # Empty: the backend's default (Pulumi Cloud's own).
+    secrets_provider: str = ""
     log: Log = print
 
     def qualified(self, short: str) -> str:
@@ -220,7 +224,10 @@ class Lifecycle:
 
     def workspace(self) -> LocalWorkspace:
         # No project_settings: the workspace reads the committed Pulumi.yaml and never rewrites it.
-        return LocalWorkspace(work_dir=str(self.work_dir), pulumi_command=self.pulumi_command, env_vars=dict(self.env))
+        return LocalWorkspace(
+            work_dir=str(self.work_dir), pulumi_command=self.pulumi_command, env_vars=dict(self.env),
+            secrets_provider=self.secrets_provider or None,
+        )
 
     def _teardown(self) -> Teardown:
         if self.teardown is None:

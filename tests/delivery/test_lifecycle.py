@@ -335,3 +335,10 @@ def test_ops_teardown_unprotect_runs_the_contract_and_asks_twice_for_long_lived_
     assert cli.calls[-1] == ["state", "unprotect", "--all", "--yes", "-s", "prod"]
     with pytest.raises(SystemExit, match="needs --cluster and --region"):
         ops_main(["teardown", "--phase", "sweep", "--stack", "pr-7"])
+
+
+def test_review_stacks_can_be_created_with_a_kms_secrets_provider(project):
+    events: list = []
+    cli = FakePulumi(events)
+    lifecycle(project, cli, events, secrets_provider="awskms://alias/disagg-review").review_up(7, now=NOW)
+    assert ["stack", "init", "pr-7", "--secrets-provider", "awskms://alias/disagg-review"] in cli.calls
