@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 PREVIEW_WORKFLOW = ".github/workflows/preview.yml"
+ALLOW_LABEL = "allow-replace"  # ops/preview_guard.py ALLOW_LABEL (a test holds the two together)
 PLAN_FILE = "plan.json"
 META_FILE = "meta.json"
 
@@ -139,6 +140,13 @@ def fetch(api: Api, repo: str, stack: str, tree: str, out: Path, *, commit: str 
     if meta.get("stack") != stack or meta.get("tree") != tree:
         raise NoReviewedPlan(f"artifact {chosen.artifact_id} describes stack {meta.get('stack')} tree {meta.get('tree')}, not {stack} {tree}")
     json.loads(plan)  # a plan is JSON; anything else is not what the preview wrote
+    if meta.get("allow_replace"):
+        # The label may have been removed since this plan was made (that re-runs the preview, whose guard then
+        # fails and uploads nothing, leaving this older plan of the same tree): the label counts only if the pull
+        # request still carries it.
+        pr = api(f"/repos/{repo}/pulls/{meta.get('pr')}") if meta.get("pr") else {}
+        labels = {lb.get("name") for lb in pr.get("labels") or []}
+        meta["allow_replace"] = ALLOW_LABEL in labels
     (out / PLAN_FILE).write_bytes(plan)
     (out / META_FILE).write_bytes(meta_bytes)
     meta["artifact_id"], meta["artifact_run_id"] = chosen.artifact_id, chosen.run_id

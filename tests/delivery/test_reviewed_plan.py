@@ -29,6 +29,7 @@ def artifact_zip(stack: str = "prod", tree: str = TREE, *, allow: bool = False, 
 class FakeGitHub:
     def __init__(self, artifacts: list[dict], runs: dict[int, dict], zips: dict[int, bytes]):
         self.artifacts, self.runs, self.zips, self.calls = artifacts, runs, zips, []
+        self.labels = ["allow-replace"]
 
     def __call__(self, path: str):
         self.calls.append(path)
@@ -39,6 +40,8 @@ class FakeGitHub:
             return self.zips[int(path.split("/")[-2])]
         if "/actions/runs/" in path:
             return self.runs[int(path.rsplit("/", 1)[1])]
+        if "/pulls/" in path:
+            return {"number": int(path.rsplit("/", 1)[1]), "labels": [{"name": n} for n in self.labels]}
         raise AssertionError(path)
 
 
@@ -115,3 +118,17 @@ def test_cli_exit_codes_and_outputs(tmp_path, monkeypatch, capsys):
     assert reviewed_plan.main(["meta", "--stack", "prod", "--tree", TREE, "--commit", "c" * 40, "--pr", "7", "--allow-replace", "true"]) == 0
     meta = json.loads(capsys.readouterr().out)
     assert meta["stack"] == "prod" and meta["tree"] == TREE and meta["pr"] == 7 and meta["allow_replace"] is True
+
+
+def test_an_allow_replace_verdict_counts_only_while_the_pr_still_has_the_label(tmp_path):
+    from ops.preview_guard import ALLOW_LABEL
+
+    assert reviewed_plan.ALLOW_LABEL == ALLOW_LABEL
+    gh = FakeGitHub([art(1, 10, "2026-11-21T10:00:00Z")], {10: preview_run()}, {1: artifact_zip(allow=True)})
+    assert fetch(gh, REPO, "prod", TREE, tmp_path)["allow_replace"] is True
+    gh.labels = ["review-stack"]  # removed after the plan was made
+    assert fetch(gh, REPO, "prod", TREE, tmp_path)["allow_replace"] is False
+    gh.zips[1] = artifact_zip(allow=False)
+    calls = len(gh.calls)
+    assert fetch(gh, REPO, "prod", TREE, tmp_path)["allow_replace"] is False
+    assert not any("/pulls/" in c for c in gh.calls[calls:]), "no label lookup when the plan needs none"

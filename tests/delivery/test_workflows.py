@@ -219,6 +219,8 @@ def test_deploys_serialise_per_stack_and_never_cancel_an_update():
     assert '"$RUNNER_TEMP/plan/plan.json"' in run_code(guard) and "HEAD^{tree}" in run_code(guard)
     assert names.index(fetch["name"]) < names.index(guard["name"]) < names.index(pulumi_up["name"])
     assert job["permissions"]["actions"] == "read", "the plan is an artifact of another workflow run"
+    assert job["permissions"]["pull-requests"] == "read", "whether the PR still carries allow-replace"
+    assert "steps.reviewed.outputs.allow-replace == 'true'" in guard["env"]["ALLOW_REPLACE"]
 
 
 def test_a_fresh_plan_is_previewed_in_its_own_job_before_the_approval():
