@@ -5,22 +5,29 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 
-.PHONY: venv render render-all lint test docs bench checkov clean
+.PHONY: help venv render render-all lint test docs bench checkov clean
+
+## List the targets with what they do (this text).
+help:
+	@awk '/^## /{doc=substr($$0, 4); gsub(/[$$][$$]/, "$$", doc); next} /^[a-zA-Z][a-zA-Z0-9_-]*:/{if (doc != "") {split($$0, t, ":"); printf "  make %-10s %s\n", t[1], doc}} {doc=""}' $(firstword $(MAKEFILE_LIST))
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	touch $@
 
+## Create .venv from requirements.txt and requirements-dev.txt (the targets that need it create it).
 venv: $(VENV)/.installed
 
 ## Render one stack offline into build/<stack> (no AWS, no Pulumi CLI): make render STACK=prod
 render: venv
 	$(PY) -m stacks.render --stack $(STACK)
 
+## Render every committed stack offline into build/<stack>.
 render-all: venv
 	@for s in $(STACKS); do $(PY) -m stacks.render --stack $$s || exit $$?; done
 
+## ruff over the Python.
 lint: venv
 	$(VENV)/bin/ruff check --select E,F,W --ignore E501 .
 
@@ -40,5 +47,6 @@ docs: venv
 bench: venv
 	$(PY) benchmarks/render_bench.py
 
+## Remove build/ and the pytest cache (the virtualenvs stay).
 clean:
 	rm -rf build .pytest_cache

@@ -1,12 +1,14 @@
 """`python -m ops <command>`: the entry point CI workflows (and people, see docs/runbook.md) call.
 
   comment        build the PR comment from head and base render directories
-  guard          fail a `pulumi preview --json` that replaces the cluster or the Kubernetes provider
+  guard          fail an update plan (`pulumi preview --save-plan`) or `pulumi preview --json` that replaces or
+                 deletes the cluster, a GPU node group, a subnet, the VPC, a KMS key or the Kubernetes provider
   policy         run the policy pack's rules over rendered resources.json files (offline)
   review-up      create/update the review stack pr-<n> from the cheap profile and `pulumi up` it
   review-destroy tear down pr-<n>: pre-destroy cleanup, destroy, sweep, stack rm
   janitor        destroy ephemeral stacks past their expiry
-  teardown       the cleanup steps alone, for any stack: --phase pre before destroy, --phase sweep after
+  teardown       the cleanup steps alone, for any stack: --phase pre before destroy, --phase unprotect (lift
+                 `protect`), --phase sweep after
   target         print a stack's cluster name and region (from its Pulumi.<stack>.yaml)
   verify         prove on a deployed stack that KV moves from prefill to decode over EFA (docs/runbook.md)
   preflight      the deploy checks of `pulumi preview` (offerings, quotas, reservations, CIDRs) against the account
@@ -78,7 +80,8 @@ def _lifecycle(args: argparse.Namespace):
     from ops.lifecycle import Lifecycle
 
     return Lifecycle(
-        work_dir=Path(args.work_dir), profile=args.profile, policy_packs=tuple(args.policy_pack or ()), org=args.org or ""
+        work_dir=Path(args.work_dir), profile=args.profile, policy_packs=tuple(args.policy_pack or ()), org=args.org or "",
+        secrets_provider=args.secrets_provider or "",
     )
 
 
@@ -113,6 +116,23 @@ def cmd_teardown(args: argparse.Namespace) -> int:
     from ops import teardown
     from ops.kube import KubeError, Kubectl
 
+    if args.phase == "unprotect":
+        from ops.lifecycle import EPHEMERAL, Lifecycle
+
+        if not args.stack:
+            raise SystemExit("--phase unprotect needs --stack")
+        short = args.stack.rsplit("/", 1)[-1]
+        if not EPHEMERAL.match(short) and args.confirm_stack != args.stack:
+            raise SystemExit(
+                f"{args.stack} is not an ephemeral stack: lifting its protection lets `pulumi destroy` delete its cluster, "
+                f"VPC and GPU node groups. Repeat the stack name to confirm: --confirm-stack {args.stack}"
+            )
+        lc = Lifecycle(work_dir=Path(args.work_dir))
+        lc.unprotect(lc.workspace(), args.stack, ephemeral_only=False)
+        print(f"{args.stack}: every resource unprotected (`pulumi state unprotect --all --yes -s {args.stack}`)")
+        return 0
+    if not args.cluster or not args.region:
+        raise SystemExit(f"--phase {args.phase} needs --cluster and --region")
     aws = teardown.AwsClients.for_region(args.region)
     ok = True
     if args.phase == "pre":
@@ -177,8 +197,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--run-url", default="")
     c.set_defaults(fn=cmd_comment)
 
-    g = sub.add_parser("guard", help="check `pulumi preview --json` output for replacements")
-    g.add_argument("preview", help="file with the preview JSON, or - for stdin")
+    g = sub.add_parser("guard", help="check an update plan or `pulumi preview --json` output for replacements and deletions")
+    g.add_argument("preview", help="the plan file of `pulumi preview --save-plan`, or `pulumi preview --json` output; - for stdin")
     g.add_argument("--stack", default="")
     g.add_argument("--allow-replace", action="store_true", help="report but do not fail (the PR has the allow-replace label)")
     g.set_defaults(fn=cmd_guard)
@@ -192,6 +212,10 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--profile", default="dev", help="stack file whose config review stacks copy (default dev)")
         sp.add_argument("--policy-pack", action="append", help="policy pack directory to enforce on `up` (repeatable)")
         sp.add_argument("--org", default=os.environ.get("PULUMI_ORG", ""), help="Pulumi Cloud organization of the stacks (default $PULUMI_ORG)")
+        sp.add_argument(
+            "--secrets-provider", default=os.environ.get("PULUMI_SECRETS_PROVIDER", ""),
+            help="secrets provider of new review stacks, e.g. awskms://alias/disagg-review (default $PULUMI_SECRETS_PROVIDER)",
+        )
 
     up = sub.add_parser("review-up", help="create/update and deploy the review stack of a PR")
     up.add_argument("--pr", required=True, type=int)
@@ -211,14 +235,18 @@ def parser() -> argparse.ArgumentParser:
     lifecycle_args(j)
     j.set_defaults(fn=cmd_janitor)
 
-    t = sub.add_parser("teardown", help="pre-destroy cleanup and/or post-destroy sweep for one cluster")
-    t.add_argument("--cluster", required=True)
-    t.add_argument("--region", required=True)
-    t.add_argument("--stack", help="also sweep resources tagged disagg.io/stack=<stack>")
+    t = sub.add_parser("teardown", help="pre-destroy cleanup, unprotect, and post-destroy sweep for one stack")
+    t.add_argument("--cluster", help="the stack's EKS cluster (pre, sweep)")
+    t.add_argument("--region", help="the stack's region (pre, sweep)")
+    t.add_argument("--stack", help="sweep: also resources tagged disagg.io/stack=<stack>; unprotect: the stack")
     t.add_argument(
-        "--phase", choices=("pre", "sweep"), required=True,
-        help="pre: before `pulumi destroy` (in-cluster cleanup); sweep: after it (deletes what is still tagged for the stack)",
+        "--phase", choices=("pre", "unprotect", "sweep"), required=True,
+        help="pre: before `pulumi destroy` (in-cluster cleanup); unprotect: `pulumi state unprotect --all --yes -s "
+        "<stack>`, so destroy may delete the protected cluster, VPC, subnets, KMS key and node groups; sweep: after "
+        "destroy (deletes what is still tagged for the stack)",
     )
+    t.add_argument("--confirm-stack", help="unprotect of a stack that is not pr-<n>/ci-<n>: the stack name again")
+    t.add_argument("--work-dir", default=str(ROOT), help="the project directory (Pulumi.yaml)")
     t.add_argument("--kubeconfig", help="use this kubeconfig instead of `aws eks update-kubeconfig`")
     t.add_argument("--timeout", type=float, default=900)
     t.add_argument("--attempts", type=int, default=5)

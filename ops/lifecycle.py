@@ -3,8 +3,9 @@
 - `review_up`: create or select `pr-<n>`, copy the cheap profile's config (`Pulumi.dev.yaml`) into it, tag its
   expiry, then `pulumi up`. The config goes through `pulumi config set-all`, so the CLI writes the generated
   `Pulumi.pr-<n>.yaml`; committed stack files are only read.
-- `review_destroy`: teardown pre-step, `pulumi destroy`, sweep, `pulumi stack rm`. If anything is left behind
-  the stack is kept, so the janitor tries again and the leftovers stay visible.
+- `review_destroy`: teardown pre-step, `pulumi state unprotect --all --yes -s <stack>`, `pulumi destroy`, sweep,
+  `pulumi stack rm`. If anything is left behind the stack is kept, so the janitor tries again and the leftovers
+  stay visible.
 - `janitor`: destroy every ephemeral stack whose `disagg:expires-at` tag has passed (Pulumi Cloud TTL stacks
   need Pulumi Deployments; this works with any backend).
 
@@ -51,6 +52,17 @@ Log = Callable[[str], None]
 
 class TeardownIncomplete(RuntimeError):
     """Resources were left behind; the stack is kept so the next run (or a person) can finish."""
+
+
+# `pulumi state unprotect --all` on a stack with no state (created, never updated) fails with this
+# (pulumi pkg/cmd/pulumi/state/state_unprotect.go, unprotectAllResources): nothing is protected then.
+_NOTHING_TO_UNPROTECT = "no resources found to unprotect"
+
+
+def unprotect_command(stack: str) -> list[str]:
+    """The contract for lifting `protect` before a teardown (components set it on the cluster, VPC, subnets, KMS
+    key, and on GPU node groups when deletionProtection is on): every resource of the stack, no prompt."""
+    return ["state", "unprotect", "--all", "--yes", "-s", stack]
 
 
 def review_stack_name(pr_number: int | str) -> str:
@@ -201,6 +213,10 @@ class Lifecycle:
     teardown: Teardown | None = None
     policy_packs: tuple[str, ...] = ()
     org: str = ""  # Pulumi Cloud organization of the stacks (`<org>/pr-7`); empty: the backend's default
+    # For new review stacks (`pulumi stack init --secrets-provider`): on a self-managed backend, a cloud KMS key
+    # (`awskms://alias/...`) decrypted through the job's AWS role, so no passphrase reaches a job running PR code.
+    # Empty: the backend's default (Pulumi Cloud's own).
+    secrets_provider: str = ""
     log: Log = print
 
     def qualified(self, short: str) -> str:
@@ -208,7 +224,10 @@ class Lifecycle:
 
     def workspace(self) -> LocalWorkspace:
         # No project_settings: the workspace reads the committed Pulumi.yaml and never rewrites it.
-        return LocalWorkspace(work_dir=str(self.work_dir), pulumi_command=self.pulumi_command, env_vars=dict(self.env))
+        return LocalWorkspace(
+            work_dir=str(self.work_dir), pulumi_command=self.pulumi_command, env_vars=dict(self.env),
+            secrets_provider=self.secrets_provider or None,
+        )
 
     def _teardown(self) -> Teardown:
         if self.teardown is None:
@@ -265,11 +284,34 @@ class Lifecycle:
         fallback = target_of(short, review_config(load_profile(self.work_dir, self.profile)))
         return StackTarget(short, tags.get(TAG_CLUSTER) or fallback.cluster, tags.get(TAG_REGION) or fallback.region)
 
-    def destroy_stack(self, name: str, *, tags: Mapping[str, str] | None = None, remove: bool = True) -> Any:
-        """Teardown pre-step, destroy, sweep (retrying destroy once after a sweep), then remove the stack.
+    def unprotect(self, ws: LocalWorkspace, name: str, *, ephemeral_only: bool = True) -> None:
+        """`pulumi state unprotect --all --yes -s <stack>`: lift `protect` from every resource in the state.
 
-        Destroy runs from state alone: the generated config file of the stack is not needed (nor rewritten).
+        Only for stacks about to be destroyed on purpose; by default only ephemeral ones (`pr-<n>`, `ci-<n>`),
+        so a wrong name can never strip prod's protection. `pulumi destroy` reads `protect` from the state (it does
+        not run the program), so after this it deletes what the program protects.
         """
+        short = name.rsplit("/", 1)[-1]
+        if ephemeral_only and not EPHEMERAL.match(short):
+            raise ValueError(f"refusing to unprotect {name}: not an ephemeral stack (pr-<n> or ci-<n>)")
+        env = dict(ws.env_vars)
+        if ws.pulumi_home:
+            env["PULUMI_HOME"] = ws.pulumi_home
+        try:
+            ws.pulumi_command.run(unprotect_command(name), str(self.work_dir), env, self.log)
+        except CommandError as exc:
+            if _NOTHING_TO_UNPROTECT not in str(exc):
+                raise
+            self.log(f"{name}: no resources in the state, nothing to unprotect")
+
+    def destroy_stack(self, name: str, *, tags: Mapping[str, str] | None = None, remove: bool = True) -> Any:
+        """Teardown pre-step, unprotect, destroy, sweep (retrying destroy once after a sweep), then remove the stack.
+
+        Destroy runs from state alone: the generated config file of the stack is not needed (nor rewritten). Only
+        ephemeral stacks: the refusal comes before the in-cluster cleanup, which already deletes load balancers.
+        """
+        if not EPHEMERAL.match(name.rsplit("/", 1)[-1]):
+            raise ValueError(f"refusing to destroy {name}: not an ephemeral stack (pr-<n> or ci-<n>); see docs/runbook.md")
         ws = self.workspace()
         try:
             stack = Stack.select(name, ws)
@@ -280,6 +322,10 @@ class Lifecycle:
         steps = self._teardown()
         pre = steps.before_destroy(target)
         self.log(pre.render())
+        # The cluster, VPC, subnets and KMS key are `protect`ed (and GPU node groups with deletionProtection):
+        # destroy refuses a protected resource, so lift it first. A locked stack raises ConcurrentUpdateError here,
+        # like destroy would.
+        self.unprotect(ws, name)
         try:
             stack.destroy(message=f"teardown of {name}", on_output=self.log, show_secrets=False)
             first_error = None

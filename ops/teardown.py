@@ -9,7 +9,8 @@ script of awslabs/ai-on-eks). So:
 1. `pre_destroy`: while the cluster still runs, delete LoadBalancer Services, Ingresses and PVCs (and the pods
    holding those PVCs) and wait until the load balancers and volumes are gone in AWS, so the controllers clean
    up through their finalizers.
-2. `pulumi destroy` (ops.lifecycle).
+2. `pulumi state unprotect --all --yes -s <stack>` (the cluster, VPC, subnets, KMS key and, with deletion
+   protection, the GPU node groups are `protect`ed), then `pulumi destroy` (ops.lifecycle).
 3. `sweep`: find what is still tagged for the cluster or the stack and delete it in dependency order
    (load balancers -> target groups -> available ENIs -> available volumes -> security groups), with retries;
    report what remains and fail if anything does.

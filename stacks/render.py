@@ -5,7 +5,9 @@
 
 Writes resources.json (every registered resource), manifests/ (every Kubernetes object the stack creates),
 summary.json and summary.md. Needs no cloud credentials and no Pulumi CLI. Exit 0 on success, 2 on invalid
-config (the problems on stderr), 1 on anything else. The same input gives byte-identical output.
+config (the problems on stderr; a YAML syntax error names its line and column), 1 on anything else. The same
+input gives byte-identical output. A failed render removes what an earlier run wrote to the output directory, so
+no one reads (or CI diffs) a stale summary as if it described the broken config.
 """
 
 from __future__ import annotations
@@ -26,6 +28,17 @@ from stacks.config.loader import SECRET_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 NOT_MANIFESTS = ("kubernetes:helm.sh/", "pulumi:providers:")
+OUTPUTS = ("resources.json", "summary.json", "summary.md", "manifests")  # everything a render writes
+
+
+def clear_outputs(out: Path) -> None:
+    """Remove what a render writes into `out`, and nothing else (`--out` may name a directory holding other files)."""
+    for name in OUTPUTS:
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
 
 
 def stack_name_of(path: Path) -> str:
@@ -37,7 +50,7 @@ def load(path: Path, stack: str):
     """Config file -> (engine config, secret keys, validated StackConfig); raises ConfigError."""
     config, secrets = engine_config_from_file(path)
     plaintext = tuple(k for k in SECRET_KEYS if f"disagg:{k}" in config and f"disagg:{k}" not in secrets)
-    cfg = parse(decode(config), stack=stack, plaintext_secrets=plaintext)
+    cfg = parse(decode(config), stack=stack, plaintext_secrets=plaintext, aws_region=config.get("aws:region"))
     return config, secrets, cfg
 
 
@@ -61,8 +74,7 @@ def manifests_of(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def write(out: Path, run, cfg, stack: str) -> dict[str, Any]:
     from stacks.summary import summary_json, summary_md
 
-    if out.exists():
-        shutil.rmtree(out)
+    clear_outputs(out)
     (out / "manifests").mkdir(parents=True)
     records = sorted(run.records, key=lambda r: r["urn"])
     resources = {"project": "disagg", "stack": stack, "resources": records, "outputs": run.outputs}
@@ -91,8 +103,17 @@ def main(argv: list[str] | None = None) -> int:
     stack = args.stack or stack_name_of(path)
     out = args.out or ROOT / "build" / stack
     try:
+        return _render(path, stack, out)
+    except BaseException:
+        clear_outputs(out)  # an unexpected failure (exit 1, with its traceback): nothing stale stays behind either
+        raise
+
+
+def _render(path: Path, stack: str, out: Path) -> int:
+    try:
         config, secrets, cfg = load(path, stack)
     except ConfigError as err:
+        clear_outputs(out)
         print(f"{path.name}: {err}", file=sys.stderr)
         return 2
 
@@ -103,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = run_program(ROOT, stack, config, secrets)
     except pulumi.RunError as err:
+        clear_outputs(out)
         print(f"{path.name}: {err}", file=sys.stderr)
         return 2
     summary = write(out, run, cfg, stack)

@@ -94,6 +94,8 @@ def summary_json(
         "gpus_requested": p.gpus_requested,
         "gpu_packing": p.gpu_packing,
         "hourly_cost_usd": p.hourly_cost_usd,
+        # Every GPU pool at maxNodes (what autoscaling may reach): the PR comment warns when this ceiling rises.
+        "hourly_cost_usd_at_max": round(p.hourly_cost_usd + sum((pp.max_nodes - pp.nodes) * pp.usd_per_node_hour for pp in p.pools), 2),
         "cost_breakdown_usd_per_hour": p.cost_breakdown,
         "price_notes": price_notes(cfg),
         "deploy_check_warnings": list(deploy_warnings or []),

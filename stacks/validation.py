@@ -588,3 +588,24 @@ def _check_serving(cfg: StackConfig, add) -> None:
                         f"use a deployment name of at most {len(cfg.name) - (length - _GROVE_NAME_BUDGET)} characters",
                     )
                 )
+
+
+def check_aws_region(region: object, aws_region: str | None) -> list[Issue]:
+    """`aws:region` (when set) must name the same region as `disagg:region`.
+
+    Every resource goes to `disagg:region` (the stack's explicit AWS provider, stacks/stack.py), but `aws:region`
+    is what Pulumi's default AWS provider, `pulumi config`, the Pulumi Cloud console and any tool reading the
+    stack's AWS settings see. Two regions in one stack file is always a mistake, usually a copy of another stack.
+    Runs on the raw value, so it is reported alongside the model's own errors.
+    """
+    if not aws_region or not isinstance(region, str) or region == aws_region:
+        return []
+    return [
+        Issue(
+            key_path("region"),
+            region,
+            f"differs from aws:region ({aws_region}): resources are created in {region}, while Pulumi's default AWS "
+            f"provider and anything reading the stack's AWS config use {aws_region}",
+            f"set both to the same region: `pulumi config set aws:region {region}` (or change disagg:region to {aws_region})",
+        )
+    ]

@@ -62,8 +62,15 @@ def decode(raw: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def parse(values: Mapping[str, Any], *, stack: str, plaintext_secrets: tuple[str, ...] = ()) -> StackConfig:
-    """Validate decoded values into a `StackConfig`, or raise `ConfigError` with every problem found."""
+def parse(
+    values: Mapping[str, Any], *, stack: str, plaintext_secrets: tuple[str, ...] = (), aws_region: str | None = None
+) -> StackConfig:
+    """Validate decoded values into a `StackConfig`, or raise `ConfigError` with every problem found.
+
+    `aws_region` is the stack's `aws:region` (outside the `disagg:` namespace, so not among `values`).
+    """
+    from stacks.validation import check_aws_region, validate  # late: validation needs the catalog and the plan
+
     data = dict(values)
     data.setdefault("name", stack)
     issues: list[Issue] = [
@@ -75,12 +82,12 @@ def parse(values: Mapping[str, Any], *, stack: str, plaintext_secrets: tuple[str
         )
         for k in plaintext_secrets
     ]
+    issues.extend(check_aws_region(data.get("region"), aws_region))
     try:
         cfg = StackConfig.model_validate(data)
     except ValidationError as exc:
         issues.extend(_issues_from(exc, data))
         raise ConfigError(issues) from None
-    from stacks.validation import validate  # late: validation needs the catalog and the plan
 
     issues.extend(validate(cfg))
     if issues:
@@ -97,15 +104,94 @@ def from_pulumi() -> StackConfig:
     plaintext = tuple(
         k for k in SECRET_KEYS if f"{NAMESPACE}:{k}" in raw and not runtime_config.is_config_secret(f"{NAMESPACE}:{k}")
     )
-    return parse(decode(raw), stack=pulumi.get_stack(), plaintext_secrets=plaintext)
+    return parse(decode(raw), stack=pulumi.get_stack(), plaintext_secrets=plaintext, aws_region=raw.get("aws:region"))
+
+
+class StackFileSyntaxError(ConfigError):
+    """The stack file is not valid YAML: where (file, line, column), the line itself, and how to fix it."""
+
+    def __init__(self, path: str | Path, line: int, column: int, problem: str, fix: str, excerpt: str):
+        self.path, self.line, self.column = Path(path), line, column
+        super().__init__([Issue(f"{Path(path).name}:{line}:{column}", MISSING, f"YAML syntax error: {problem}", fix)])
+        # The file name is prefixed by the caller (render prints `<file>: <error>`), as for every ConfigError.
+        self.args = (f"line {line}, column {column}: YAML syntax error: {problem}\n{excerpt}\nFix: {fix}",)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class _StackFileLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key written twice in one mapping.
+
+    PyYAML keeps the last value silently; the Pulumi CLI reads stack files with gopkg.in/yaml.v3, which refuses
+    them (`mapping key "..." already defined at line N`), so `pulumi up` would fail on a file the render accepted.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
+            seen: dict[Any, yaml.Node] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: the base constructor reports it
+                    break
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is written twice (first at line {first.start_mark.line + 1})", key_node.start_mark
+                    )
+                seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def _syntax_fix(problem: str) -> str:
+    if "\\t" in problem or "tab" in problem:
+        return "indent with spaces: YAML does not allow tabs"
+    if "written twice" in problem:
+        return "keep one of the two entries (Pulumi refuses a stack file with a duplicated key)"
+    if "flow mapping" in problem or "flow sequence" in problem:
+        return "close the { or [ opened here, or quote the value if the bracket is part of a string"
+    if "quoted scalar" in problem:
+        return "close the quote opened here"
+    return (
+        "check the indentation of this line against the line above (keys of one mapping line up, list items start "
+        "with '- ' at one indentation), and quote a value that contains ': ' or starts with {, [, *, &, !, % or @"
+    )
+
+
+def load_stack_file(path: str | Path) -> Any:
+    """Parse a stack file; a YAML error becomes a `StackFileSyntaxError` naming the line and column."""
+    path = Path(path)
+    text = path.read_text()
+    try:
+        return yaml.load(text, Loader=_StackFileLoader)  # noqa: S506 -- a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        if mark is None:
+            raise StackFileSyntaxError(path, 1, 1, str(exc), _syntax_fix(str(exc)), "") from None
+        problem = exc.problem or str(exc)
+        lines = text.splitlines()
+        if mark.line >= len(lines) and exc.context_mark is not None:
+            # The file ended inside something left open (a `{`, `[` or quote): point at where it was opened.
+            mark = exc.context_mark
+            problem += f" ({exc.context}: it is never closed)"
+        elif exc.context and exc.context_mark is not None:
+            problem += f" ({exc.context}, line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1})"
+        shown = [n for n in (mark.line - 1, mark.line) if 0 <= n < len(lines)]
+        width = len(str(mark.line + 1))
+        excerpt = [f"  {n + 1:>{width}} | {lines[n]}" for n in shown]
+        excerpt.append(f"  {'':>{width}} | {' ' * mark.column}^")
+        raise StackFileSyntaxError(path, mark.line + 1, mark.column + 1, problem, _syntax_fix(problem), "\n".join(excerpt)) from None
 
 
 def engine_config_from_file(path: str | Path) -> tuple[dict[str, str], list[str]]:
     """A `Pulumi.<stack>.yaml` as the engine would pass it: string values, `secure:` values as placeholders.
 
-    Returns the config map and the keys that are secret. Keys without a namespace belong to the project.
+    Returns the config map and the keys that are secret. Keys without a namespace belong to the project. A YAML
+    syntax error raises `StackFileSyntaxError` (a `ConfigError`) with the line and column.
     """
-    doc = yaml.safe_load(Path(path).read_text()) or {}
+    doc = load_stack_file(path) or {}
     if not isinstance(doc, dict):
         raise ConfigError([Issue(str(path), type(doc).__name__, "a stack file must be a mapping", "start the file with `config:`")])
     config = doc.get("config") or {}

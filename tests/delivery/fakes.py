@@ -31,13 +31,19 @@ class FakePulumi(PulumiCommand):
     """Answers like the Pulumi CLI and records every argv; `events` is shared with the fake teardown steps so
     tests can check the order of CLI commands and teardown steps together."""
 
-    def __init__(self, events: list | None = None, *, stacks: dict[str, dict[str, str]] | None = None, stack_ls: list | None = None):
+    def __init__(
+        self, events: list | None = None, *, stacks: dict[str, dict[str, str]] | None = None, stack_ls: list | None = None,
+        protected: dict[str, list[str]] | None = None, empty: set[str] | None = None,
+    ):
         # Never call super().__init__: it runs `pulumi version`, and there is no CLI here.
         self.command = "pulumi"
         self.version = VersionInfo.parse("3.272.0")
         self.events: list = events if events is not None else []
         self.stacks = stacks if stacks is not None else {}  # existing stacks -> their tags
         self.stack_ls = stack_ls
+        # Stack -> URNs of resources with `protect` in its state: destroy refuses them, as the engine does.
+        self.protected = protected if protected is not None else {}
+        self.empty = empty or set()  # stacks without state (created, never updated)
         self.fail: dict[str, Callable[[list[str]], str | None]] = {}  # first argv word -> stderr to fail with
 
     @property
@@ -50,8 +56,22 @@ class FakePulumi(PulumiCommand):
         stderr = self.fail.get(args[0], lambda a: None)(args)
         if stderr:
             raise create_command_error(CommandResult(stdout="", stderr=stderr, code=255))
-        stack = args[args.index("--stack") + 1] if "--stack" in args else None
+        stack = args[args.index("--stack") + 1] if "--stack" in args else (args[args.index("-s") + 1] if "-s" in args else None)
         out = ""
+        if args[:2] == ["state", "unprotect"]:
+            if stack in self.empty:  # pkg/cmd/pulumi/state/state_unprotect.go on a nil snapshot
+                raise create_command_error(CommandResult(stdout="", stderr="error: no resources found to unprotect", code=255))
+            if "--all" in args:
+                self.protected.pop(stack, None)
+            return CommandResult(stdout="All resources unprotected", stderr="", code=0)
+        if args[0] == "destroy" and self.protected.get(stack):
+            # The engine's message (pkg/engine/lifecycletest/testdata/output/TestDestroyV2ProtectedWithProviderDependencies).
+            urn = self.protected[stack][0]
+            raise create_command_error(CommandResult(stdout="", stderr=(
+                f'error: resource "{urn}" cannot be deleted\nbecause it is protected. To unprotect the resource, either '
+                "remove the `protect` flag from the resource in your Pulumi program and run `pulumi up`, or use the "
+                f"command:\n`pulumi state unprotect '{urn}'`"
+            ), code=255))
         if args[:2] == ["stack", "select"]:
             if stack not in self.stacks:
                 raise create_command_error(CommandResult(stdout="", stderr=f"error: no stack named '{stack}' found", code=255))

@@ -127,12 +127,16 @@ def test_review_up_on_an_existing_stack_keeps_its_expiry(project):
     assert up == ["up", "--yes", "--skip-preview", "--message", "review stack of PR #7", "--policy-pack", "policy", "--exec-kind", "auto.local", "--stack", "pr-7"]
 
 
+CLUSTER_URN = "urn:pulumi:pr-7::disagg::disagg:aws:Cluster$eks:index:Cluster::pr-7-eks"
+
+
 def test_review_destroy_runs_teardown_around_destroy_then_removes_the_stack(project):
     events: list = []
-    cli = FakePulumi(events, stacks={"pr-7": {"disagg:cluster": "pr-7", "disagg:region": "eu-west-1"}})
+    cli = FakePulumi(events, stacks={"pr-7": {"disagg:cluster": "pr-7", "disagg:region": "eu-west-1"}}, protected={"pr-7": [CLUSTER_URN]})
     lifecycle(project, cli, events).review_destroy(7)
     steps = [e[0] if e[0] != "pulumi" else " ".join(e[1][:2]) for e in events]
-    assert steps == ["stack select", "stack tag", "pre-destroy", "destroy --skip-preview", "stack history", "sweep", "stack rm"]
+    assert steps == ["stack select", "stack tag", "pre-destroy", "state unprotect", "destroy --skip-preview", "stack history", "sweep", "stack rm"]
+    assert ["state", "unprotect", "--all", "--yes", "-s", "pr-7"] in cli.calls, "the documented contract, verbatim"
     assert ["destroy", "--skip-preview", "--yes", "--message", "teardown of pr-7", "--exec-kind", "auto.local", "--stack", "pr-7"] in cli.calls
     assert cli.calls[-1] == ["stack", "rm", "--yes", "pr-7"]
     assert not any("--show-secrets" in c for c in cli.calls), "destroy never asks the CLI to decrypt anything"
@@ -161,7 +165,7 @@ def test_failed_destroy_is_swept_and_retried(project):
     cli.fail["destroy"] = fail_first
     lifecycle(project, cli, events).review_destroy(7)
     steps = [e[0] if e[0] != "pulumi" else e[1][0] for e in events]
-    assert steps == ["stack", "stack", "pre-destroy", "destroy", "sweep", "destroy", "stack", "sweep", "stack"]
+    assert steps == ["stack", "stack", "pre-destroy", "state", "destroy", "sweep", "destroy", "stack", "sweep", "stack"]
     assert cli.calls[-1] == ["stack", "rm", "--yes", "pr-7"]
 
 
@@ -273,3 +277,68 @@ def test_janitor_touches_only_its_own_organization_and_uses_the_listed_names(pro
     entries = lifecycle(project, cli2, events2).janitor(NOW)
     assert [(e.stack, e.action) for e in entries] == [("other/pr-9", "destroyed")], "no org configured: the listed name"
     assert [c[-1] for c in cli2.calls if c[0] == "destroy"] == ["other/pr-9"]
+
+
+def test_protected_resources_would_stop_the_destroy_without_the_unprotect_step(project, monkeypatch):
+    events: list = []
+    cli = FakePulumi(events, stacks={"pr-7": {}}, protected={"pr-7": [CLUSTER_URN]})
+    lc = lifecycle(project, cli, events)
+    monkeypatch.setattr(lc, "unprotect", lambda ws, name, **kw: None)
+    with pytest.raises(Exception, match="because it is protected"):
+        lc.review_destroy(7)
+    assert not any(c[:2] == ["stack", "rm"] for c in cli.calls)
+
+
+def test_a_stack_without_state_has_nothing_to_unprotect(project):
+    events: list = []
+    cli = FakePulumi(events, stacks={"pr-7": {}}, empty={"pr-7"})
+    lifecycle(project, cli, events).review_destroy(7)
+    assert cli.calls[-1] == ["stack", "rm", "--yes", "pr-7"]
+
+
+def test_destroy_and_unprotect_refuse_a_long_lived_stack(project):
+    events: list = []
+    cli = FakePulumi(events, stacks={"prod": {}})
+    lc = lifecycle(project, cli, events)
+    with pytest.raises(ValueError, match="not an ephemeral stack"):
+        lc.destroy_stack("prod")
+    assert events == [], "refused before the in-cluster cleanup and before any CLI call"
+    with pytest.raises(ValueError, match="refusing to unprotect prod"):
+        lc.unprotect(lc.workspace(), "prod")
+    assert events == []
+
+
+def test_the_janitor_unprotects_each_stack_it_destroys(project):
+    events: list = []
+    old = (NOW - timedelta(hours=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cli = FakePulumi(events, stacks={"pr-1": {TAG_EXPIRES: old}, "pr-2": {TAG_EXPIRES: old}}, protected={"pr-1": [CLUSTER_URN], "pr-2": [CLUSTER_URN]})
+    entries = lifecycle(project, cli, events).janitor(NOW, 24)
+    assert {e.stack: e.action for e in entries} == {"pr-1": "destroyed", "pr-2": "destroyed"}
+    order = [c[:2] + [c[-1]] for c in cli.calls if c[0] in ("state", "destroy")]
+    assert order == [["state", "unprotect", "pr-1"], ["destroy", "--skip-preview", "pr-1"], ["state", "unprotect", "pr-2"], ["destroy", "--skip-preview", "pr-2"]]
+
+
+def test_ops_teardown_unprotect_runs_the_contract_and_asks_twice_for_long_lived_stacks(project, monkeypatch, capsys):
+    import ops.lifecycle as lifecycle_module
+    from ops.__main__ import main as ops_main
+
+    events: list = []
+    cli = FakePulumi(events, stacks={"pr-7": {}, "prod": {}})
+    real = lifecycle_module.LocalWorkspace
+    monkeypatch.setattr(lifecycle_module, "LocalWorkspace", lambda **kw: real(**{**kw, "pulumi_command": cli}))
+    assert ops_main(["teardown", "--phase", "unprotect", "--stack", "pr-7", "--work-dir", str(project)]) == 0
+    assert cli.calls == [["state", "unprotect", "--all", "--yes", "-s", "pr-7"]]
+    with pytest.raises(SystemExit, match="--confirm-stack prod"):
+        ops_main(["teardown", "--phase", "unprotect", "--stack", "prod", "--work-dir", str(project)])
+    assert len(cli.calls) == 1
+    assert ops_main(["teardown", "--phase", "unprotect", "--stack", "prod", "--confirm-stack", "prod", "--work-dir", str(project)]) == 0
+    assert cli.calls[-1] == ["state", "unprotect", "--all", "--yes", "-s", "prod"]
+    with pytest.raises(SystemExit, match="needs --cluster and --region"):
+        ops_main(["teardown", "--phase", "sweep", "--stack", "pr-7"])
+
+
+def test_review_stacks_can_be_created_with_a_kms_secrets_provider(project):
+    events: list = []
+    cli = FakePulumi(events)
+    lifecycle(project, cli, events, secrets_provider="awskms://alias/disagg-review").review_up(7, now=NOW)
+    assert ["stack", "init", "pr-7", "--secrets-provider", "awskms://alias/disagg-review"] in cli.calls

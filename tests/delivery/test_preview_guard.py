@@ -129,3 +129,81 @@ def test_deleting_the_cluster_or_the_provider_fails_like_a_replace():
     assert code == 1 and CLUSTER_URN in report and "(delete)" in report
     assert check(digest(step("delete", PROVIDER_URN, "pulumi:providers:kubernetes", state="oldState")))[0] == 1
     assert check(digest(step("delete", LWS_URN, "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet", state="oldState")))[0] == 0
+
+
+# ---- what is expensive to lose, on the real prod render's URNs ----------------------------------------------------
+
+
+def urn_of(rendered, rtype: str, name_end: str) -> str:
+    (rec,) = [r for r in rendered["prod"].records if r["type"] == rtype and r["name"].endswith(name_end)]
+    return rec["urn"]
+
+
+def plan(*entries: tuple[str, str | None, list[str]]) -> str:
+    """An update plan as `pulumi preview --save-plan` writes it (apitype.DeploymentPlanV1): a goal per resource the
+    program registers (none for a delete) and its planned steps, in order."""
+    plans = {}
+    for urn, rtype, ops in entries:
+        goal = {"type": rtype, "name": urn.rsplit("::", 1)[-1], "custom": True, "protect": True} if rtype else None
+        plans[urn] = {"goal": goal, "steps": ops, "state": {}}
+    return json.dumps({"manifest": {"time": "2026-11-22T00:00:00Z", "magic": "", "version": "v3.272.0"}, "config": {}, "resourcePlans": plans})
+
+
+REPLACE = ["create-replacement", "replace", "delete-replaced"]  # the plan of a create-before-delete replacement
+
+
+def test_a_plan_that_replaces_the_decode_node_group_fails(rendered):
+    decode = urn_of(rendered, "eks:index:ManagedNodeGroup", "-decode-ng")
+    assert "disagg:aws:GpuNodePool$eks:index:ManagedNodeGroup" in decode
+    lws = urn_of(rendered, "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet", "-decode")
+    text = plan((STACK, "pulumi:pulumi:Stack", ["same"]), (decode, "eks:index:ManagedNodeGroup", REPLACE), (lws, None, ["update"]))
+    code, report = check(text, stack="prod")
+    assert code == 1
+    assert f"GPU node group: {decode} (create-replacement)" in report and "p5 capacity" in report
+    assert "allow-replace" in report
+    assert check(text, stack="prod", allow=True)[0] == 0
+
+
+def test_the_system_node_group_and_ordinary_resources_may_be_replaced(rendered):
+    system = urn_of(rendered, "eks:index:ManagedNodeGroup", "-system-ng")
+    lt = urn_of(rendered, "aws:ec2/launchTemplate:LaunchTemplate", "-decode-lt")
+    code, report = check(plan((system, "eks:index:ManagedNodeGroup", REPLACE), (lt, "aws:ec2/launchTemplate:LaunchTemplate", REPLACE)))
+    assert code == 0, report
+
+
+@pytest.mark.parametrize(
+    "rtype, name_end, what",
+    [
+        ("aws:ec2/subnet:Subnet", "-private-us-east-1a", "subnet"),
+        ("aws:ec2/vpc:Vpc", "-vpc", "VPC"),
+        ("aws:kms/key:Key", "-secrets", "KMS key"),
+        ("eks:index:Cluster", "-eks", "EKS cluster"),
+        ("eks:index:ManagedNodeGroup", "-prefill-ng", "GPU node group"),
+    ],
+)
+def test_replacing_or_deleting_what_is_expensive_to_lose_fails(rendered, rtype, name_end, what):
+    urn = urn_of(rendered, rtype, name_end)
+    for text in (plan((urn, rtype, REPLACE)), plan((urn, None, ["delete"])), digest(step("replace", urn, rtype))):
+        code, report = check(text, stack="prod")
+        assert code == 1 and f"{what}: {urn}" in report, report
+
+
+def test_a_deleted_gpu_pool_is_known_by_its_urn_alone():
+    # A pool removed from the config: the plan has no goal for it, only the URN (and its node group child).
+    child = "urn:pulumi:prod::disagg::disagg:aws:GpuNodePool$eks:index:ManagedNodeGroup$aws:eks/nodeGroup:NodeGroup::prod-decode-ng"
+    found = violations(parse(plan((child, None, ["delete"]))))
+    assert [v.protected.what for v in found] == ["GPU node group"]
+
+
+def test_a_plan_without_resource_plans_or_of_another_shape_is_read_or_refused():
+    assert check(plan())[0] == 0, "an empty plan (nothing changes) is clean"
+    bad = json.dumps({"manifest": {}, "resourcePlans": ["not", "a", "map"]})
+    assert check(bad)[0] == 2
+
+
+def test_the_guard_knows_the_gpu_pool_component_by_its_real_type():
+    from components.nodepools import GPU_TYPE, SYSTEM_TYPE
+
+    from ops import preview_guard
+
+    assert preview_guard.GPU_POOL_TYPE == GPU_TYPE != SYSTEM_TYPE

@@ -83,6 +83,32 @@ def test_least_privilege_permissions(path):
             assert level in ("read", "none") or scope in allowed_writes, f"{path.name}:{name} asks for {scope}: {level}"
 
 
+PULUMI_RUNS = ("ops review-up", "ops review-destroy", "ops janitor")
+
+
+def runs_pulumi(step: dict) -> bool:
+    return (str(step.get("uses", "")).startswith("pulumi/actions@") and "command" in (step.get("with") or {})) or any(
+        c in run_code(step) for c in PULUMI_RUNS
+    )
+
+
+def test_no_static_pulumi_token_or_passphrase_and_pulumi_cloud_through_oidc():
+    for path in FILES:
+        text = path.read_text()
+        assert "PULUMI_ACCESS_TOKEN" not in text and "PULUMI_CONFIG_PASSPHRASE" not in text, path.name
+        for name, job in load(path.name)["jobs"].items():
+            order = steps(job)
+            pulumi_steps = [i for i, s in enumerate(order) if runs_pulumi(s)]
+            if not pulumi_steps:
+                continue
+            auth = [i for i, s in enumerate(order) if str(s.get("uses", "")).startswith("pulumi/auth-actions@")]
+            assert auth and auth[0] < pulumi_steps[0], f"{path.name}:{name}: the OIDC token exchange comes before Pulumi runs"
+            (a,) = [order[i] for i in auth]
+            assert a["if"] == "vars.PULUMI_ORG != ''" and a["with"]["organization"] == "${{ vars.PULUMI_ORG }}"
+            assert "requested-token-type" in a["with"], "auth-actions requires it (src/main.ts reads it with required: true)"
+            assert job["permissions"]["id-token"] == "write", f"{path.name}:{name}"
+
+
 def test_no_long_lived_aws_keys_and_no_refresh():
     for path in FILES:
         text = path.read_text()
@@ -133,16 +159,38 @@ def test_the_comment_workflow_never_runs_pr_code():
     assert "head.sha" in run and "RUN_HEAD_SHA" in run, "the PR number from the artifact is checked against the run's commit"
 
 
-def test_preview_runs_only_for_this_repository_with_comment_guard_and_policy():
+def run_code(step: dict) -> str:
+    """A step's shell code without comments."""
+    return "\n".join(ln.split("#", 1)[0] for ln in step.get("run", "").splitlines())
+
+
+def test_preview_runs_once_per_stack_saves_the_plan_guards_it_and_hands_it_on():
     wf = load("preview.yml")
     job = wf["jobs"]["preview"]
-    assert job["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    assert job["if"].startswith("github.event.pull_request.head.repo.full_name == github.repository &&")
+    assert "github.event.label.name == 'allow-replace'" in job["if"], "label events re-run it only for the guard's label"
     assert job["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    # One preview per stack: the pulumi/actions one (comment, policy pack, plan). No second `pulumi preview`.
     (pulumi,) = uses(job, "pulumi/actions")
     w = pulumi["with"]
     assert w["command"] == "preview" and w["comment-on-pr"] is True and w["refresh"] is False and w["policyPacks"] == "policy"
-    run = "\n".join(s.get("run", "") for s in steps(job))
-    assert "pulumi preview --stack" in run and "--json" in run and "-m ops guard" in run and "allow-replace" in str(job)
+    assert w["plan"] == "${{ steps.plan.outputs.dir }}/plan.json", "--save-plan"
+    assert not any("pulumi preview" in run_code(s) for s in steps(job))
+    names = [s.get("name", "") for s in steps(job)]
+    guard = next(s for s in steps(job) if "-m ops guard" in run_code(s))
+    assert '"$PLAN"' in run_code(guard) and guard["env"]["PLAN"] == w["plan"], "the guard reads the saved plan"
+    assert "allow-replace" in guard["env"]["ALLOW_REPLACE"]
+    (upload,) = uses(job, "actions/upload-artifact")
+    assert "if" not in upload, "only a plan that passed the preview, the policy pack and the guard is handed on"
+    assert names.index(pulumi["name"]) < names.index(guard["name"]) < names.index(upload["name"])
+    # The artifact name is the one the deploy looks for: the stack and the tree of the previewed commit.
+    from scripts.reviewed_plan import artifact_name
+
+    assert upload["with"]["name"] == artifact_name("${{ matrix.stack }}", "${{ steps.plan.outputs.tree }}")
+    assert "git rev-parse 'HEAD^{tree}'" in run_code(next(s for s in steps(job) if s.get("id") == "plan"))
+    assert upload["with"]["path"] == "${{ steps.plan.outputs.dir }}/"
+    meta = next(s for s in steps(job) if "scripts.reviewed_plan meta" in run_code(s))
+    assert '> "$DIR/meta.json"' in run_code(meta)
     assert job["permissions"] == {"contents": "read", "id-token": "write", "pull-requests": "write"}
 
 
@@ -153,15 +201,44 @@ def test_deploys_serialise_per_stack_and_never_cancel_an_update():
     assert dev["with"]["stack"] == "dev" and prod["with"]["stack"] == "prod" and prod["needs"] == "dev"
     assert dev["if"] == "github.ref == 'refs/heads/main'"
     up = load("pulumi-up.yml")
-    (job,) = up["jobs"].values()
+    assert set(up["jobs"]) == {"plan", "up"}
+    job = up["jobs"]["up"]
     assert job["concurrency"] == {"group": "pulumi-${{ inputs.stack }}", "cancel-in-progress": False}
+    assert up["jobs"]["plan"]["concurrency"]["cancel-in-progress"] is False, "a preview holds the stack lock on S3"
     assert job["environment"] == "${{ inputs.stack }}", "prod's required reviewers live on the prod environment"
     commands = [s["with"].get("command") for s in uses(job, "pulumi/actions")]
-    assert commands == [None, "up"]
-    (pulumi_up,) = [s for s in uses(job, "pulumi/actions") if s["with"].get("command") == "up"]
+    assert commands == ["up"]
+    (pulumi_up,) = uses(job, "pulumi/actions")
     assert pulumi_up["with"]["refresh"] is False and pulumi_up["with"]["policyPacks"] == "policy"
+    assert pulumi_up["with"]["plan"] == "${{ runner.temp }}/plan/plan.json", "pulumi up --plan: only what was reviewed"
     names = [s.get("name", "") for s in steps(job)]
-    assert names.index("Guard against replacing the cluster or the Kubernetes provider") < names.index("pulumi up")
+    fetch = next(s for s in steps(job) if "scripts.reviewed_plan fetch" in run_code(s))
+    assert "--out \"$RUNNER_TEMP/plan\"" in run_code(fetch) and "HEAD^{tree}" in run_code(fetch)
+    assert fetch["if"] == "${{ !inputs.fresh-preview }}", "without a plan from the PR the step fails: nothing is applied"
+    guard = next(s for s in steps(job) if "-m ops guard" in run_code(s))
+    assert '"$RUNNER_TEMP/plan/plan.json"' in run_code(guard) and "HEAD^{tree}" in run_code(guard)
+    assert names.index(fetch["name"]) < names.index(guard["name"]) < names.index(pulumi_up["name"])
+    assert job["permissions"]["actions"] == "read", "the plan is an artifact of another workflow run"
+    assert job["permissions"]["pull-requests"] == "read", "whether the PR still carries allow-replace"
+    assert "steps.reviewed.outputs.allow-replace == 'true'" in guard["env"]["ALLOW_REPLACE"]
+
+
+def test_a_fresh_plan_is_previewed_in_its_own_job_before_the_approval():
+    up = load("pulumi-up.yml")
+    plan, job = up["jobs"]["plan"], up["jobs"]["up"]
+    assert plan["if"] == "inputs.fresh-preview" and "environment" not in plan, "previewed before anyone approves"
+    assert job["needs"] == "plan" and "needs.plan.result == 'skipped'" in job["if"]
+    (preview,) = uses(plan, "pulumi/actions")
+    assert preview["with"]["command"] == "preview" and preview["with"]["plan"].endswith("/plan.json")
+    assert preview["with"]["comment-on-summary"] is True, "the reviewer reads it in the run before approving"
+    (upload,) = uses(plan, "actions/upload-artifact")
+    (download,) = uses(job, "actions/download-artifact")
+    assert download["with"]["name"] == upload["with"]["name"] and download["if"] == "inputs.fresh-preview"
+    deploy = load("deploy.yml")
+    assert deploy["on"]["workflow_dispatch"]["inputs"]["plan"]["options"] == ["reviewed", "fresh-preview"]
+    for name in ("dev", "prod"):
+        assert deploy["jobs"][name]["with"]["fresh-preview"] == "${{ github.event_name == 'workflow_dispatch' && inputs.plan == 'fresh-preview' }}"
+        assert deploy["jobs"][name]["permissions"]["actions"] == "read", "a caller's permissions cap the called workflow's"
 
 
 def test_review_stacks_serialise_per_pr_and_destroy_from_trusted_code():
@@ -217,6 +294,10 @@ ACTIONS: dict[str, tuple[str, str, frozenset[str]]] = {
         "disable-retry", "retry-max-attempts", "special-characters-workaround", "use-existing-credentials",
         "http-proxy", "no-proxy", "force-skip-oidc", "action-timeout-s", "custom-tags", "role-chaining", "aws-profile",
         "overwrite-aws-profile", "sts-endpoint",
+    })),
+    # https://github.com/pulumi/auth-actions/blob/141415910c3beb54e03b48e9057c204c97b956f2/action.yml
+    "pulumi/auth-actions": ("141415910c3beb54e03b48e9057c204c97b956f2", "v2.1.0", frozenset({
+        "organization", "requested-token-type", "scope", "token-expiration", "export-environment-variables", "cloud-url",
     })),
     # https://github.com/pulumi/actions/blob/8e5e406f4007fca908480587cb9893c07090f58d/action.yml
     "pulumi/actions": ("8e5e406f4007fca908480587cb9893c07090f58d", "v7.0.0", frozenset({
@@ -298,7 +379,7 @@ def test_reusable_workflow_calls_pass_only_declared_inputs_and_secrets():
         assert job["uses"] == "./.github/workflows/pulumi-up.yml"
         assert set(job.get("with") or {}) <= set(callee["inputs"]), name
         assert {k for k, v in callee["inputs"].items() if v.get("required")} <= set(job["with"]), name
-        assert set(job.get("secrets") or {}) <= set(callee["secrets"]), name
+        assert set(job.get("secrets") or {}) <= set(callee.get("secrets") or {}), name
 
 
 def test_deploys_never_create_a_stack():
@@ -312,3 +393,79 @@ def test_deploys_never_create_a_stack():
         for _, step, ref in all_steps(load(name)):
             if ref.startswith("pulumi/actions@"):
                 assert not (step.get("with") or {}).get("upsert"), name
+
+
+# ---- zizmor, CI's upstream CRDs, Dependabot -----------------------------------------------------------------------
+
+
+def zizmor() -> str | None:
+    local = Path(sys.executable).parent / "zizmor"
+    return str(local) if local.exists() else shutil.which("zizmor")
+
+
+@pytest.mark.skipif(zizmor() is None, reason="zizmor is not installed (pip install -r requirements-dev.txt)")
+def test_zizmor_finds_nothing_offline():
+    # --offline: only the audits that need no GitHub API (this machine reaches package registries only); CI's lint
+    # job runs the same command. Ignores are inline, each with its reason (`# zizmor: ignore[...] -- why`).
+    proc = subprocess.run([zizmor(), "--offline", "--no-progress", "--format", "plain", ".github"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for path in FILES:
+        for line in path.read_text().splitlines():
+            if "zizmor: ignore[" in line:
+                assert re.search(r"zizmor: ignore\[[a-z-]+\] -- \S", line), f"{path.name}: an ignore without its reason: {line.strip()}"
+
+
+@pytest.mark.skipif(zizmor() is None, reason="zizmor is not installed (pip install -r requirements-dev.txt)")
+def test_zizmor_would_catch_a_dangerous_workflow(tmp_path):
+    bad = tmp_path / ".github" / "workflows"
+    bad.mkdir(parents=True)
+    sha = ACTIONS["actions/checkout"][0]
+    (bad / "x.yml").write_text(
+        "on: pull_request_target\npermissions: {}\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        f"      - uses: actions/checkout@{sha} # v7.0.1\n        with:\n          ref: ${{{{ github.event.pull_request.head.sha }}}}\n"
+        "      - run: echo \"${{ github.event.pull_request.title }}\"\n"
+    )
+    proc = subprocess.run([zizmor(), "--offline", "--no-progress", str(tmp_path / ".github")], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "template-injection" in proc.stdout and "dangerous-triggers" in proc.stdout
+
+
+def test_ci_lints_workflows_with_actionlint_and_zizmor():
+    lint = load("ci.yml")["jobs"]["lint"]
+    code = "\n".join(run_code(s) for s in steps(lint))
+    assert "actionlint" in code and "zizmor --offline" in code and ".github" in code
+    assert re.search(r"^zizmor==\S+$", (ROOT / "requirements-dev.txt").read_text(), re.M), "installed from PyPI, pinned"
+
+
+def test_ci_fetches_the_upstream_crds_so_the_conformance_tests_never_skip():
+    job = load("ci.yml")["jobs"]["test"]
+    crd_dir = job["env"]["DISAGG_CRD_DIR"]
+    assert crd_dir.startswith("${{ github.workspace }}/"), "a job-level variable every step (and make test) sees"
+    order = steps(job)
+    fetch = next(i for i, s in enumerate(order) if "python -m scripts.fetch_crds" in run_code(s))
+    assert '--out "$DISAGG_CRD_DIR"' in run_code(order[fetch]), "the tests read the directory the script filled"
+    test = next(i for i, s in enumerate(order) if "make test" in run_code(s))
+    assert fetch < test
+    code = run_code(order[test])
+    # The skip reasons are printed (-rs) and a conformance skip fails the job; pipefail keeps make's own status.
+    assert "PYTEST_ADDOPTS=-rs" in code and "set -o pipefail" in code
+    assert re.search(r'grep -E "\^SKIPPED \.\*tests/conformance/"', code) and "exit 1" in code
+    # The skip that line looks for is the conformance test's own, so the check cannot go stale.
+    conformance = (ROOT / "tests" / "conformance" / "test_manifests.py").read_text()
+    assert "pytest.mark.skipif(not os.environ.get(CRD_ENV)" in conformance and 'CRD_ENV = "DISAGG_CRD_DIR"' in conformance
+    # Here, with only package registries reachable, .ci/run keeps using the shared reference copy.
+    assert "../shared/reference/crds" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_dependabot_watches_the_pinned_actions_and_every_requirements_file():
+    cfg = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())
+    assert cfg["version"] == 2
+    by_ecosystem = {u["package-ecosystem"]: u for u in cfg["updates"]}
+    assert by_ecosystem["github-actions"]["directory"] == "/"
+    pip_dirs = set(by_ecosystem["pip"]["directories"])
+    reqs = [*ROOT.glob("requirements*.txt"), *ROOT.glob("*/requirements*.txt")]
+    assert len(reqs) >= 3, reqs
+    for req in reqs:
+        where = "/" if req.parent == ROOT else "/" + req.parent.relative_to(ROOT).as_posix()
+        assert where in pip_dirs, f"{req.relative_to(ROOT)} is not watched by Dependabot"
+    for u in cfg["updates"]:
+        assert u["cooldown"]["default-days"] >= 3, "zizmor dependabot-cooldown: no same-day bumps"

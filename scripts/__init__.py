@@ -1,0 +1,1 @@
+"""Maintenance scripts, runnable as `python -m scripts.<name>` from the repository root."""
