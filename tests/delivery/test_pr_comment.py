@@ -182,7 +182,7 @@ def test_decode_replicas_4_to_6_shows_the_cost_the_gpus_and_the_packing_warning(
     assert "- `dev`: no change against base ($4.27/h, 2 GPUs on 4 nodes, 100% packing, policy ✅)." in body
     assert "| `dev` |" not in body and "### `dev`" not in body
     # The resource and manifest diff of prod follow.
-    assert "changed `eks:index:ManagedNodeGroup` prod-decode-ng (scalingConfig)" in body
+    assert "changed `aws:eks/nodeGroup:NodeGroup` prod-decode-ng (scalingConfig)" in body
     assert "-  replicas: 4\n+  replicas: 6" in body
     assert len(body) < pr_comment.MAX_CHARS
 

@@ -153,10 +153,10 @@ REPLACE = ["create-replacement", "replace", "delete-replaced"]  # the plan of a 
 
 
 def test_a_plan_that_replaces_the_decode_node_group_fails(rendered):
-    decode = urn_of(rendered, "eks:index:ManagedNodeGroup", "-decode-ng")
-    assert "disagg:aws:GpuNodePool$eks:index:ManagedNodeGroup" in decode
+    decode = urn_of(rendered, "aws:eks/nodeGroup:NodeGroup", "-decode-ng")
+    assert "disagg:aws:GpuNodePool$aws:eks/nodeGroup:NodeGroup" in decode
     lws = urn_of(rendered, "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet", "-decode")
-    text = plan((STACK, "pulumi:pulumi:Stack", ["same"]), (decode, "eks:index:ManagedNodeGroup", REPLACE), (lws, None, ["update"]))
+    text = plan((STACK, "pulumi:pulumi:Stack", ["same"]), (decode, "aws:eks/nodeGroup:NodeGroup", REPLACE), (lws, None, ["update"]))
     code, report = check(text, stack="prod")
     assert code == 1
     assert f"GPU node group: {decode} (create-replacement)" in report and "p5 capacity" in report
@@ -178,7 +178,7 @@ def test_the_system_node_group_and_ordinary_resources_may_be_replaced(rendered):
         ("aws:ec2/vpc:Vpc", "-vpc", "VPC"),
         ("aws:kms/key:Key", "-secrets", "KMS key"),
         ("eks:index:Cluster", "-eks", "EKS cluster"),
-        ("eks:index:ManagedNodeGroup", "-prefill-ng", "GPU node group"),
+        ("aws:eks/nodeGroup:NodeGroup", "-prefill-ng", "GPU node group"),
     ],
 )
 def test_replacing_or_deleting_what_is_expensive_to_lose_fails(rendered, rtype, name_end, what):
@@ -189,10 +189,14 @@ def test_replacing_or_deleting_what_is_expensive_to_lose_fails(rendered, rtype, 
 
 
 def test_a_deleted_gpu_pool_is_known_by_its_urn_alone():
-    # A pool removed from the config: the plan has no goal for it, only the URN (and its node group child).
-    child = "urn:pulumi:prod::disagg::disagg:aws:GpuNodePool$eks:index:ManagedNodeGroup$aws:eks/nodeGroup:NodeGroup::prod-decode-ng"
-    found = violations(parse(plan((child, None, ["delete"]))))
-    assert [v.protected.what for v in found] == ["GPU node group"]
+    # A pool removed from the config: the plan has no goal for it, only the URN. Today's node group sits right under
+    # the pool; a stack deployed before the switch from pulumi-eks still has it as the ManagedNodeGroup's child.
+    for child in (
+        "urn:pulumi:prod::disagg::disagg:aws:GpuNodePool$aws:eks/nodeGroup:NodeGroup::prod-decode-ng",
+        "urn:pulumi:prod::disagg::disagg:aws:GpuNodePool$eks:index:ManagedNodeGroup$aws:eks/nodeGroup:NodeGroup::prod-decode-ng",
+    ):
+        found = violations(parse(plan((child, None, ["delete"]))))
+        assert [v.protected.what for v in found] == ["GPU node group"]
 
 
 def test_a_plan_without_resource_plans_or_of_another_shape_is_read_or_refused():
