@@ -398,6 +398,13 @@ CATALOG: dict[str, ModelArch] = {
             layers=126, hidden=16384, heads=128, kv_heads=8, head_dim=128, ffn=53248, vocab=128256, max_position=131072,
         ),
         _entry(
+            "qwen3-8b", "Qwen3-8B",
+            f"{_HF}/Qwen/Qwen3-8B/blob/main/config.json",
+            _aic("Qwen--Qwen3-8B_config.json"),
+            {"Qwen/Qwen3-8B": "bf16", "Qwen/Qwen3-8B-FP8": "fp8_block"},
+            layers=36, hidden=4096, heads=32, kv_heads=8, head_dim=128, ffn=12288, vocab=151936, max_position=40960,
+        ),
+        _entry(
             "qwen3-32b", "Qwen3-32B",
             f"{_HF}/Qwen/Qwen3-32B/blob/main/config.json",
             _aic("Qwen--Qwen3-32B_config.json"),

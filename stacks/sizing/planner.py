@@ -190,7 +190,8 @@ def _layouts(sc: Scenario, it: InstanceType, role: str) -> list[tuple[int, int]]
     single = [(t, 1) for t in (1, 2, 4, 8) if t <= g and g % t == 0]
     if any(_fits(sc, it, t, 1) for t, _ in single):
         return single
-    return [((g * n, 1) if role == "decode" else (g, n)) for n in (2, 3, 4)]
+    # Still listed so the refusals say why one node is not enough.
+    return single + [((g * n, 1) if role == "decode" else (g, n)) for n in (2, 3, 4)]
 
 
 def _fits(sc: Scenario, it: InstanceType, tp: int, pp: int) -> bool:
@@ -416,18 +417,20 @@ def plan(sc: Scenario, cal: Calibration | None = None) -> PlanResult:
     if sc.rate is not None:
         result = _plan_at(cal, sc, instances, sc.rate, refused)
     else:
-        # Closed loop: the rate a concurrency produces depends on the latencies; start at the SLOs, re-plan at the
-        # rate the best layout's latencies give (Little's law, rate = concurrency / request time), until stable.
+        # Closed loop: the rate a concurrency produces depends on the latencies (Little's law: rate = concurrency /
+        # request time). Start at the rate the SLOs would give and raise it while the best layout's own latencies
+        # imply more: the final layout is sized for at least the rate it will see (a faster layout only makes its
+        # clients send more, which its sizing already covers).
         rate = sc.concurrency / ((sc.ttft_ms + sc.osl * sc.itl_ms) / 1e3)
         result = _plan_at(cal, sc, instances, rate, list(refused))
-        for _ in range(4):
+        for _ in range(12):
             best = result.best
             if best is None:
                 break
-            new = sc.concurrency / ((_mean_ttft(best) + sc.osl * _mean_itl(best)) / 1e3)
-            if abs(new - rate) < 0.02 * rate:
+            implied = sc.concurrency / ((_mean_ttft(best) + sc.osl * _mean_itl(best)) / 1e3)
+            if implied <= rate * 1.02:
                 break
-            rate = new
+            rate = implied
             result = _plan_at(cal, sc, instances, rate, list(refused))
     result.seconds = time.perf_counter() - t0
     return result
