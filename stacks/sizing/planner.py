@@ -243,6 +243,23 @@ def _nodes_for(it: InstanceType, gpus_per_replica: int, replicas: int) -> tuple[
 # --- sizing one role ---------------------------------------------------------------------------------------------
 
 
+def _fewest(start: int, meets) -> int | None:
+    """Smallest replica count >= `start` for which `meets(n)` holds (more replicas never hurt): step up ~12% at a
+    time, then bisect back to the smallest; None beyond MAX_REPLICAS."""
+    lo, n = max(1, start) - 1, max(1, start)
+    while not meets(n):
+        lo, n = n, n + max(1, n // 8)
+        if n > MAX_REPLICAS:
+            return None
+    while n - lo > 1:
+        mid = (lo + n) // 2
+        if meets(mid):
+            n = mid
+        else:
+            lo = mid
+    return n
+
+
 def _size_decode(cal: Calibration, sc: Scenario, it: InstanceType, tp: int, rate: float, refused: list[str]) -> RoleLayout | None:
     shape = _shape(sc, it, tp)
     try:
@@ -257,18 +274,18 @@ def _size_decode(cal: Calibration, sc: Scenario, it: InstanceType, tp: int, rate
     if single > sc.itl_ms:
         refused.append(f"decode TP{tp} on {it.name}: even one sequence decodes at {single:.1f} ms/token > ITL SLO {sc.itl_ms:g} ms")
         return None
-    # Fewest replicas: start from the throughput bound, step up until ITL at the percentile meets the SLO.
-    n = 1
+    # Fewest replicas: from the throughput bound up, until ITL at the percentile meets the SLO.
+    start = 1
     best_b = _max_batch_at_itl(cal, shape, fit, sc)
     if best_b:
-        n = max(1, math.ceil(rate * sc.osl * perf.decode_step_ms(cal, shape, best_b, sc.isl + sc.osl / 2) / 1e3 / best_b))
-    point = None
-    while n <= MAX_REPLICAS:
+        start = math.ceil(rate * sc.osl * perf.decode_step_ms(cal, shape, best_b, sc.isl + sc.osl / 2) / 1e3 / best_b)
+
+    def meets(n: int) -> bool:
         point = serving.decode_point(cal, shape, fit, sc.isl, sc.osl, rate, n, sc.percentile)
-        if point.feasible and point.itl_p_ms <= sc.itl_ms:
-            break
-        n += max(1, n // 8)
-    if point is None or n > MAX_REPLICAS:
+        return point.feasible and point.itl_p_ms <= sc.itl_ms
+
+    n = _fewest(start, meets)
+    if n is None:
         refused.append(f"decode TP{tp} on {it.name}: no replica count up to {MAX_REPLICAS} meets ITL {sc.itl_ms:g} ms")
         return None
     nodes, filled = _nodes_for(it, shape.gpus, n)
@@ -311,14 +328,11 @@ def _size_prefill(
             "TTFT budget left after KV transfer and the first decode step"
         )
         return None
-    n = max(1, math.ceil(rate / alone.capacity_rps))
-    point = None
-    while n <= MAX_REPLICAS:
-        point = serving.prefill_point(cal, shape, sc.isl, rate, n, sc.percentile, sc.isl_tail)
-        if point.ttft_p_ms <= budget_ms:
-            break
-        n += 1
-    if point is None or n > MAX_REPLICAS:
+    n = _fewest(
+        math.ceil(rate / alone.capacity_rps),
+        lambda n: serving.prefill_point(cal, shape, sc.isl, rate, n, sc.percentile, sc.isl_tail).ttft_p_ms <= budget_ms,
+    )
+    if n is None:
         refused.append(f"prefill TP{tp}xPP{pp} on {it.name}: no replica count up to {MAX_REPLICAS} meets TTFT")
         return None
     nodes, filled = _nodes_for(it, shape.gpus, n)
@@ -354,14 +368,12 @@ def _size_agg_at(
     except perf.Infeasible as exc:
         refused.append(f"aggregated TP{tp}xPP{pp} on {it.name}: {exc}")
         return None
-    n = 1
-    point = None
-    while n <= MAX_REPLICAS:
+    def meets(n: int) -> bool:
         point = serving.agg_point(cal, shape, fit, sc.isl, sc.osl, rate, n, sc.percentile)
-        if point.feasible and point.ttft_p_ms <= sc.ttft_ms and point.itl_p_ms <= sc.itl_ms:
-            break
-        n += max(1, n // 8)
-    if point is None or n > MAX_REPLICAS:
+        return point.feasible and point.ttft_p_ms <= sc.ttft_ms and point.itl_p_ms <= sc.itl_ms
+
+    n = _fewest(1, meets)
+    if n is None:
         refused.append(f"aggregated TP{tp}xPP{pp} (budget {budget}) on {it.name}: no replica count up to {MAX_REPLICAS} meets both SLOs")
         return None
     nodes, filled = _nodes_for(it, shape.gpus, n)
