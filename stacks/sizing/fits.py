@@ -28,7 +28,6 @@ FEATURES_VERSION = "v1"
 # Kimi, GLM, MiniMax checkpoints; DeepGEMM/FlashInfer/CUTLASS block kernels).
 GEMM_DTYPES = ("bf16", "fp8", "fp8_block")
 GEMM_WEIGHT_BYTES = {"bf16": 2.0, "fp8": 1.0, "fp8_block": 1.0}
-KV_DTYPES = ("bf16", "fp8")
 KV_BYTES = {"bf16": 2.0, "fp8": 1.0}
 
 # Ranges of the measured tables (the correction is evaluated on shapes clamped into them).

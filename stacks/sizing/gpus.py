@@ -50,11 +50,6 @@ GPUS: dict[str, GpuSpec] = {
 SYSTEMS: dict[str, str] = {spec.system: key for key, spec in GPUS.items() if spec.system}
 
 
-def gpu_for_model(gpu_model: str) -> GpuSpec | None:
-    """Spec for a catalog `gpu_model` ("H100"), or None when this table has no calibrated entry for it."""
-    return next((g for g in GPUS.values() if g.catalog_model == gpu_model), None)
-
-
 def gpu_for_system(system: str) -> GpuSpec | None:
     key = SYSTEMS.get(system)
     return GPUS[key] if key else None

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from stacks.sizing.fits import Calibration
-from stacks.sizing.gpus import GPUS, GpuSpec
+from stacks.sizing.gpus import GpuSpec
 from stacks.sizing.models import ModelArch
 
 GIB = 2**30
@@ -447,15 +447,3 @@ def prefill_ms(cal: Calibration, shape: Shape, isl: int, batch: int = 1, overhea
     """Forward time to prefill `batch` prompts of `isl` tokens together (chunked under the pass budget), no queueing
     and no request overhead (serving.py adds those)."""
     return _prefill_ms(cal, shape, int(isl), int(batch), overheads)
-
-
-def prefill_throughput_tok_s(cal: Calibration, shape: Shape, isl: int) -> float:
-    """Prompt tokens per second a saturated prefill replica sustains (as many prompts per pass as the budget takes)."""
-    batch = max(1, shape.max_batched_tokens // max(isl, 1))
-    return batch * isl / (prefill_ms(cal, shape, isl, batch) / 1e3)
-
-
-def gpu_spec(system: str) -> GpuSpec:
-    from stacks.sizing.gpus import SYSTEMS
-
-    return GPUS[SYSTEMS[system]]
