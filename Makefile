@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 
-.PHONY: help venv render render-all lint test docs bench checkov clean
+.PHONY: help venv render render-all lint test docs bench checkov clean sizing-plan sizing-calibrate bench-sizing
 
 ## List the targets with what they do (this text).
 help:
@@ -46,6 +46,25 @@ docs: venv
 ## Render-time benchmark (prints figures).
 bench: venv
 	$(PY) benchmarks/render_bench.py
+
+## Sizing planner (docs/sizing.md): make sizing-plan ARGS="--model <id> --instance p5.48xlarge --isl 4096 --osl 512 ..."
+sizing-plan: venv
+	$(PY) -m stacks.sizing plan $(ARGS)
+
+# Calibration and its benchmark read the Parquet tables in ../shared: numpy/pandas/pyarrow live in their own venv.
+SIZING_VENV ?= .venv-sizing
+$(SIZING_VENV)/.installed: requirements.txt requirements-sizing.txt
+	$(PYTHON) -m venv $(SIZING_VENV)
+	$(SIZING_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-sizing.txt
+	touch $@
+
+## Re-derive stacks/sizing/data/calibration.json from ../shared/reference/data (commit the result).
+sizing-calibrate: $(SIZING_VENV)/.installed
+	$(SIZING_VENV)/bin/python -m stacks.sizing.calibrate
+
+## Sizing-model accuracy and search-time figures (prints, asserts nothing).
+bench-sizing: $(SIZING_VENV)/.installed
+	$(SIZING_VENV)/bin/python benchmarks/sizing_bench.py
 
 ## Remove build/ and the pytest cache (the virtualenvs stay).
 clean:

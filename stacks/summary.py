@@ -7,6 +7,7 @@ from typing import Any
 
 from stacks.config.stack import StackConfig
 from stacks.plan import plan
+from stacks.sizing import report as sizing
 
 MAX_DIAGRAM_NODES = 8  # per pool; larger pools are drawn as one box so the diagram stays readable
 
@@ -99,6 +100,7 @@ def summary_json(
         "cost_breakdown_usd_per_hour": p.cost_breakdown,
         "price_notes": price_notes(cfg),
         "deploy_check_warnings": list(deploy_warnings or []),
+        "sizing": sizing.role_sizing(cfg),
         "resource_count": len(records),
         "resource_types": dict(sorted(Counter(r["type"] for r in records).items())),
         "manifest_count": len(manifests),
@@ -147,7 +149,8 @@ def summary_md(s: dict[str, Any]) -> str:
             f"{r['nodes_per_replica']} | {r['gpus_per_pod']} | {r['efa_per_pod']} | {r['pods_per_node']} | "
             f"{r['gpus_requested']} / {r['gpus_provisioned']} | {_pct(r['gpu_packing'])} |"
         )
-    lines += ["", "## Cost per hour (On-Demand list prices)", "", "| item | $/h |", "|---|---|"]
+    lines += ["", *sizing.markdown(s["sizing"])]
+    lines += ["## Cost per hour (On-Demand list prices)", "", "| item | $/h |", "|---|---|"]
     for item, usd in s["cost_breakdown_usd_per_hour"].items():
         lines.append(f"| {item} | {usd:,.2f} |")
     lines.append(f"| **total** | **{s['hourly_cost_usd']:,.2f}** |")

@@ -24,9 +24,37 @@ BYTES_PER_PARAM: dict[str, float] = {
 class ModelConfig(Model):
     id: str = Field(description="Hugging Face model id, e.g. `nvidia/Llama-3.3-70B-Instruct-FP8`.")
     served_name: str | None = Field(None, description="Name clients send in `model`. Default: the model id.")
-    parameters_billions: PositiveFloat = Field(description="Parameter count in billions (for the memory check and sizing).")
+    parameters_billions: PositiveFloat | None = Field(
+        None,
+        description=(
+            "Parameter count in billions (for the memory check and sizing). Default: the count of `id` in the sizing "
+            "model catalog (`python -m stacks.sizing models`); required for a model the catalog does not list."
+        ),
+    )
     weight_dtype: WeightDtype = Field(description="Dtype of the weights as loaded: fp32, bf16, fp16, fp8, int8, int4 or fp4.")
     max_model_len: PositiveInt | None = Field(None, description="Maximum context length passed to the engine. Default: the model's own.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _catalog_parameters(cls, data):
+        # The one place an omitted parameter count is resolved, so every reader sees a number. The catalog module
+        # is pure data (no planner, no third-party imports): safe on the Pulumi program's path.
+        if not isinstance(data, dict) or data.get("parametersBillions", data.get("parameters_billions")) is not None:
+            return data
+        model_id = data.get("id")
+        if not isinstance(model_id, str):
+            return data  # the id's own error is reported
+        from stacks.sizing.models import known_models, lookup
+
+        arch = lookup(model_id)
+        if arch is None:
+            raise FixableError(
+                f"parametersBillions is not set and {model_id!r} is not in the sizing model catalog",
+                f"set serving.model.parametersBillions, or use a catalogued id ({', '.join(known_models()[:6])}, ... see "
+                "`python -m stacks.sizing models`)",
+                field="parametersBillions",
+            )
+        return {**data, "parametersBillions": round(arch.params_billions, 2)}
 
 
 class EngineConfig(Model):

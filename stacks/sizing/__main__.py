@@ -1,0 +1,5 @@
+import sys
+
+from stacks.sizing.cli import main
+
+sys.exit(main())
