@@ -134,9 +134,12 @@ def test_grove_domains_are_unique_valid_and_include_block():
 def test_objects_of_the_default_stack():
     cfg = cfg_of()
     objs = {o.key: o for o in platform_objects(cfg, enabled(cfg))}
-    assert set(objs) == {"queue-parent", "queue-serving", "topology"}
-    assert {o.release for o in objs.values()} == {"kai-scheduler"}
+    kai_pdbs = {f"pdb-{app}" for app in ("kai-operator", "binder", "podgroup-controller", "queue-controller")}
+    assert set(objs) == {"queue-parent", "queue-serving", "topology", "pdb-lws", *kai_pdbs}
+    assert {objs[k].release for k in ("queue-parent", "queue-serving", "topology", *kai_pdbs)} == {"kai-scheduler"}
     assert objs["queue-serving"].after == ("queue-parent",)
+    # Every KAI custom resource waits for KAI's webhook-readiness gate.
+    assert {objs[k].gate for k in ("queue-parent", "queue-serving", "topology")} == {"kai-scheduler"}
 
 
 def test_grove_adds_its_binding_after_the_kai_topology():
