@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 
-.PHONY: venv render render-all lint test docs bench checkov clean
+.PHONY: venv render render-all lint test docs bench critical-path checkov clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ docs: venv
 ## Render-time benchmark (prints figures).
 bench: venv
 	$(PY) benchmarks/render_bench.py
+
+## Critical path of a first `pulumi up` of prod, from the render's dependency graph (prints the chain).
+critical-path: venv
+	$(PY) benchmarks/critical_path.py
 
 clean:
 	rm -rf build .pytest_cache

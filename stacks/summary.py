@@ -73,9 +73,21 @@ def summary_json(cfg: StackConfig, records: list[dict[str, Any]], manifests: dic
         "gpu_packing": p.gpu_packing,
         "hourly_cost_usd": p.hourly_cost_usd,
         "cost_breakdown_usd_per_hour": p.cost_breakdown,
+        "observability": _observability(cfg),
         "resource_count": len(records),
         "resource_types": dict(sorted(Counter(r["type"] for r in records).items())),
         "manifest_count": len(manifests),
+    }
+
+
+def _observability(cfg: StackConfig) -> dict[str, Any]:
+    from components.builders.observability import dashboard_titles, rule_groups
+
+    mon = cfg.platform.monitoring
+    return {
+        "dashboards": [{"uid": uid, "title": title} for uid, title in dashboard_titles(cfg)],
+        "alerts": [r["alert"] for g in rule_groups(cfg) for r in g["rules"]] if mon.enabled and mon.alerts else [],
+        "amp": mon.enabled and mon.amp.enabled,
     }
 
 
@@ -132,6 +144,22 @@ def summary_md(s: dict[str, Any]) -> str:
             f"Pools {', '.join(reserved)} run on reserved capacity (a capacity reservation or a Capacity Block), billed at "
             "the reservation's own rate for its whole term whether nodes run or not; the figures above are On-Demand list prices.",
         ]
+    obs = s.get("observability") or {}
+    if obs.get("dashboards") or obs.get("alerts"):
+        lines += ["", "## Dashboards and alerts", ""]
+        if obs.get("dashboards"):
+            lines += [
+                "Grafana (folder `disagg`): `kubectl -n monitoring port-forward svc/kube-prometheus-stack-grafana 3000:80`, "
+                "user `admin`, password `pulumi stack output grafanaAdminPassword --show-secrets`.",
+                "",
+                "| dashboard | uid |",
+                "|---|---|",
+                *[f"| {d['title']} | `{d['uid']}` |" for d in obs["dashboards"]],
+            ]
+        if obs.get("alerts"):
+            lines += ["", f"Alert rules (PrometheusRule `monitoring/disagg`): {', '.join(f'`{a}`' for a in obs['alerts'])}."]
+        if obs.get("amp"):
+            lines += ["", "Metrics are remote-written to Amazon Managed Service for Prometheus (stack output `ampWorkspaceId`)."]
     lines += ["", "## Pools, nodes and pods", "", "```mermaid", *_diagram(s), "```", ""]
     lines += ["## Resources by type", "", "| type | count |", "|---|---|"]
     lines += [f"| `{t}` | {n} |" for t, n in s["resource_types"].items()]

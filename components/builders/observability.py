@@ -102,7 +102,6 @@ METRIC_SOURCES: dict[str, str] = {
     "kai_queue_deserved_gpus": f"{_KAI} pkg/queuecontroller/metrics/metrics.go",
     "kai_e2e_scheduling_latency_milliseconds": f"{_KAI} pkg/scheduler/metrics/metrics.go",
     "controller_runtime_reconcile_errors_total": f"{_CR} pkg/internal/controller/metrics/metrics.go",
-    "controller_runtime_reconcile_total": f"{_CR} pkg/internal/controller/metrics/metrics.go",
     "controller_runtime_webhook_requests_total": f"{_CR} pkg/webhook/internal/metrics/metrics.go",
     "workqueue_depth": f"{_CR} pkg/metrics/workqueue.go",
     "leader_election_master_status": f"{_CR} pkg/metrics/leaderelection.go",

@@ -278,3 +278,38 @@ def test_load_balancer_controller_waits_for_its_pod_identity(rendered):
     values = lbc["inputs"]["values"]
     assert values["serviceAccount"]["name"] == "aws-load-balancer-controller"
     assert values["vpcId"].startswith("vpc-") and values["clusterName"] == r.summary["cluster_name"]
+
+
+def test_summary_lists_the_dashboards_and_alerts(rendered):
+    r = rendered["prod"]
+    obs = r.summary["observability"]
+    assert [d["uid"] for d in obs["dashboards"]] == [
+        "disagg-engines", "disagg-kv-transfer", "disagg-router", "disagg-gpus", "disagg-efa", "disagg-controllers",
+    ]
+    md = (r.out / "summary.md").read_text()
+    assert "## Dashboards and alerts" in md and "disagg / NIXL KV transfer" in md and "`KvTransferNotOnEfa`" in md
+    configmaps = {m["metadata"]["name"] for m in manifests_of_kind(r, "ConfigMap") if m["metadata"]["labels"].get("grafana_dashboard") == "1"}
+    assert configmaps == {f"dashboard-{d['uid']}" for d in obs["dashboards"]}
+
+
+def test_grafana_admin_password_is_generated_and_secret(rendered):
+    r = rendered["prod"]
+    assert "grafanaAdminPassword" in r.outputs and r.outputs["grafanaAdminPassword"] == "[secret]"
+    (pw,) = r.of_type("random:index/randomPassword:RandomPassword")
+    kps = releases(r)["kube-prometheus-stack"]
+    assert pw["urn"] in kps["dependencies"]
+    assert kps["inputs"]["values"]["grafana"]["adminPassword"] == "[secret]"
+    assert kps["inputs"]["values"]["grafana"]["enabled"] is True
+
+
+def test_amp_remote_write_through_pod_identity(rendered):
+    r = rendered["network-operator"]
+    (ws,) = r.of_type("aws:amp/workspace:Workspace")
+    kps = releases(r)["kube-prometheus-stack"]
+    (rw,) = kps["inputs"]["values"]["prometheus"]["prometheusSpec"]["remoteWrite"]
+    assert rw["url"].endswith("/api/v1/remote_write") and ws["id"] in rw["url"] and rw["sigv4"] == {"region": "us-east-1"}
+    assoc = [a for a in r.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation") if a["inputs"]["serviceAccount"] == "kube-prometheus-stack-prometheus"]
+    assert len(assoc) == 1 and assoc[0]["inputs"]["namespace"] == "monitoring" and assoc[0]["urn"] in kps["dependencies"]
+    attach = [a for a in r.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if "AmazonPrometheusRemoteWriteAccess" in a["inputs"]["policyArn"]]
+    assert len(attach) == 1
+    assert "remoteWrite" not in releases(rendered["prod"])["kube-prometheus-stack"]["inputs"]["values"]["prometheus"]["prometheusSpec"]
