@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 
-.PHONY: help venv render render-all lint test docs bench checkov clean sizing-plan sizing-calibrate bench-sizing
+.PHONY: help venv render render-all lint test docs bench critical-path checkov clean sizing-plan sizing-calibrate bench-sizing
 
 ## List the targets with what they do (this text).
 help:
@@ -65,6 +65,10 @@ sizing-calibrate: $(SIZING_VENV)/.installed
 ## Sizing-model accuracy and search-time figures (prints, asserts nothing).
 bench-sizing: $(SIZING_VENV)/.installed
 	$(SIZING_VENV)/bin/python benchmarks/sizing_bench.py
+
+## Critical path of a first `pulumi up` of prod, from the render's dependency graph (prints the chain).
+critical-path: venv
+	$(PY) benchmarks/critical_path.py
 
 ## Remove build/ and the pytest cache (the virtualenvs stay).
 clean:

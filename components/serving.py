@@ -56,6 +56,7 @@ def platform_facts(cfg: StackConfig, platform: Any) -> PlatformFacts:
         prometheus_url=get("prometheus_url", d.prometheus_url),
         monitoring_namespace=get("monitoring_namespace", d.monitoring_namespace),
         monitoring_release_label=get("monitoring_release_label", d.monitoring_release_label),
+        packs=dict(get("topology_packs", d.packs)),
     )
 
 

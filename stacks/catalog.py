@@ -57,6 +57,17 @@ _PRICE_SNAPSHOT = (
 )
 _PRICE_DATE = "2026-07-20"
 
+# Which types carry the EKS network topology labels, and how many layers. EKS's cloud controller calls
+# ec2:DescribeInstanceTopology for each node and writes one label per returned network node,
+# topology.k8s.aws/network-node-layer-<i> (kubernetes/cloud-provider-aws pkg/providers/v1/instances_v2.go
+# getAdditionalLabels); types the API does not cover get none. The EC2 list (read 2026-08 through a verbatim quote,
+# the page itself was not reachable offline): 3 network nodes for p3dn, p4d, p4de, p5, p5e, p5en, p6e-gb200, every
+# g6e and g7e size, hpc6a/6id/7a/7g/8a, trn1, trn1n, trn2, trn2u; 4 for p6-b200 and p6-b300. g5 is not listed.
+TOPOLOGY_SOURCE = (
+    "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-instance-topology-prerequisites.html (Instance types: "
+    "number of network nodes returned) + kubernetes/cloud-provider-aws pkg/providers/v1/instances_v2.go"
+)
+
 # AWS publishes no On-Demand price for p5e.48xlarge in any region of the Price List snapshot above (nor in any
 # earlier revision of that file): P5e is sold through EC2 Capacity Blocks for ML / capacity reservations
 # (https://aws.amazon.com/ec2/capacityblocks/pricing/ lists it in US East (Ohio)). The catalog therefore carries the
@@ -91,6 +102,9 @@ class InstanceType:
     price_region: str = PRICE_REGION  # the region the price is published for
     price_estimate: bool = False  # True: not a published price of this type (a stand-in)
     primary_card_efa: bool = True  # network card 0 supports EFA (False: ENA-only card 0, EFA on cards 1..N)
+    # Layers of the AWS network topology this type reports (DescribeInstanceTopology NetworkNodes), which EKS puts on
+    # the node as topology.k8s.aws/network-node-layer-1..N; 0 = the type gets no such labels (TOPOLOGY_SOURCE).
+    network_topology_layers: int = 0
 
     def __post_init__(self) -> None:
         # A catalog entry that contradicts itself would silently mis-size pods and NIC layouts downstream.
@@ -103,6 +117,8 @@ class InstanceType:
             problems.append("vcpus, memory_gib, network_cards and max_pods must be positive")
         if (self.nvme_disks == 0) != (self.nvme_gb == 0):
             problems.append("nvme_disks and nvme_gb must be both zero or both positive")
+        if self.network_topology_layers not in (0, 3, 4):
+            problems.append("network_topology_layers must be 0 (no topology labels), 3 or 4")
         if self.on_demand_usd_per_hour <= 0:
             problems.append("on_demand_usd_per_hour must be positive")
         if not self.price_source.strip() or not self.spec_source.strip():
@@ -154,6 +170,7 @@ def _entry(
     price_estimate: bool = False,
     primary_card_efa: bool = True,
     spec_note: str = "",
+    topology_layers: int = 0,
 ) -> InstanceType:
     """The table below is written in the units of its sources (MiB); the conversion to GiB happens only here."""
     spec = _SPEC_KARPENTER + ("; " + _SPEC_DISKS if nvme_disks else "") + ("; " + spec_note if spec_note else "")
@@ -172,58 +189,59 @@ def _entry(
         on_demand_usd_per_hour=price,
         price_source=price_source,
         price_date=_PRICE_DATE,
-        spec_source=spec,
+        spec_source=spec + ("; network topology layers: " + TOPOLOGY_SOURCE if topology_layers else ""),
         price_region=PRICE_REGION,
         price_estimate=price_estimate,
         primary_card_efa=primary_card_efa,
+        network_topology_layers=topology_layers,
     )
 
 
 _ENTRIES = (
     # --- P: NVSwitch GPU types with EFA on every network card (the disaggregated-serving targets) ---------------------
     _entry("p5.48xlarge", gpus=8, gpu_model="H100", gpu_mib=81920, vcpus=192, memory_mib=2097152,
-           efa=32, cards=32, nvme_disks=8, nvme_gb=30400, max_pods=100, price=55.04),
+           efa=32, cards=32, nvme_disks=8, nvme_gb=30400, max_pods=100, price=55.04, topology_layers=3),
     _entry("p5e.48xlarge", gpus=8, gpu_model="H200", gpu_mib=144384, vcpus=192, memory_mib=2097152,
            efa=32, cards=32, nvme_disks=8, nvme_gb=30400, max_pods=100, price=_P5E_STAND_IN,
-           price_source=_P5E_PRICE_SOURCE, price_estimate=True),
+           price_source=_P5E_PRICE_SOURCE, price_estimate=True, topology_layers=3),
     # p5en: Intel host, same 3200 Gbps over half the network cards of p5/p5e (16 instead of 32), so half the EFA NICs.
     _entry("p5en.48xlarge", gpus=8, gpu_model="H200", gpu_mib=144384, vcpus=192, memory_mib=2097152,
            efa=16, cards=16, nvme_disks=8, nvme_gb=30400, max_pods=198, price=63.296,
-           spec_note="p5en disk count 8 not confirmed offline per disk (30400 GB total = 8 x 3800 GB as on p5/p5e)"),
+           spec_note="p5en disk count 8 not confirmed offline per disk (30400 GB total = 8 x 3800 GB as on p5/p5e)", topology_layers=3),
     # p6-b200: 8 x B200 (183359 MiB each), Intel host, 3200 Gbps over 8 network cards with one EFA each (so 1 EFA per
     # GPU, not 4 as on p5), 4 ENIs on card 0 -> 4 x (50 - 1) + 2 = 198 pods.
     _entry("p6-b200.48xlarge", gpus=8, gpu_model="B200", gpu_mib=183359, vcpus=192, memory_mib=2097152,
            efa=8, cards=8, nvme_disks=8, nvme_gb=30400, max_pods=198, price=113.9328,
-           spec_note="disk layout 8 x 3800 GB also in moto 5.2.5's recorded DescribeInstanceTypes"),
+           spec_note="disk layout 8 x 3800 GB also in moto 5.2.5's recorded DescribeInstanceTypes", topology_layers=4),
     # p6-b300: 8 x B300 (275040 MiB each), 4 TiB host memory, 6400 Gbps: 17 network cards, card 0 ENA-only (350 Gbps)
     # and 16 EFA cards of 400 Gbps (see `primary_card_efa` above).
     _entry("p6-b300.48xlarge", gpus=8, gpu_model="B300", gpu_mib=275040, vcpus=192, memory_mib=4194304,
-           efa=16, cards=17, nvme_disks=8, nvme_gb=30400, max_pods=198, price=142.416, primary_card_efa=False,
+           efa=16, cards=17, nvme_disks=8, nvme_gb=30400, max_pods=198, price=142.416, primary_card_efa=False, topology_layers=4,
            spec_note=(
                "per-card interface types: moto 5.2.5 moto/ec2/resources/instance_types.json.gz (recorded "
                "DescribeInstanceTypes) -- NetworkCards[0].InterfaceTypes = [interface]"
            )),
     _entry("p4d.24xlarge", gpus=8, gpu_model="A100", gpu_mib=40960, vcpus=96, memory_mib=1179648,
-           efa=4, cards=4, nvme_disks=8, nvme_gb=8000, max_pods=737, price=21.957642),
+           efa=4, cards=4, nvme_disks=8, nvme_gb=8000, max_pods=737, price=21.957642, topology_layers=3),
     _entry("p4de.24xlarge", gpus=8, gpu_model="A100", gpu_mib=81920, vcpus=96, memory_mib=1179648,
-           efa=4, cards=4, nvme_disks=8, nvme_gb=8000, max_pods=737, price=27.44705),
+           efa=4, cards=4, nvme_disks=8, nvme_gb=8000, max_pods=737, price=27.44705, topology_layers=3),
     # --- G6e: L40S. EFA only from 8xlarge up (EC2 EFA-supported types); 12xlarge (4 GPUs) costs more than 16xlarge ---
     _entry("g6e.xlarge", gpus=1, gpu_model="L40S", gpu_mib=45776, vcpus=4, memory_mib=32768,
-           efa=0, cards=1, nvme_disks=1, nvme_gb=250, max_pods=58, price=1.861),
+           efa=0, cards=1, nvme_disks=1, nvme_gb=250, max_pods=58, price=1.861, topology_layers=3),
     _entry("g6e.2xlarge", gpus=1, gpu_model="L40S", gpu_mib=45776, vcpus=8, memory_mib=65536,
-           efa=0, cards=1, nvme_disks=1, nvme_gb=450, max_pods=58, price=2.24208),
+           efa=0, cards=1, nvme_disks=1, nvme_gb=450, max_pods=58, price=2.24208, topology_layers=3),
     _entry("g6e.4xlarge", gpus=1, gpu_model="L40S", gpu_mib=45776, vcpus=16, memory_mib=131072,
-           efa=0, cards=1, nvme_disks=1, nvme_gb=600, max_pods=234, price=3.00424),
+           efa=0, cards=1, nvme_disks=1, nvme_gb=600, max_pods=234, price=3.00424, topology_layers=3),
     _entry("g6e.8xlarge", gpus=1, gpu_model="L40S", gpu_mib=45776, vcpus=32, memory_mib=262144,
-           efa=1, cards=1, nvme_disks=1, nvme_gb=900, max_pods=234, price=4.52856),
+           efa=1, cards=1, nvme_disks=1, nvme_gb=900, max_pods=234, price=4.52856, topology_layers=3),
     _entry("g6e.12xlarge", gpus=4, gpu_model="L40S", gpu_mib=45776, vcpus=48, memory_mib=393216,
-           efa=1, cards=1, nvme_disks=2, nvme_gb=3800, max_pods=292, price=10.49264),
+           efa=1, cards=1, nvme_disks=2, nvme_gb=3800, max_pods=292, price=10.49264, topology_layers=3),
     _entry("g6e.16xlarge", gpus=1, gpu_model="L40S", gpu_mib=45776, vcpus=64, memory_mib=524288,
-           efa=1, cards=1, nvme_disks=1, nvme_gb=1900, max_pods=737, price=7.57719),
+           efa=1, cards=1, nvme_disks=1, nvme_gb=1900, max_pods=737, price=7.57719, topology_layers=3),
     _entry("g6e.24xlarge", gpus=4, gpu_model="L40S", gpu_mib=45776, vcpus=96, memory_mib=786432,
-           efa=2, cards=2, nvme_disks=2, nvme_gb=3800, max_pods=492, price=15.06559),
+           efa=2, cards=2, nvme_disks=2, nvme_gb=3800, max_pods=492, price=15.06559, topology_layers=3),
     _entry("g6e.48xlarge", gpus=8, gpu_model="L40S", gpu_mib=45776, vcpus=192, memory_mib=1572864,
-           efa=4, cards=4, nvme_disks=4, nvme_gb=7600, max_pods=492, price=30.13118),
+           efa=4, cards=4, nvme_disks=4, nvme_gb=7600, max_pods=492, price=30.13118, topology_layers=3),
     # --- G5: A10G. EFA only from 8xlarge up, one interface even on the 8-GPU 48xlarge ---------------------------------
     _entry("g5.xlarge", gpus=1, gpu_model="A10G", gpu_mib=22888, vcpus=4, memory_mib=16384,
            efa=0, cards=1, nvme_disks=1, nvme_gb=250, max_pods=58, price=1.006),

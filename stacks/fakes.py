@@ -85,6 +85,11 @@ class FakeCloud(pulumi_mocks.Mocks):
         if typ == "aws:iam/role:Role":
             state["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{inputs.get('name', name)}"
             state.setdefault("name", name)
+        if typ == "random:index/randomPassword:RandomPassword":
+            # A made-up, deterministic value: the render only ever shows it masked (the provider marks it secret).
+            state["result"] = _h("random-password", name, n=int(inputs.get("length", 32)))
+        if typ == "aws:amp/workspace:Workspace":
+            state["prometheusEndpoint"] = f"https://aps-workspaces.{self.region}.amazonaws.com/workspaces/{rid}/"
         if typ == "aws:kms/key:Key":
             state["arn"] = f"arn:aws:kms:{self.region}:{ACCOUNT}:key/{_h(name, n=32)}"
             state["keyId"] = _h(name, n=32)

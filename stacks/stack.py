@@ -1,7 +1,9 @@
 """The composition of one stack: network -> cluster -> node pools -> platform -> serving.
 
 Each arrow is a dependency Pulumi also uses for teardown, in reverse: serving goes first, then the platform
-(while the nodes its hook jobs need still exist), then the node groups, the cluster and the network.
+(while the system nodes its hook jobs need still exist), then the node groups, the cluster and the network. The
+platform waits for the system node group only: its controllers and hooks all run there, so it installs while the
+GPU node groups are still coming up.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def build(cfg: StackConfig) -> dict[str, Any]:
 
     # Platform and serving children get the stack's Kubernetes provider (and the AWS one for their IAM roles).
     k8s_opts = pulumi.ResourceOptions(providers=[aws_provider, cluster.provider])
-    platform = Platform(cfg.name, cfg, cluster, node_pools=[system, *gpu_pools], opts=k8s_opts)
+    platform = Platform(cfg.name, cfg, cluster, system_pool=system, opts=k8s_opts)
     hf_token = pulumi.Output.secret(cfg.hf_token.get_secret_value()) if cfg.hf_token else None
     serving = Serving(cfg.name, cfg, cluster, platform, hf_token, opts=k8s_opts)
 

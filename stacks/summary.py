@@ -101,9 +101,21 @@ def summary_json(
         "price_notes": price_notes(cfg),
         "deploy_check_warnings": list(deploy_warnings or []),
         "sizing": sizing.role_sizing(cfg),
+        "observability": _observability(cfg),
         "resource_count": len(records),
         "resource_types": dict(sorted(Counter(r["type"] for r in records).items())),
         "manifest_count": len(manifests),
+    }
+
+
+def _observability(cfg: StackConfig) -> dict[str, Any]:
+    from components.builders.observability import dashboard_titles, rule_groups
+
+    mon = cfg.platform.monitoring
+    return {
+        "dashboards": [{"uid": uid, "title": title} for uid, title in dashboard_titles(cfg)],
+        "alerts": [r["alert"] for g in rule_groups(cfg) for r in g["rules"]] if mon.enabled and mon.alerts else [],
+        "amp": mon.enabled and mon.amp.enabled,
     }
 
 
@@ -174,6 +186,22 @@ def summary_md(s: dict[str, Any]) -> str:
             "",
             *(f"- {w}" for w in s["deploy_check_warnings"]),
         ]
+    obs = s.get("observability") or {}
+    if obs.get("dashboards") or obs.get("alerts"):
+        lines += ["", "## Dashboards and alerts", ""]
+        if obs.get("dashboards"):
+            lines += [
+                "Grafana (folder `disagg`): `kubectl -n monitoring port-forward svc/kube-prometheus-stack-grafana 3000:80`, "
+                "user `admin`, password `pulumi stack output grafanaAdminPassword --show-secrets`.",
+                "",
+                "| dashboard | uid |",
+                "|---|---|",
+                *[f"| {d['title']} | `{d['uid']}` |" for d in obs["dashboards"]],
+            ]
+        if obs.get("alerts"):
+            lines += ["", f"Alert rules (PrometheusRule `monitoring/disagg`): {', '.join(f'`{a}`' for a in obs['alerts'])}."]
+        if obs.get("amp"):
+            lines += ["", "Metrics are remote-written to Amazon Managed Service for Prometheus (stack output `ampWorkspaceId`)."]
     lines += ["", "## Pools, nodes and pods", "", "```mermaid", *_diagram(s), "```", ""]
     lines += ["## Resources by type", "", "| type | count |", "|---|---|"]
     lines += [f"| `{t}` | {n} |" for t, n in s["resource_types"].items()]

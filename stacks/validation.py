@@ -325,6 +325,8 @@ def _check_platform(cfg: StackConfig, add) -> None:
         add(Issue(key_path("platform", "lws", "enabled"), False, "workloadApi is lws but LWS is off", "turn platform.lws.enabled on or use workloadApi grove"))
     if pf.workload_api == "grove" and not pf.grove_enabled:
         add(Issue(key_path("platform", "grove", "enabled"), False, "workloadApi is grove but Grove is off", "turn platform.grove.enabled on or use workloadApi lws"))
+    _check_queue_names(cfg, add)
+    _check_monitoring(cfg, add)
     requested = sum(role_plan(cfg, r).gpus_requested for r in ROLES)
     quota = pf.kai.queue.gpu_quota
     if quota is not None and quota < requested:
@@ -367,6 +369,64 @@ def _check_platform(cfg: StackConfig, add) -> None:
                 True,
                 "the Network Operator is on but targets no nodes (on AWS every GPU fabric here is EFA)",
                 "list ConnectX pools in networkOperator.pools or ConnectX node labels in networkOperator.nodeSelector, or turn it off",
+            )
+        )
+
+
+def _check_queue_names(cfg: StackConfig, add) -> None:
+    """The leaf must hang under a different parent, and neither may take the name of a queue KAI's chart creates
+    itself (an existing object of that name makes the stack's create fail)."""
+    from components.builders.platform_objects import KAI_DEFAULT_QUEUES
+
+    qc = cfg.platform.kai.queue
+    if qc.name == qc.parent_name:
+        add(
+            Issue(
+                key_path("platform", "kai", "queue", "name"),
+                qc.name,
+                "the serving queue and its parent have the same name; KAI queues form a tree (the leaf names its parent)",
+                "give platform.kai.queue.name and parentName different names",
+            )
+        )
+    for field, value in (("name", qc.name), ("parentName", qc.parent_name)):
+        if value in KAI_DEFAULT_QUEUES:
+            add(
+                Issue(
+                    key_path("platform", "kai", "queue", field),
+                    value,
+                    f"is a queue KAI's chart creates itself ({', '.join(KAI_DEFAULT_QUEUES)}, GPU quota 0)",
+                    "pick another name (defaults: serving under disagg)",
+                )
+            )
+
+
+def _check_monitoring(cfg: StackConfig, add) -> None:
+    """SLO objectives are read off histogram buckets: an objective between two bounds cannot be measured."""
+    from components.builders.observability import ITL_BUCKETS as VLLM_ITL_BUCKETS
+    from components.builders.observability import TTFT_BUCKETS as VLLM_TTFT_BUCKETS
+    from components.builders.observability import le
+
+    mon = cfg.platform.monitoring
+    for field, value, buckets, metric in (
+        ("ttftSeconds", mon.slo.ttft_seconds, VLLM_TTFT_BUCKETS, "vllm:time_to_first_token_seconds"),
+        ("itlSeconds", mon.slo.itl_seconds, VLLM_ITL_BUCKETS, "vllm:inter_token_latency_seconds"),
+    ):
+        if float(value) not in buckets:
+            add(
+                Issue(
+                    key_path("platform", "monitoring", "slo", field),
+                    value,
+                    f"is not a bucket bound of {metric}, so the share of requests under it cannot be computed",
+                    f"use one of {', '.join(le(b) for b in buckets)}",
+                )
+            )
+    if mon.amp.enabled and not mon.enabled:
+        add(
+            Issue(
+                key_path("platform", "monitoring", "amp", "enabled"),
+                True,
+                "AMP receives what the in-cluster Prometheus scrapes, and monitoring is off",
+                "turn platform.monitoring.enabled on, or amp off",
             )
         )
 

@@ -189,6 +189,11 @@ _PINS = (
     Pin("vllm-router-python", "image", "3.12.12-slim-bookworm",
         "https://hub.docker.com/_/python/tags?name=3.12.12-slim-bookworm",
         image="python"),
+    # Base image of the platform's own helpers: the webhook-readiness gate Jobs and node-exporter's EFA counter
+    # sidecar (components/builders/webhook_gates.py, efa_exporter.py). Both run standard-library Python only.
+    Pin("platform-python", "image", "3.12.12-slim-bookworm",
+        "https://hub.docker.com/_/python/tags?name=3.12.12-slim-bookworm",
+        image="python"),
 )
 
 PINS: dict[str, Pin] = {p.key: p for p in _PINS}

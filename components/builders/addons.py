@@ -55,6 +55,9 @@ class AddonSpec:
     atomic: bool = False
     cleanup_on_fail: bool = True
     max_history: int = MAX_HISTORY
+    # Helm validates the rendered objects against the cluster's OpenAPI schema before pre-upgrade hooks run; a chart
+    # whose hook upgrades its own CRDs needs that off, or the new ClusterPolicy fails against the old CRD.
+    disable_openapi_validation: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,12 +68,17 @@ class _Row:
     timeout: int
     manage_namespace: bool = True
     namespace_labels: dict[str, str] = field(default_factory=dict)
+    disable_openapi_validation: bool = False
 
 
-# Install order; `depends_on` below only names add-ons that appear earlier.
+# Install order of the loop (releases without a dependency between them install in parallel); `_DEPENDS_ON` below
+# only names add-ons that appear earlier.
 _ROWS = (
     _Row("kube-prometheus-stack", "monitoring", pv.MONITORING_NAMESPACE, DEFAULT_TIMEOUT, namespace_labels=PRIVILEGED),
-    _Row("gpu-operator", "gpu_operator", "gpu-operator", SLOW_TIMEOUT, namespace_labels=PRIVILEGED),
+    # "Option --disable-openapi-validation is required [...] so that Helm will not try to validate if CR instance from
+    # the new chart is valid as per old CRD": the chart upgrades its CRDs in a pre-upgrade hook (operator.upgradeCRD,
+    # default true) (NVIDIA/cloud-native-docs gpu-operator/upgrade.rst, "Upgrading CRDs with the Helm hook").
+    _Row("gpu-operator", "gpu_operator", "gpu-operator", SLOW_TIMEOUT, namespace_labels=PRIVILEGED, disable_openapi_validation=True),
     _Row("aws-efa-k8s-device-plugin", "efa_device_plugin", "kube-system", DEFAULT_TIMEOUT, manage_namespace=False),
     _Row("network-operator", "network_operator", "network-operator", SLOW_TIMEOUT, namespace_labels=PRIVILEGED),
     _Row("kai-scheduler", "kai", "kai-scheduler", DEFAULT_TIMEOUT),
@@ -83,7 +91,6 @@ _ROWS = (
 ADDON_KEYS = tuple(r.key for r in _ROWS)
 
 _VALUES: dict[str, Callable[[StackConfig], dict[str, Any]]] = {
-    "kube-prometheus-stack": pv.kube_prometheus_stack_values,
     "gpu-operator": pv.gpu_operator_values,
     "aws-efa-k8s-device-plugin": pv.efa_device_plugin_values,
     "network-operator": pv.network_operator_values,
@@ -95,10 +102,34 @@ _VALUES: dict[str, Callable[[StackConfig], dict[str, Any]]] = {
 }
 
 
-def addon_values(cfg: StackConfig, key: str, *, stack: str = "", vpc_id: Any = None) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` over `base`, as Helm merges -f files: maps key by key, anything else (lists too) replaced."""
+    out = dict(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def addon_values(
+    cfg: StackConfig, key: str, *, stack: str = "", vpc_id: Any = None, remote_write_url: Any = None, grafana_admin_password: Any = None
+) -> dict[str, Any]:
+    """The values the stack renders for `key`, then the user's platform.<addon>.values merged over them."""
     if key == "aws-load-balancer-controller":
-        return pv.load_balancer_controller_values(cfg, vpc_id, default_tags(cfg, stack))
-    return _VALUES[key](cfg)
+        ours = pv.load_balancer_controller_values(cfg, vpc_id, default_tags(cfg, stack))
+    elif key == "kube-prometheus-stack":
+        ours = pv.kube_prometheus_stack_values(cfg, remote_write_url=remote_write_url, grafana_admin_password=grafana_admin_password)
+    else:
+        ours = _VALUES[key](cfg)
+    overrides = addon_config(cfg, key).values
+    return deep_merge(ours, overrides) if overrides else ours
+
+
+def addon_config(cfg: StackConfig, key: str) -> AddonConfig:
+    row = next(r for r in _ROWS if r.key == key)
+    return getattr(cfg.platform, row.section)
 
 
 def addon_enabled(cfg: StackConfig, key: str) -> bool:
@@ -118,25 +149,31 @@ def addon_enabled(cfg: StackConfig, key: str) -> bool:
     }[key]
 
 
+# Only real install-time dependencies order releases (a CRD, a webhook or a hook one release needs from another);
+# everything else installs in parallel. Not dependencies, deliberately: the GPU Operator on kube-prometheus-stack
+# (the DCGM ServiceMonitor is the stack's own object now, see platform_values.gpu_operator_values) and KAI on the GPU
+# Operator (KAI installs and starts without GPUs; it schedules them once the device plugin advertises them).
+_DEPENDS_ON: dict[str, tuple[str, ...]] = {
+    # Its NodeFeatureRules need the NFD CRDs, which the GPU Operator's NFD installs (its own NFD is off then).
+    "network-operator": ("gpu-operator",),
+    # Grove watches KAI's Topology CRD only if that CRD exists when the operator starts; otherwise it logs "Skipping
+    # watch for backend topology CRD (not installed)" and never sees a replaced KAI Topology (grove
+    # v0.1.0-alpha.11 operator/internal/controller/clustertopology/register.go). KAI installs the CRD.
+    "grove": ("kai-scheduler",),
+}
+
+
 def _depends_on(cfg: StackConfig, key: str, enabled: set[str]) -> tuple[str, ...]:
-    deps = {
-        # The DCGM exporter's ServiceMonitor is created only if its CRD exists when the operator reconciles.
-        "gpu-operator": ["kube-prometheus-stack"],
-        # Its NodeFeatureRules need the NFD CRDs, which the GPU Operator's NFD installs (its own NFD is off then).
-        "network-operator": ["gpu-operator"],
-        # KAI schedules GPUs the GPU Operator's device plugin advertises (KAI's documented prerequisite).
-        "kai-scheduler": ["gpu-operator"],
-        # Grove's KAI backend and its ClusterTopologyBinding reference KAI's Topology CRD and scheduler.
-        "grove": ["kai-scheduler"],
-    }.get(key, [])
-    return tuple(d for d in deps if d in enabled)
+    return tuple(d for d in _DEPENDS_ON.get(key, ()) if d in enabled)
 
 
-def addon_specs(cfg: StackConfig, *, stack: str = "", vpc_id: Any = None) -> list[AddonSpec]:
+def addon_specs(
+    cfg: StackConfig, *, stack: str = "", vpc_id: Any = None, remote_write_url: Any = None, grafana_admin_password: Any = None
+) -> list[AddonSpec]:
     """Every enabled add-on of the stack, in install order.
 
-    `stack` and `vpc_id` only feed the Load Balancer Controller's values (its AWS tags and VPC); the VPC id may be
-    a Pulumi Output, which Helm values accept.
+    `stack` and `vpc_id` only feed the Load Balancer Controller's values (its AWS tags and VPC), `remote_write_url`
+    and `grafana_admin_password` kube-prometheus-stack's; they may be Pulumi Outputs, which Helm values accept.
     """
     enabled = {r.key for r in _ROWS if addon_enabled(cfg, r.key)}
     specs = []
@@ -152,11 +189,14 @@ def addon_specs(cfg: StackConfig, *, stack: str = "", vpc_id: Any = None) -> lis
                 repository=p.repository,
                 version=conf.version or p.version,
                 namespace=row.namespace,
-                values=addon_values(cfg, row.key, stack=stack, vpc_id=vpc_id),
+                values=addon_values(
+                    cfg, row.key, stack=stack, vpc_id=vpc_id, remote_write_url=remote_write_url, grafana_admin_password=grafana_admin_password
+                ),
                 timeout=conf.timeout_seconds or row.timeout,
                 depends_on=_depends_on(cfg, row.key, enabled),
                 manage_namespace=row.manage_namespace,
                 namespace_labels=dict(row.namespace_labels),
+                disable_openapi_validation=row.disable_openapi_validation,
             )
         )
     return specs
@@ -169,3 +209,8 @@ def managed_namespaces(specs: list[AddonSpec]) -> dict[str, dict[str, str]]:
         if s.manage_namespace:
             out.setdefault(s.namespace, {}).update(s.namespace_labels)
     return out
+
+
+def addon_namespaces() -> dict[str, str]:
+    """Add-on key -> the namespace it installs into."""
+    return {r.key: r.namespace for r in _ROWS}

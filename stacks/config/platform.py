@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt
 
@@ -10,12 +10,20 @@ from stacks.config.base import DnsLabel, Model
 
 
 class AddonConfig(Model):
-    """Switch and version override of one Helm add-on."""
+    """Switch, version override and values overrides of one Helm add-on."""
 
     enabled: bool = Field(True, description="Install this add-on.")
     version: str | None = Field(None, description="Chart version override. Default: the pin of the versions table (prefer bumping the table).")
     timeout_seconds: PositiveInt | None = Field(
         None, description="Helm install/upgrade timeout in seconds. Default: sized per add-on (GPU Operator 1800, others 600)."
+    )
+    values: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Helm values deep-merged over the ones this stack renders (maps merge key by key, lists and scalars replace). "
+            "Unsupported territory: nothing checks these keys against the chart, and a value here can undo a setting the "
+            "stack relies on (see docs/platform.md). Default: none."
+        ),
     )
 
 
@@ -43,8 +51,13 @@ class NetworkOperatorConfig(AddonConfig):
 
 
 class QueueConfig(Model):
-    name: DnsLabel = Field("serving", description="Leaf KAI queue the serving pods are labelled with. Default `serving`.")
-    parent_name: DnsLabel = Field("disagg", description="Parent KAI queue. Default `disagg`.")
+    name: DnsLabel = Field(
+        "serving",
+        description="Leaf KAI queue the serving pods are labelled with; must differ from parentName and from KAI's own `default-queue`. Default `serving`.",
+    )
+    parent_name: DnsLabel = Field(
+        "disagg", description="Parent KAI queue; must not be KAI's own `default-parent-queue` or `default-queue`. Default `disagg`."
+    )
     gpu_quota: NonNegativeInt | None = Field(
         None,
         description=(
@@ -68,10 +81,71 @@ class GroveConfig(AddonConfig):
     topology_aware_scheduling: bool = Field(True, description="Turn on Grove topology-aware scheduling and bind it to the AWS topology. Default true.")
 
 
+class GrafanaConfig(Model):
+    enabled: bool = Field(
+        True,
+        description=(
+            "Run Grafana (from kube-prometheus-stack) with the stack's dashboards and a generated admin password "
+            "(stack output `grafanaAdminPassword`, a secret). Default true."
+        ),
+    )
+
+
+class SloConfig(Model):
+    """Latency objectives the SLO burn-rate alerts measure against (per serving deployment)."""
+
+    ttft_seconds: float = Field(
+        2.5,
+        description=(
+            "Time-to-first-token objective in seconds; must be a bucket bound of vLLM's vllm:time_to_first_token_seconds "
+            "histogram (e.g. 0.5, 1.0, 2.5, 5.0). Default 2.5."
+        ),
+    )
+    itl_seconds: float = Field(
+        0.1,
+        description=(
+            "Inter-token-latency objective in seconds; must be a bucket bound of vllm:inter_token_latency_seconds "
+            "(e.g. 0.05, 0.1, 0.2). Default 0.1."
+        ),
+    )
+    target: float = Field(
+        0.99,
+        gt=0.5,
+        lt=1.0,
+        description="Share of requests that must meet the objective (0.99 = 1% error budget). Default 0.99.",
+    )
+
+
+class AmpConfig(Model):
+    """Amazon Managed Service for Prometheus as the metrics store."""
+
+    enabled: bool = Field(
+        False,
+        description=(
+            "Create an AMP workspace and remote-write every sample to it (SigV4, credentials through EKS Pod Identity); "
+            "in-cluster Prometheus then keeps only `localRetention` for alerts, KEDA and Grafana. Default false."
+        ),
+    )
+    local_retention: str = Field(
+        "6h",
+        pattern=r"^[0-9]+(ms|s|m|h|d|w|y)$",
+        description=(
+            "In-cluster retention while AMP holds the history; must cover the longest alert window (6h of the SLO "
+            "burn-rate rules). Default 6h."
+        ),
+    )
+
+
 class MonitoringConfig(AddonConfig):
     kind: Literal["kubePrometheusStack"] = Field(
         "kubePrometheusStack", description="Metrics stack: kube-prometheus-stack in the cluster (scrapes DCGM, engines, router)."
     )
+    grafana: GrafanaConfig = Field(default_factory=GrafanaConfig, description="Grafana and the stack's dashboards.")
+    alerts: bool = Field(
+        True, description="Install the stack's PrometheusRules (GPU XID, KV transfer, SLO burn, gang pods pending, node NotReady). Default true."
+    )
+    slo: SloConfig = Field(default_factory=SloConfig, description="Objectives of the TTFT/ITL burn-rate alerts.")
+    amp: AmpConfig = Field(default_factory=AmpConfig, description="Ship metrics to Amazon Managed Service for Prometheus.")
 
 
 class PlatformConfig(Model):
@@ -88,6 +162,15 @@ class PlatformConfig(Model):
     load_balancer_controller: AddonConfig = Field(default_factory=AddonConfig, description="AWS Load Balancer Controller (NLB for the router).")
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig, description="Metrics stack scraping DCGM and the engines.")
     keda: AddonConfig = Field(default_factory=AddonConfig, description="KEDA, which scales prefill and decode on engine metrics.")
+    controller_replicas: int = Field(
+        2,
+        ge=1,
+        le=5,
+        description=(
+            "Replicas of the KAI, LWS and Grove controllers (each behind a fail-closed webhook), spread over the system "
+            "nodes with a PodDisruptionBudget allowing one down. Default 2."
+        ),
+    )
 
     @property
     def lws_enabled(self) -> bool:

@@ -137,19 +137,49 @@ def test_dependencies_are_earlier_specs_and_encode_the_install_order():
         assert set(s.depends_on) <= seen, f"{s.key} depends on {s.depends_on} before they are installed"
         seen.add(s.key)
     specs = {s.key: s for s in ordered}
-    assert "gpu-operator" in specs["kai-scheduler"].depends_on
-    assert "kai-scheduler" in specs["grove"].depends_on
-    assert "gpu-operator" in specs["network-operator"].depends_on
-    # DCGM's ServiceMonitor needs the Prometheus Operator CRDs first.
-    assert "kube-prometheus-stack" in specs["gpu-operator"].depends_on
+    # Real install-time dependencies only: Grove watches KAI's Topology CRD if it exists at start, the Network
+    # Operator's NodeFeatureRules need the GPU Operator's NFD CRDs.
+    assert specs["grove"].depends_on == ("kai-scheduler",)
+    assert specs["network-operator"].depends_on == ("gpu-operator",)
+    # Everything else installs in parallel: no KAI -> GPU Operator -> kube-prometheus-stack chain any more.
+    for key in ("kube-prometheus-stack", "gpu-operator", "kai-scheduler", "metrics-server", "keda", "aws-load-balancer-controller"):
+        assert specs[key].depends_on == (), key
+
+
+def test_gpu_operator_skips_openapi_validation_for_its_crd_upgrade_hook():
+    specs = specs_of(cfg_of())
+    assert specs["gpu-operator"].disable_openapi_validation is True
+    assert not any(s.disable_openapi_validation for k, s in specs.items() if k != "gpu-operator")
+
+
+def test_values_overrides_merge_over_ours_per_addon():
+    cfg = cfg_of(
+        kai={"values": {"global": {"tolerations": [{"key": "x", "operator": "Exists"}]}, "scheduler": {"placementStrategy": "spread"}}},
+        lws={"values": {"nodeSelector": {"team": "ml"}}},
+    )
+    specs = specs_of(cfg)
+    kai = specs["kai-scheduler"].values
+    # Maps merge key by key: our global.nodeSelector stays, the user's tolerations join it.
+    assert kai["global"]["nodeSelector"] == {"disagg.io/pool": "system"}
+    assert kai["global"]["tolerations"] == [{"key": "x", "operator": "Exists"}]
+    assert kai["scheduler"]["placementStrategy"] == "spread" and "affinity" in kai["scheduler"]
+    # A map given at a key that holds a map replaces nothing else; a scalar or list replaces.
+    assert specs["lws"].values["nodeSelector"] == {"disagg.io/pool": "system", "team": "ml"}
+
+
+def test_values_overrides_must_be_a_mapping():
+    from stacks.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"platform\.kai\.values"):
+        cfg_of(kai={"values": ["not", "a", "map"]})
 
 
 def test_no_dependency_on_a_disabled_addon():
-    values = copy.deepcopy(BASE)
-    values["platform"] = {"monitoring": {"enabled": False}}
-    without_autoscaling(values)
-    specs = specs_of(parse(values, stack="t"))
-    assert specs["gpu-operator"].depends_on == ()
+    # KAI off is refused by validation; the builder must still drop a dependency on a release it does not install.
+    cfg = cfg_of(workloadApi="grove")
+    pf = cfg.platform.model_copy(update={"kai": cfg.platform.kai.model_copy(update={"enabled": False})})
+    specs = specs_of(cfg.model_copy(update={"platform": pf}))
+    assert "kai-scheduler" not in specs and specs["grove"].depends_on == ()
 
 
 def test_release_policy_is_not_atomic_but_cleans_up_and_waits():

@@ -134,9 +134,12 @@ def test_grove_domains_are_unique_valid_and_include_block():
 def test_objects_of_the_default_stack():
     cfg = cfg_of()
     objs = {o.key: o for o in platform_objects(cfg, enabled(cfg))}
-    assert set(objs) == {"queue-parent", "queue-serving", "topology"}
-    assert {o.release for o in objs.values()} == {"kai-scheduler"}
+    kai_pdbs = {f"pdb-{app}" for app in ("kai-operator", "binder", "podgroup-controller", "queue-controller")}
+    assert set(objs) == {"queue-parent", "queue-serving", "topology", "pdb-lws", *kai_pdbs}
+    assert {objs[k].release for k in ("queue-parent", "queue-serving", "topology", *kai_pdbs)} == {"kai-scheduler"}
     assert objs["queue-serving"].after == ("queue-parent",)
+    # Every KAI custom resource waits for KAI's webhook-readiness gate.
+    assert {objs[k].gate for k in ("queue-parent", "queue-serving", "topology")} == {"kai-scheduler"}
 
 
 def test_grove_adds_its_binding_after_the_kai_topology():
@@ -237,3 +240,94 @@ def test_objects_validate_against_upstream_crds(platform):
         schema = schemas[(doc["apiVersion"], doc["kind"])]
         errors = [e.message for e in jsonschema.Draft4Validator(schema).iter_errors(doc)]
         assert not errors, (doc["kind"], errors)
+
+
+# --- topology profiles: never a level a pool's nodes lack -------------------------------------------------------------
+from components.builders.platform_objects import role_packs, topology_levels, topology_profiles  # noqa: E402
+from components.platform import object_options  # noqa: E402
+from stacks import catalog  # noqa: E402
+
+
+def pools_of(prefill: str, decode: str, **platform):
+    v = copy.deepcopy(BASE)
+    v["gpuPools"][0]["instanceType"] = prefill
+    v["gpuPools"][1]["instanceType"] = decode
+    for p in v["gpuPools"]:
+        p["efa"] = False
+    v["serving"] = {
+        "model": {"id": "Qwen/Qwen3-8B", "parametersBillions": 8.2, "weightDtype": "bf16"},
+        "prefill": {"tensorParallel": 1, "replicas": 1},
+        "decode": {"tensorParallel": 1, "replicas": 1},
+        "kvTransfer": {"backend": "UCX"},
+    }
+    v["platform"] = platform
+    return parse(v, stack="t")
+
+
+def test_catalog_says_which_types_carry_topology_labels():
+    assert catalog.instance_type("p5.48xlarge").network_topology_layers == 3
+    assert catalog.instance_type("g6e.xlarge").network_topology_layers == 3
+    assert catalog.instance_type("g5.12xlarge").network_topology_layers == 0
+    assert "ec2-instance-topology-prerequisites" in catalog.instance_type("p5.48xlarge").spec_source
+    with pytest.raises(ValueError, match="network_topology_layers"):
+        catalog.InstanceType(**{**catalog.instance_type("p5.48xlarge").__dict__, "network_topology_layers": 2})
+
+
+def test_three_layer_pools_pack_on_the_block():
+    packs = role_packs(cfg_of())
+    assert {p.topology_name for p in packs.values()} == {"aws-network"}
+    assert {(p.domain, p.node_label) for p in packs.values()} == {("block", "topology.k8s.aws/network-node-layer-2")}
+
+
+def test_pools_without_topology_labels_get_zone_and_host_only():
+    cfg = pools_of("g5.12xlarge", "g5.12xlarge", workloadApi="grove")
+    packs = role_packs(cfg)
+    assert {(p.topology_name, p.domain, p.node_label) for p in packs.values()} == {("aws-network-zonal", "zone", "topology.kubernetes.io/zone")}
+    (topo,) = [o.manifest for o in platform_objects(cfg, enabled(cfg)) if o.manifest["kind"] == "Topology"]
+    assert [lv["nodeLabel"] for lv in topo["spec"]["levels"]] == ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+
+
+def test_grove_shares_the_topology_every_pool_satisfies_lws_picks_per_role():
+    grove = role_packs(pools_of("p5.48xlarge", "g5.12xlarge", workloadApi="grove"))
+    assert grove["prefill"] == grove["decode"] and grove["prefill"].domain == "zone"
+    lws = role_packs(pools_of("p5.48xlarge", "g5.12xlarge", workloadApi="lws"))
+    assert (lws["prefill"].domain, lws["decode"].domain) == ("block", "zone")
+    assert topology_profiles(pools_of("p5.48xlarge", "g5.12xlarge")) == [3, 0]
+
+
+def test_four_layer_types_get_their_own_topology(monkeypatch):
+    # No 4-layer type is in the catalog yet (p6-b200/p6-b300 are): a stand-in entry exercises the profile.
+    p5 = catalog.instance_type("p5.48xlarge")
+    monkeypatch.setitem(catalog.CATALOG, "p5.48xlarge", catalog.InstanceType(**{**p5.__dict__, "network_topology_layers": 4}))
+    packs = role_packs(cfg_of())
+    assert {p.topology_name for p in packs.values()} == {"aws-network-4layer"}
+    assert packs["prefill"].node_label == "topology.k8s.aws/network-node-layer-3"  # one above the instance's switch
+    keys = [lv.key for lv in topology_levels(4)]
+    assert keys[-2] == "topology.k8s.aws/network-node-layer-4" and keys[0] == "topology.kubernetes.io/zone"
+
+
+def test_topology_levels_are_immutable_so_a_change_recreates_it_old_one_first():
+    cfg = cfg_of()
+    (topo,) = [o for o in platform_objects(cfg, enabled(cfg)) if o.manifest["kind"] == "Topology"]
+    assert topo.key == "topology"  # the three-layer Topology keeps its resource name (URN)
+    opts = object_options(topo, [])
+    assert opts.replace_on_changes == ["spec"] and opts.delete_before_replace is True
+    (queue,) = [o for o in platform_objects(cfg, enabled(cfg)) if o.key == "queue-parent"]
+    assert object_options(queue, []).replace_on_changes is None
+
+
+# --- queue names -----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "queue,key,fragment",
+    [
+        ({"name": "same", "parentName": "same"}, "platform.kai.queue.name", "same name"),
+        ({"name": "default-queue"}, "platform.kai.queue.name", "KAI's chart creates itself"),
+        ({"parentName": "default-parent-queue"}, "platform.kai.queue.parentName", "KAI's chart creates itself"),
+    ],
+)
+def test_queue_names_are_validated(queue, key, fragment):
+    from stacks.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        cfg_of(kai={"queue": queue})
+    assert any(i.key == f"disagg:{key}" and fragment in i.problem for i in err.value.issues), err.value

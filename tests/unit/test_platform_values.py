@@ -161,15 +161,9 @@ def test_gpu_operator_device_plugin_leaves_rdma_devices_to_the_efa_plugin(cfg):
 def test_gpu_operator_runs_dcgm_gfd_nfd(cfg):
     go = values_of(cfg, "gpu-operator")
     assert go["dcgmExporter"]["enabled"] and go["gfd"]["enabled"] and go["nfd"]["enabled"]
-    assert go["dcgmExporter"]["serviceMonitor"]["enabled"] is True
-
-
-def test_dcgm_service_monitor_follows_monitoring():
-    v = copy.deepcopy(BASE)
-    v["platform"] = {"monitoring": {"enabled": False}}
-    for role in ("prefill", "decode"):  # autoscaling needs Prometheus (a config rule)
-        v["serving"][role]["autoscaling"] = {"enabled": False}
-    assert values_of(parse(v, stack="t"), "gpu-operator")["dcgmExporter"]["serviceMonitor"] == {"enabled": False}
+    # The stack scrapes DCGM with its own ServiceMonitor (observability.scrape_objects): the operator's would be
+    # skipped for good if its CRD were not there yet, which tied the GPU Operator to kube-prometheus-stack.
+    assert go["dcgmExporter"]["serviceMonitor"] == {"enabled": False}
 
 
 @pytest.mark.parametrize("mig", [False, True])
@@ -276,5 +270,5 @@ def test_prometheus_selects_monitors_of_every_namespace():
     assert "storageSpec" not in spec  # no PVC: its EBS volume would outlive destroy
     assert kps["fullnameOverride"] == pv.MONITORING_RELEASE
     assert pv.prometheus_url() == "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090"
-    for component in ("kubeEtcd", "kubeControllerManager", "kubeScheduler", "kubeProxy", "grafana"):
+    for component in ("kubeEtcd", "kubeControllerManager", "kubeScheduler", "kubeProxy"):
         assert kps[component]["enabled"] is False

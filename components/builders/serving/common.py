@@ -8,8 +8,9 @@ would match nothing under `grove` (grove `operator/internal/controller/podclique
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from components.builders.platform_objects import Pack, role_packs
 from components.builders.platform_values import KAI_SCHEDULER_NAME
 from components.builders.scheduling import PREFIX, ROLE_LABEL
 from stacks.config.stack import StackConfig
@@ -50,10 +51,19 @@ class PlatformFacts:
     prometheus_url: str = "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090"
     monitoring_namespace: str = "monitoring"
     monitoring_release_label: str = "kube-prometheus-stack"
+    # Per role: the Topology its pools all satisfy and the level to pack on (platform_objects.role_packs). KAI drops
+    # nodes lacking any level label of a workload's Topology, so a role must never name levels its nodes lack.
+    packs: dict[str, Pack] = field(default_factory=dict)
 
     @classmethod
     def defaults(cls, cfg: StackConfig) -> PlatformFacts:
-        return cls(queue_name=cfg.platform.kai.queue.name, topology_name=cfg.platform.kai.topology_name)
+        return cls(queue_name=cfg.platform.kai.queue.name, topology_name=cfg.platform.kai.topology_name, packs=role_packs(cfg))
+
+    def pack_for(self, role: str) -> Pack:
+        """The role's pack; without per-role facts, the single topology and level of the fields above."""
+        if role in self.packs:
+            return self.packs[role]
+        return Pack(self.topology_name, self.pack_domain, self.pack_node_label, 3)
 
 
 def namespace(cfg: StackConfig) -> str:

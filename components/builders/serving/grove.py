@@ -53,8 +53,10 @@ def scale_target(cfg: StackConfig, role: str) -> dict:
     return {"apiVersion": API_VERSION, "kind": kind, "name": f"{pcs_name(cfg)}-0-{role}"}
 
 
-def _topology(facts: PlatformFacts) -> dict:
-    return {"topologyName": facts.topology_name, "pack": {"preferred": facts.pack_domain}}
+def _topology(facts: PlatformFacts, role: str) -> dict:
+    # One Topology per PodCliqueSet (Grove), satisfied by every pool of both roles (platform_objects.role_packs).
+    pack = facts.pack_for(role)
+    return {"topologyName": pack.topology_name, "pack": {"preferred": pack.domain}}
 
 
 def _clique(name: str, role_name: str, template: dict, *, replicas: int, min_available: int, starts_after=None, topology=None) -> dict:
@@ -76,7 +78,7 @@ def pod_clique_set(cfg: StackConfig, facts: PlatformFacts) -> dict:
         if not rp.multi_node:
             tpl = pod_template(cfg, role, facts, part="single")
             # Prefer all pods of a role in one network block: KV blocks then travel the fewest EFA hops.
-            cliques.append(_clique(role, role, tpl, replicas=rp.replicas, min_available=1, topology=_topology(facts) if tas else None))
+            cliques.append(_clique(role, role, tpl, replicas=rp.replicas, min_available=1, topology=_topology(facts, role) if tas else None))
             continue
         group = grove_group(cfg, role)
         leader = pod_template(cfg, role, facts, part="leader", group=group)
@@ -93,7 +95,7 @@ def pod_clique_set(cfg: StackConfig, facts: PlatformFacts) -> dict:
             "minAvailable": 1,
         }
         if tas:
-            g["topologyConstraint"] = _topology(facts)
+            g["topologyConstraint"] = _topology(facts, role)
         groups.append(g)
     router = router_pod_template(cfg, facts)
     cliques.append(

@@ -30,8 +30,9 @@ def leader_worker_set(cfg: StackConfig, role: str, facts: PlatformFacts) -> dict
         # Prefer each group inside one network block so PP/TP traffic between its nodes crosses the fewest
         # switches (KAI docs/topology/README.md; EKS topology labels). Preferred, not required: a group that
         # cannot pack still schedules.
-        annotations["kai.scheduler/topology"] = facts.topology_name
-        annotations["kai.scheduler/topology-preferred-placement"] = facts.pack_node_label
+        pack = facts.pack_for(role)  # a Topology every node of the role's pools carries the labels of
+        annotations["kai.scheduler/topology"] = pack.topology_name
+        annotations["kai.scheduler/topology-preferred-placement"] = pack.node_label
         template = {
             "size": rp.nodes_per_replica,
             "restartPolicy": "RecreateGroupOnPodRestart",
