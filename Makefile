@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 
-.PHONY: venv render render-all lint test docs bench checkov clean
+.PHONY: venv render render-all lint test docs bench checkov check-engine clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,19 @@ test: lint
 ## checkov (Kubernetes framework, offline) over one stack's rendered manifests, in its own venv (.venv-checkov)
 checkov: render
 	scripts/checkov.sh build/$(STACK)/manifests
+
+## vLLM's own argument parser (pinned wheel, CPU torch, in .venv-vllm) over the engine command line of every stack
+## and test config, and the KV transfer config as vLLM's KVTransferConfig. Heavy (3 GB venv): CI runs it when the
+## engine pin, the serving builders or a stack file change (.github/workflows/ci.yml, job engine-args).
+VLLM_VENV ?= .venv-vllm
+ENGINE_CHECK := build/engine-check
+check-engine: venv
+	PYTHON=$(PYTHON) scripts/vllm-venv.sh $(VLLM_VENV)
+	rm -rf $(ENGINE_CHECK) && mkdir -p $(ENGINE_CHECK)
+	@for f in Pulumi.*.yaml tests/configs/Pulumi.*.yaml; do n=$$(basename $$f .yaml); n=$${n#Pulumi.}; \
+	  $(PY) -m stacks.render --config $$f --out $(ENGINE_CHECK)/$$n > /dev/null || exit $$?; done
+	$(PY) -m tests.tools.serving_commands --out $(ENGINE_CHECK)/engine-commands.json $(ENGINE_CHECK)/*/manifests
+	$(VLLM_VENV)/bin/python tests/tools/vllm_argv_check.py $(ENGINE_CHECK)/engine-commands.json
 
 ## Regenerate the README config reference and docs/config.schema.json from the config models.
 docs: venv
