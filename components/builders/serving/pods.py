@@ -170,18 +170,20 @@ def security_context(cfg: StackConfig, role: str) -> dict:
     return sc
 
 
-def checkov_annotations(cfg: StackConfig, role: str) -> dict[str, str]:
-    """Suppressions of the engine pod template, each with the reason the engine or the fabric forces it."""
+def checkov_annotations(cfg: StackConfig, role: str, part: Part) -> dict[str, str]:
+    """Suppressions of the engine pod template (checkov sees it lifted out of the LWS / PodCliqueSet,
+    scripts/checkov_lift.py), each with the reason the engine or the fabric forces it."""
     skips = [
-        ("CKV_K8S_43", "images are pinned by tag in stacks/versions.py or set by digest in serving.engine; digests cannot be resolved in the offline render"),
+        ("CKV_K8S_43", "engine images are pinned by tag in stacks/versions.py or set by digest in serving.engine; the offline render cannot resolve tags to digests"),
         ("CKV_K8S_15", "IfNotPresent with a pinned tag or digest: re-pulling a 20 GB engine image on every start only adds minutes and registry traffic"),
-        ("CKV_K8S_20", "allowPrivilegeEscalation is false; checkov flags the IPC_LOCK capability the EFA pods add to pin the KV cache for RDMA"),
-        ("CKV_K8S_40", "the vLLM image runs as root and the NVMe model cache is a root-owned hostPath the kubelet creates; fsGroup cannot change it"),
-        ("CKV_K8S_23", "the vLLM image runs as root and the NVMe model cache is a root-owned hostPath the kubelet creates; fsGroup cannot change it"),
-        ("CKV_K8S_37", "all capabilities are dropped; EFA pods add back exactly IPC_LOCK to register GPU memory with the EFA device"),
+        ("CKV_K8S_23", "the vLLM image runs as root and the NVMe model cache is a hostPath the kubelet creates root-owned; fsGroup does not apply to hostPath"),
+        ("CKV_K8S_40", "the vLLM image runs as root and the NVMe model cache is a hostPath the kubelet creates root-owned; fsGroup does not apply to hostPath"),
     ]
-    if cfg.serving.model_cache.kind == "nvme":
-        skips.append(("CKV_K8S_27", "not the Docker socket: the hostPath is the model cache on the node's NVMe RAID0 (serving.modelCache.hostPath)"))
+    if role_efa(cfg, role):
+        skips.append(("CKV_K8S_25", "all capabilities are dropped and EFA pods add back exactly IPC_LOCK, which pinning GPU memory for EFA RDMA needs"))
+    if part == "worker":
+        why = "a multi-node worker runs the headless engine and serves no HTTP; the leader's probes cover the group, which LWS or Grove recreates when any pod fails"
+        skips += [("CKV_K8S_8", why), ("CKV_K8S_9", why)]
     if not cfg.serving.engine.read_only_root_filesystem:
         skips.append(("CKV_K8S_22", "serving.engine.readOnlyRootFilesystem is off for this stack: the engine version writes outside $HOME and /tmp"))
     return checkov_skips(*skips)
@@ -237,5 +239,5 @@ def pod_template(cfg: StackConfig, role: str, facts: PlatformFacts, *, part: Par
     engine = engine_for(cfg)
     lbl = pod_labels(cfg, role, facts, endpoint=engine.serves_http(part), part=None if part == "single" else part)
     lbl[REVISION_LABEL] = engine_revision(cfg)
-    meta = {"labels": lbl, "annotations": checkov_annotations(cfg, role)}
+    meta = {"labels": lbl, "annotations": checkov_annotations(cfg, role, part)}
     return {"metadata": meta, "spec": pod_spec(cfg, role, facts, part=part, group=group)}

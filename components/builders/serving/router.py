@@ -226,7 +226,15 @@ def router_pod_template(cfg: StackConfig, facts: PlatformFacts, *, kai: bool = T
     if kai:
         spec["schedulerName"] = KAI_SCHEDULER
     labels = pod_labels(cfg, ROUTER, facts, endpoint=False)
-    return {"metadata": {"labels": labels}, "spec": spec}
+    return {"metadata": {"labels": labels, "annotations": router_checkov_skips()}, "spec": spec}
+
+
+def router_checkov_skips() -> dict[str, str]:
+    """On the router's pod template wherever it runs (Deployment, or the Grove clique checkov sees lifted out)."""
+    return checkov_skips(
+        *IMAGE_SKIPS,
+        ("CKV_K8S_38", "the router discovers prefill/decode pods through the Kubernetes API (get/list/watch pods, namespaced Role)"),
+    )
 
 
 def deployment(cfg: StackConfig, facts: PlatformFacts) -> dict:
@@ -234,11 +242,7 @@ def deployment(cfg: StackConfig, facts: PlatformFacts) -> dict:
     tpl = router_pod_template(cfg, facts, kai=False)
     # Outside KAI: the router is plain CPU work on the system pool and needs neither gang nor GPU quota.
     tpl["metadata"]["labels"] = {k: v for k, v in tpl["metadata"]["labels"].items() if k != KAI_QUEUE_LABEL}
-    skips = checkov_skips(
-        *IMAGE_SKIPS,
-        ("CKV_K8S_38", "the router discovers prefill/decode pods through the Kubernetes API (get/list/watch pods, namespaced Role)"),
-    )
-    tpl["metadata"]["annotations"] = skips
+    skips = router_checkov_skips()
     # Pulumi's await for a Deployment waits for ready replicas (10 min by default); the router is Ready only once the
     # engines serve, which a first model load takes far longer than.
     m = meta(cfg, name, ROUTER, annotations={**skips, "pulumi.com/skipAwait": "true"})
