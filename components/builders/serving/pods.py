@@ -41,7 +41,7 @@ EFA_HUGEPAGES_PER_NODE_MIB = 5120
 # kubelet/system reservation and the daemons (GPU Operator, EFA device plugin, node exporter, VPC CNI).
 CPU_SHARE = 0.75
 MEMORY_SHARE = 0.8
-# /dev/shm (PyTorch/NCCL intra-node buffers, Ray object store): an eighth of the pod's memory, at most 32 GiB.
+# /dev/shm (PyTorch/NCCL intra-node buffers, vLLM multiprocessing queues): an eighth of the pod's memory, at most 32 GiB.
 # A memory-medium emptyDir counts against the container's memory limit, so it is carved out of that budget.
 SHM_MAX_MIB = 32 * 1024
 

@@ -6,8 +6,8 @@ pod prefills and which decodes). The NIXL backend is LIBFABRIC when every engine
 backend validated on AWS EFA, nixl src/plugins/libfabric/README.md; UCX over EFA falls back to TCP) and UCX
 elsewhere. In `serving.mode: aggregated` there is no KV connector: every replica serves whole requests.
 
-Multi-node replicas use vLLM's native multi-node runtime, no Ray (the stock image no longer ships it, vllm PR
-#36170): every node runs `vllm serve` with `--nnodes N --node-rank R --master-addr <leader> --master-port P`, the
+Multi-node replicas use vLLM's native multi-node runtime, no Ray (the vllm 0.30.0 wheel declares no ray dependency
+and the stock image has none since v0.19, kubernetes-sigs/lws#835): every node runs `vllm serve` with `--nnodes N --node-rank R --master-addr <leader> --master-port P`, the
 workers with `--headless` (vllm v0.30.0 docs/serving/parallelism_scaling.md "Running vLLM with MultiProcessing";
 engine/arg_utils.py requires the `mp` backend for `--nnodes > 1`). Data parallelism across nodes rides on the same
 flags: with `--data-parallel-size`, vLLM infers each node's local DP size and start rank from `--nnodes` and
