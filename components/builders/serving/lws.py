@@ -31,7 +31,7 @@ def leader_worker_set(cfg: StackConfig, role: str, facts: PlatformFacts) -> dict
     name = workload_name(cfg, role)
     annotations: dict[str, str] = {}
     if rp.multi_node:
-        # Prefer each group inside one network block so the traffic between its nodes crosses the fewest
+        # Prefer each group inside one network block so PP/TP traffic between its nodes crosses the fewest
         # switches (KAI docs/topology/README.md; EKS topology labels). Preferred, not required: a group that
         # cannot pack still schedules.
         annotations["kai.scheduler/topology"] = facts.topology_name
