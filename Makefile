@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 
-.PHONY: venv render render-all lint test docs bench checkov check-engine clean
+.PHONY: venv render render-all lint test docs bench checkov clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,11 +32,13 @@ test: lint
 checkov: render
 	scripts/checkov.sh build/$(STACK)/manifests
 
-## vLLM's own argument parser (pinned wheel, CPU torch, in .venv-vllm) over the engine command line of every stack
-## and test config, and the KV transfer config as vLLM's KVTransferConfig. Heavy (3 GB venv): CI runs it when the
-## engine pin, the serving builders or a stack file change (.github/workflows/ci.yml, job engine-args).
+# vLLM's own argument parser (pinned wheel, CPU torch, in its own venv) over the engine command line of every stack
+# and test config, and the KV transfer config as vLLM's KVTransferConfig. Heavy (3 GB venv): CI runs it when the
+# engine pin, the serving builders or a stack file change (.github/workflows/ci.yml, job engine-args).
 VLLM_VENV ?= .venv-vllm
 ENGINE_CHECK := build/engine-check
+.PHONY: check-engine
+## vLLM 0.30.0's own parser over every rendered engine command line (.venv-vllm, ~3 GB; docs/serving.md)
 check-engine: venv
 	PYTHON=$(PYTHON) scripts/vllm-venv.sh $(VLLM_VENV)
 	rm -rf $(ENGINE_CHECK) && mkdir -p $(ENGINE_CHECK)

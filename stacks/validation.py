@@ -12,20 +12,11 @@ from stacks.catalog import instance_type, known_instance_types
 from stacks.config.base import Issue, key_path
 from stacks.config.serving import BYTES_PER_PARAM
 from stacks.config.stack import StackConfig
-from stacks.plan import (
-    ROLES,
-    ami_release_version,
-    autoscaling_enabled,
-    kubernetes_version,
-    kv_backend,
-    kv_transfer,
-    pool_efa,
-    pool_zones,
-    role_efa,
-    role_plan,
-    role_pools_efa,
-)
+from stacks.plan import ROLES, ami_release_version, kubernetes_version, kv_backend, pool_efa, pool_zones, role_plan
 from stacks.versions import pin
+
+# The serving checks' helpers (a line of their own, so the line above stays as other checks extend it).
+from stacks.plan import autoscaling_enabled, kv_transfer, role_efa, role_pools_efa
 
 # The engine needs room beyond the weights for KV cache and activations; below this share of its memory
 # budget left for them a replica either fails to start or serves almost no concurrent requests.
@@ -579,6 +570,34 @@ def _check_device_plugins(cfg: StackConfig, add) -> None:
         )
 
 
+def _check_engine_images(cfg: StackConfig, add) -> None:
+    """EFA pods run the EFA engine image; the host-mount mode is gone."""
+    e = cfg.serving.engine
+    if e.efa_userspace is not None:
+        add(
+            Issue(
+                key_path("serving", "engine", "efaUserspace"),
+                e.efa_userspace,
+                "was removed: the EKS AL2023 NVIDIA AMI installs EFA with --minimal (kernel module and rdma-core, no "
+                "libfabric; awslabs/amazon-eks-ami templates/al2023/provisioners/install-efa.sh), so there is nothing "
+                "on the host for NIXL's LIBFABRIC plugin or aws-ofi-nccl to load",
+                "delete serving.engine.efaUserspace and set serving.engine.efaImage to an image built from images/vllm-efa",
+            )
+        )
+    efa_pools = [p.name for p in cfg.gpu_pools if p.role in ROLES and pool_efa(p)]
+    if efa_pools and not e.efa_image:
+        add(
+            Issue(
+                key_path("serving", "engine", "efaImage"),
+                None,
+                f"pools {efa_pools} have EFA, and their engine pods need an image with the EFA user space (libfabric, "
+                "aws-ofi-nccl, hwloc); the stock vllm/vllm-openai image has none",
+                "build images/vllm-efa (the vllm-efa-image workflow pushes it to ECR, see docs/serving.md) and set "
+                "serving.engine.efaImage to it by digest, or set efa: false on those pools",
+            )
+        )
+
+
 # Storage classes backed by EBS: a volume attaches to one node at a time (ReadWriteOnce).
 _EBS_STORAGE_CLASSES = {"gp2", "gp3", "io1", "io2", "st1", "sc1", "ebs-sc"}
 # Grove names pods <pcs>-<i>-[<pcsg>-<j>-]<clique>-<random> and refuses a PodCliqueSet whose PCS, scaling-group and
@@ -672,30 +691,3 @@ def _check_serving(cfg: StackConfig, add) -> None:
                     )
                 )
 
-
-def _check_engine_images(cfg: StackConfig, add) -> None:
-    """EFA pods run the EFA engine image; the host-mount mode is gone."""
-    e = cfg.serving.engine
-    if e.efa_userspace is not None:
-        add(
-            Issue(
-                key_path("serving", "engine", "efaUserspace"),
-                e.efa_userspace,
-                "was removed: the EKS AL2023 NVIDIA AMI installs EFA with --minimal (kernel module and rdma-core, no "
-                "libfabric; awslabs/amazon-eks-ami templates/al2023/provisioners/install-efa.sh), so there is nothing "
-                "on the host for NIXL's LIBFABRIC plugin or aws-ofi-nccl to load",
-                "delete serving.engine.efaUserspace and set serving.engine.efaImage to an image built from images/vllm-efa",
-            )
-        )
-    efa_pools = [p.name for p in cfg.gpu_pools if p.role in ROLES and pool_efa(p)]
-    if efa_pools and not e.efa_image:
-        add(
-            Issue(
-                key_path("serving", "engine", "efaImage"),
-                None,
-                f"pools {efa_pools} have EFA, and their engine pods need an image with the EFA user space (libfabric, "
-                "aws-ofi-nccl, hwloc); the stock vllm/vllm-openai image has none",
-                "build images/vllm-efa (the vllm-efa-image workflow pushes it to ECR, see docs/serving.md) and set "
-                "serving.engine.efaImage to it by digest, or set efa: false on those pools",
-            )
-        )
