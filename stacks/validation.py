@@ -690,4 +690,3 @@ def _check_serving(cfg: StackConfig, add) -> None:
                         f"use a deployment name of at most {len(cfg.name) - (length - _GROVE_NAME_BUDGET)} characters",
                     )
                 )
-
