@@ -85,6 +85,13 @@ def _pct(x: float) -> str:
     return f"{x * 100:.0f}%"
 
 
+def _dp(r: dict) -> str:
+    """` x DP 2 (EP)` after TP x PP when a replica has data-parallel ranks (wide expert parallelism)."""
+    if r.get("data_parallel", 1) == 1:
+        return " (EP)" if r.get("expert_parallel") else ""
+    return f" x DP {r['data_parallel']}" + (" (EP)" if r.get("expert_parallel") else "")
+
+
 def summary_md(s: dict[str, Any]) -> str:
     lines = [
         f"# disagg stack `{s['stack']}`",
@@ -119,12 +126,12 @@ def summary_md(s: dict[str, Any]) -> str:
         "",
         "## Serving roles",
         "",
-        "| role | replicas (max) | TP x PP x DP | GPUs/replica | nodes/replica | GPUs/pod | EFA/pod | pods/node | GPUs used / pool GPUs | packing |",
+        "| role | replicas (max) | TP x PP | GPUs/replica | nodes/replica | GPUs/pod | EFA/pod | pods/node | GPUs used / pool GPUs | packing |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in s["roles"].items():
         lines.append(
-            f"| {name} | {r['replicas']} ({r['max_replicas']}) | {r['tensor_parallel']} x {r['pipeline_parallel']} x {r['data_parallel']}{' (EP)' if r['expert_parallel'] else ''} | {r['gpus_per_replica']} | "
+            f"| {name} | {r['replicas']} ({r['max_replicas']}) | {r['tensor_parallel']} x {r['pipeline_parallel']}{_dp(r)} | {r['gpus_per_replica']} | "
             f"{r['nodes_per_replica']} | {r['gpus_per_pod']} | {r['efa_per_pod']} | {r['pods_per_node']} | "
             f"{r['gpus_requested']} / {r['gpus_provisioned']} | {_pct(r['gpu_packing'])} |"
         )
