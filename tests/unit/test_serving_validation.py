@@ -165,3 +165,36 @@ def test_decode_pp_config_exits_2_naming_pipeline_parallel(tmp_path):
     proc = render(["--config", str(stack_file(tmp_path / "Pulumi.pp.yaml", v)), "--out", str(tmp_path / "out")])
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "disagg:serving.decode.pipelineParallel" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_every_efa_type_of_the_catalog_gives_each_pod_an_interface_or_refuses_the_layout(v):
+    """For every EFA instance type and every whole-node split of its GPUs: the pods get >= 1 EFA device each, or
+    validation refuses the layout naming tensorParallel. No pod on an EFA pool ever gets 0."""
+    from stacks.catalog import instance_type, known_instance_types
+    from stacks.plan import role_plan
+
+    checked = 0
+    for name in known_instance_types(gpu=True):
+        it = instance_type(name)
+        if not it.supports_efa:
+            continue
+        for tp in (d for d in range(1, it.gpus + 1) if it.gpus % d == 0):
+            c = copy.deepcopy(v)
+            for p in c["gpuPools"]:
+                p["instanceType"] = name
+            c["serving"]["model"] = {"id": "Qwen/Qwen3-0.6B", "parametersBillions": 0.6, "weightDtype": "bf16"}
+            for r in ("prefill", "decode"):
+                c["serving"][r] = {"tensorParallel": tp, "replicas": it.gpus // tp}
+            if it.nvme_disks == 0:
+                c["serving"]["modelCache"] = {"kind": "pvc", "storageClass": "efs-sc"}
+            try:
+                cfg = parse(c, stack="t")
+            except ConfigError as exc:
+                msgs = [str(i) for i in exc.issues]
+                assert any(m.startswith("disagg:serving.prefill.tensorParallel ") and "EFA" in m for m in msgs), (name, tp, msgs)
+                assert it.efa_interfaces < it.gpus // tp, (name, tp, msgs)
+            else:
+                efa = role_plan(cfg, "prefill").efa_per_pod
+                assert efa >= 1 and (it.gpus // tp) * efa <= it.efa_interfaces, (name, tp, efa)
+            checked += 1
+    assert checked >= 20

@@ -158,8 +158,9 @@ def security_context(cfg: StackConfig, role: str) -> dict:
     are needed. Registering memory with the EFA device pins it; the kernel refuses pinning beyond RLIMIT_MEMLOCK
     unless the process has CAP_IPC_LOCK (ib_umem_get), and the KV cache is far larger than any default limit
     (vllm docs/serving/parallelism_scaling.md "Enabling GPUDirect RDMA" adds IPC_LOCK for the same reason).
-    The user stays the image's (root): vllm/vllm-openai has no other user, and the NVMe model cache is a hostPath
-    the kubelet creates root-owned (DirectoryOrCreate, 0755), which fsGroup does not change.
+    The user stays the image's (root): vllm/vllm-openai declares no USER (vllm docker/Dockerfile, vllm-base and
+    vllm-openai stages), and the NVMe model cache is a hostPath the kubelet creates root-owned (DirectoryOrCreate,
+    0755), which fsGroup does not change.
     """
     caps: dict = {"drop": ["ALL"]}
     if role_efa(cfg, role):
