@@ -181,7 +181,8 @@ def router_pod_template(cfg: StackConfig, facts: PlatformFacts, *, kai: bool = T
         "securityContext": _security(),
         "livenessProbe": {"httpGet": {**http, "path": "/liveness"}, "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 5},
         # Readiness on the backends: /readiness is true once the router has a healthy prefill and decode pod of the
-        # revision it selects. That is what makes an engine rollout coordinated: a new router pod (new revision in
+        # revision it selects (vllm-router 0.1.17, measured with no workers: 503 {"status":"not_ready","reason":"no
+        # healthy prefill workers, no healthy decode workers",...}; /liveness 200). That is what makes an engine rollout coordinated: a new router pod (new revision in
         # its selectors) takes traffic only when new-revision pods of both roles serve, and until then the old router
         # pods keep pairing old-revision pods (maxUnavailable 0). `pulumi up` does not wait for it (skipAwait on the
         # Deployment): a first model load takes up to an hour; `python -m ops verify` checks the router afterwards.
