@@ -39,6 +39,21 @@ test: lint
 checkov: render
 	scripts/checkov.sh build/$(STACK)/manifests
 
+# vLLM's own argument parser (pinned wheel, CPU torch, in its own venv) over the engine command line of every stack
+# and test config, and the KV transfer config as vLLM's KVTransferConfig. Heavy (3 GB venv): CI runs it when the
+# engine pin, the serving builders or a stack file change (.github/workflows/ci.yml, job engine-args).
+VLLM_VENV ?= .venv-vllm
+ENGINE_CHECK := build/engine-check
+.PHONY: check-engine
+## vLLM 0.30.0's own parser over every rendered engine command line (.venv-vllm, ~3 GB; docs/serving.md)
+check-engine: venv
+	PYTHON=$(PYTHON) scripts/vllm-venv.sh $(VLLM_VENV)
+	rm -rf $(ENGINE_CHECK) && mkdir -p $(ENGINE_CHECK)
+	@for f in Pulumi.*.yaml tests/configs/Pulumi.*.yaml; do n=$$(basename $$f .yaml); n=$${n#Pulumi.}; \
+	  $(PY) -m stacks.render --config $$f --out $(ENGINE_CHECK)/$$n > /dev/null || exit $$?; done
+	$(PY) -m tests.tools.serving_commands --out $(ENGINE_CHECK)/engine-commands.json $(ENGINE_CHECK)/*/manifests
+	$(VLLM_VENV)/bin/python tests/tools/vllm_argv_check.py $(ENGINE_CHECK)/engine-commands.json
+
 ## Regenerate the README config reference and docs/config.schema.json from the config models.
 docs: venv
 	$(PY) -m stacks.docs --write

@@ -90,13 +90,44 @@ def ami_release_version(pool: GpuPoolConfig) -> str:
     return pool.ami_release_version or pin("eks-al2023-nvidia-ami").version
 
 
+def role_pools_efa(cfg: StackConfig, role: str) -> bool:
+    """Every pool of the role has EFA (validation refuses a role that mixes EFA and non-EFA pools)."""
+    pools = cfg.pools_for(role)
+    return bool(pools) and all(pool_efa(p) for p in pools)
+
+
+def efa_per_pod_default(inst: InstanceType, pods_per_node: int) -> int:
+    """The node's EFA interfaces shared evenly by its pods: p5 (32 EFA, 8 GPU) gives a 2-GPU pod 8, p4d (4 EFA,
+    8 GPU) a 2-GPU pod 1 and a 1-GPU pod 0 (refused by validation: an EFA device cannot be shared between pods)."""
+    return inst.efa_interfaces // max(pods_per_node, 1)
+
+
+def role_efa(cfg: StackConfig, role: str) -> bool:
+    """The role's pods request EFA devices: its pools have EFA and the plan gives each pod at least one interface."""
+    return role_pools_efa(cfg, role) and role_plan(cfg, role).efa_per_pod > 0
+
+
+def kv_transfer(cfg: StackConfig) -> bool:
+    """Whether KV moves between pods: disaggregated mode only."""
+    return cfg.serving.mode == "disaggregated"
+
+
 def kv_backend(cfg: StackConfig) -> str:
-    """NIXL backend: LIBFABRIC when every prefill and decode pool has EFA (UCX over EFA falls back to TCP)."""
+    """NIXL backend: LIBFABRIC when every prefill and decode pod gets EFA devices (UCX over EFA falls back to TCP);
+    `none` in aggregated mode, where no KV moves between pods."""
+    if not kv_transfer(cfg):
+        return "none"
     backend = cfg.serving.kv_transfer.backend
     if backend != "auto":
         return backend
-    pools = [p for p in cfg.gpu_pools if p.role in ROLES]
-    return "LIBFABRIC" if pools and all(pool_efa(p) for p in pools) else "UCX"
+    return "LIBFABRIC" if all(role_efa(cfg, r) for r in ROLES) else "UCX"
+
+
+def autoscaling_enabled(cfg: StackConfig, role: str) -> bool:
+    """KEDA scales the role: the explicit switch, else on under `lws` and off under `grove` (a Grove PodClique only
+    exposes a scale selector with Grove's own scale config, which KEDA does not use)."""
+    enabled = cfg.serving.role(role).autoscaling.enabled
+    return enabled if enabled is not None else cfg.platform.workload_api == "lws"
 
 
 @dataclass(frozen=True)
@@ -106,6 +137,8 @@ class RolePlan:
     max_replicas: int
     tensor_parallel: int
     pipeline_parallel: int
+    data_parallel: int
+    expert_parallel: bool
     gpus_per_replica: int
     nodes_per_replica: int
     pods_per_replica: int
@@ -138,9 +171,9 @@ def role_plan(cfg: StackConfig, role: str) -> RolePlan:
         # A replica larger than a node takes whole nodes: one pod per node, all of its GPUs.
         nodes_per_replica, gpus_per_pod = math.ceil(gpus / gpn), gpn
         pods_per_node = 1
-    efa = any(pool_efa(p) for p in pools)
-    default_efa = gpus_per_pod * inst.efa_per_gpu if efa else 0
-    efa_per_pod = rc.efa_per_pod if rc.efa_per_pod is not None else default_efa
+    efa = all(pool_efa(p) for p in pools)
+    default_efa = efa_per_pod_default(inst, pods_per_node) if efa else 0
+    efa_per_pod = rc.efa_per_pod if rc.efa_per_pod is not None and efa else default_efa
     max_replicas = rc.autoscaling.max_replicas or rc.replicas
 
     def nodes_for(replicas: int) -> int:
@@ -154,6 +187,8 @@ def role_plan(cfg: StackConfig, role: str) -> RolePlan:
         max_replicas=max_replicas,
         tensor_parallel=rc.tensor_parallel,
         pipeline_parallel=rc.pipeline_parallel,
+        data_parallel=rc.data_parallel,
+        expert_parallel=rc.expert_parallel,
         gpus_per_replica=gpus,
         nodes_per_replica=nodes_per_replica,
         pods_per_replica=nodes_per_replica,

@@ -44,6 +44,8 @@ def summary_json(
             "max_replicas": r.max_replicas,
             "tensor_parallel": r.tensor_parallel,
             "pipeline_parallel": r.pipeline_parallel,
+            "data_parallel": r.data_parallel,
+            "expert_parallel": r.expert_parallel,
             "gpus_per_replica": r.gpus_per_replica,
             "nodes_per_replica": r.nodes_per_replica,
             "pods_per_replica": r.pods_per_replica,
@@ -123,12 +125,24 @@ def _pct(x: float) -> str:
     return f"{x * 100:.0f}%"
 
 
+def _dp(r: dict) -> str:
+    """` x DP 2 (EP)` after TP x PP when a replica has data-parallel ranks (wide expert parallelism)."""
+    if r.get("data_parallel", 1) == 1:
+        return " (EP)" if r.get("expert_parallel") else ""
+    return f" x DP {r['data_parallel']}" + (" (EP)" if r.get("expert_parallel") else "")
+
+
 def summary_md(s: dict[str, Any]) -> str:
     lines = [
         f"# disagg stack `{s['stack']}`",
         "",
         f"Region **{s['region']}**, EKS cluster **{s['cluster_name']}** (Kubernetes {s['kubernetes_version']}), "
-        f"workloads as **{s['workload_api']}**, KV transfer **{s['kv_transfer']['connector']} / {s['kv_transfer']['backend']}**.",
+        f"workloads as **{s['workload_api']}**, "
+        + (
+            f"KV transfer **{s['kv_transfer']['connector']} / {s['kv_transfer']['backend']}**."
+            if s["kv_transfer"]["backend"] != "none"
+            else "**aggregated** serving (every replica serves whole requests, no KV transfer)."
+        ),
         f"Model **{s['model']['id']}** ({s['model']['parameters_billions']:g}B, {s['model']['weight_dtype']}).",
         "",
         f"**{s['gpus_requested']} of {s['gpus_provisioned']} GPUs requested ({_pct(s['gpu_packing'])} packing)**, "
@@ -157,7 +171,7 @@ def summary_md(s: dict[str, Any]) -> str:
     ]
     for name, r in s["roles"].items():
         lines.append(
-            f"| {name} | {r['replicas']} ({r['max_replicas']}) | {r['tensor_parallel']} x {r['pipeline_parallel']} | {r['gpus_per_replica']} | "
+            f"| {name} | {r['replicas']} ({r['max_replicas']}) | {r['tensor_parallel']} x {r['pipeline_parallel']}{_dp(r)} | {r['gpus_per_replica']} | "
             f"{r['nodes_per_replica']} | {r['gpus_per_pod']} | {r['efa_per_pod']} | {r['pods_per_node']} | "
             f"{r['gpus_requested']} / {r['gpus_provisioned']} | {_pct(r['gpu_packing'])} |"
         )

@@ -15,6 +15,9 @@ from stacks.config.stack import StackConfig
 from stacks.plan import ROLES, ami_release_version, kubernetes_version, kv_backend, pool_efa, pool_zones, role_nodes_available, role_plan
 from stacks.versions import pin
 
+# The serving checks' helpers (a line of their own, so the line above stays as other checks extend it).
+from stacks.plan import autoscaling_enabled, kv_transfer, role_efa, role_pools_efa
+
 # The engine needs room beyond the weights for KV cache and activations; below this share of its memory
 # budget left for them a replica either fails to start or serves almost no concurrent requests.
 MIN_KV_SHARE = 0.10
@@ -198,6 +201,19 @@ def _check_role_pools(cfg: StackConfig, add) -> bool:
                 )
             )
             ok = False
+        efa = [p.name for p in pools if pool_efa(p)]
+        if efa and len(efa) != len(pools):
+            idx = cfg.gpu_pools.index(next(p for p in pools if not pool_efa(p)))
+            add(
+                Issue(
+                    key_path("gpuPools", idx, "efa"),
+                    False,
+                    f"the {role} pools mix EFA ({efa}) and non-EFA pools; one pod spec cannot request EFA devices on "
+                    "both, and the pods on the non-EFA pools would silently move KV over TCP",
+                    f"give every {role} pool the same EFA setting (all EFA types with efa on, or efa: false on all)",
+                )
+            )
+            ok = False
     return ok
 
 
@@ -215,8 +231,8 @@ def _check_role_fit(cfg: StackConfig, role: str, add) -> None:
             Issue(
                 key_path("serving", role, "tensorParallel"),
                 tp,
-                f"TP x PP = {tp} x {pp} = {gpus} GPUs per pod does not divide the {gpn} GPUs of {it.name}; GPUs would sit idle",
-                f"use TP x PP in {divisors}, or a multiple of {gpn} to span whole nodes",
+                f"TP x PP x DP = {tp} x {pp} x {rc.data_parallel} = {gpus} GPUs per pod does not divide the {gpn} GPUs of {it.name}; GPUs would sit idle",
+                f"use TP x PP x DP in {divisors}, or a multiple of {gpn} to span whole nodes",
             )
         )
         fit_ok = False
@@ -225,15 +241,16 @@ def _check_role_fit(cfg: StackConfig, role: str, add) -> None:
             Issue(
                 key_path("serving", role, "tensorParallel"),
                 tp,
-                f"TP x PP = {tp} x {pp} = {gpus} GPUs spans nodes but is not a whole number of {it.name} nodes ({gpn} GPUs each)",
-                f"a multi-node replica uses whole nodes: make TP x PP a multiple of {gpn}",
+                f"TP x PP x DP = {tp} x {pp} x {rc.data_parallel} = {gpus} GPUs spans nodes but is not a whole number of {it.name} nodes ({gpn} GPUs each)",
+                f"a multi-node replica uses whole nodes: make TP x PP x DP a multiple of {gpn}",
             )
         )
         fit_ok = False
     if not fit_ok:
         return
     rp = role_plan(cfg, role)
-    efa = any(pool_efa(p) for p in pools)
+    efa = role_pools_efa(cfg, role)
+    share = it.efa_interfaces // max(rp.pods_per_node, 1)
     if rc.efa_per_pod is not None:
         if not efa:
             add(Issue(key_path("serving", role, "efaPerPod"), rc.efa_per_pod, f"the {role} pools have no EFA", "remove efaPerPod or turn on efa for the pools"))
@@ -243,7 +260,7 @@ def _check_role_fit(cfg: StackConfig, role: str, add) -> None:
                     key_path("serving", role, "efaPerPod"),
                     rc.efa_per_pod,
                     f"more EFA devices per pod than a {it.name} node has ({it.efa_interfaces})",
-                    f"use at most {it.efa_interfaces}; the default gives {rp.gpus_per_pod * it.efa_per_gpu} ({it.efa_per_gpu} per GPU)",
+                    f"use at most {it.efa_interfaces}; the default gives {share} (the node's interfaces shared by its {rp.pods_per_node} pods)",
                 )
             )
         elif rp.pods_per_node * rc.efa_per_pod > it.efa_interfaces:
@@ -255,10 +272,35 @@ def _check_role_fit(cfg: StackConfig, role: str, add) -> None:
                     f"use at most {it.efa_interfaces // rp.pods_per_node}",
                 )
             )
+    elif efa and share == 0 and it.efa_interfaces > 0:
+        # The EFA device plugin hands out whole interfaces; a pod without one would fall back to TCP.
+        fewest = gpn // it.efa_interfaces
+        add(
+            Issue(
+                key_path("serving", role, "tensorParallel"),
+                tp,
+                f"{rp.pods_per_node} pods of {rp.gpus_per_pod} GPUs per {it.name} node share its {it.efa_interfaces} EFA "
+                "interface(s): some pods would get no EFA device (an interface cannot be shared between pods)",
+                f"give each pod at least {fewest} GPUs (TP x PP x DP >= {fewest}) so every pod gets a whole interface, "
+                f"or set efa: false on the {role} pools",
+            )
+        )
+    if rc.data_parallel > 1 and rc.tensor_parallel * rc.pipeline_parallel > gpn:
+        add(
+            Issue(
+                key_path("serving", role, "dataParallel"),
+                rc.data_parallel,
+                f"each data-parallel rank spans nodes (TP x PP = {rc.tensor_parallel * rc.pipeline_parallel} > {gpn} GPUs of {it.name})",
+                f"keep TP x PP within a node ({gpn} GPUs) and scale across nodes with dataParallel (wide EP: TP within a node, DP x EP across nodes)",
+            )
+        )
     # Weights must fit the GPUs of one replica with room left for the KV cache.
     m = cfg.serving.model
     weights_gib = m.parameters_billions * 1e9 * BYTES_PER_PARAM[m.weight_dtype] / 2**30
-    per_gpu = weights_gib / gpus
+    # Without expert parallelism every DP rank holds a whole copy of the model; with it the experts (nearly all of an
+    # MoE's weights: GLM-5's 256 routed experts are ~97% of its 744B) are sharded over DP x TP.
+    shards = gpus if rc.expert_parallel else tp * pp
+    per_gpu = weights_gib / shards
     budget = it.gpu_memory_gib * cfg.serving.engine.gpu_memory_utilization
     if per_gpu > budget * (1 - MIN_KV_SHARE):
         need = weights_gib / (budget * (1 - MIN_KV_SHARE))
@@ -267,10 +309,10 @@ def _check_role_fit(cfg: StackConfig, role: str, add) -> None:
                 key_path("serving", role, "tensorParallel"),
                 tp,
                 (
-                    f"{m.parameters_billions:g}B parameters in {m.weight_dtype} are {weights_gib:.1f} GiB: {per_gpu:.1f} GiB per GPU at TP x PP = {gpus}, "
+                    f"{m.parameters_billions:g}B parameters in {m.weight_dtype} are {weights_gib:.1f} GiB: {per_gpu:.1f} GiB per GPU over {shards} GPUs, "
                     f"but a {it.gpu_model} gives the engine {budget:.1f} GiB and at least {MIN_KV_SHARE:.0%} of it must stay free for the KV cache"
                 ),
-                f"raise TP x PP to at least {need:.1f} GPUs (rounded up to a valid layout), or serve a smaller dtype (serving.model.weightDtype)",
+                f"shard the weights over at least {need:.1f} GPUs (TP x PP, or DP x TP with expertParallel for MoE), or serve a smaller dtype (serving.model.weightDtype)",
             )
         )
     # A Capacity Block pool created at 0 nodes counts with the nodes it serves with once its block starts.
@@ -291,28 +333,50 @@ def _check_role_fit(cfg: StackConfig, role: str, add) -> None:
 
 
 def _check_kv_transfer(cfg: StackConfig, add) -> None:
-    backend = kv_backend(cfg)
     pools = [p for p in cfg.gpu_pools if p.role in ROLES]
+    # EFA traffic never leaves its AZ, whatever carries the KV: NCCL inside a group, NIXL between roles.
+    efa_zones = {az for p in pools if pool_efa(p) for az in pool_zones(cfg, p)}
+    if len(efa_zones) > 1:
+        i = next(i for i, p in enumerate(cfg.gpu_pools) if p.role == "decode" and pool_efa(p)) if any(
+            p.role == "decode" and pool_efa(p) for p in cfg.gpu_pools
+        ) else next(i for i, p in enumerate(cfg.gpu_pools) if p.role in ROLES and pool_efa(p))
+        add(
+            Issue(
+                key_path("gpuPools", i, "availabilityZones"),
+                sorted(efa_zones),
+                "the EFA pools of prefill and decode are in different zones; KV transfer over EFA cannot cross AZs, so it would move over TCP",
+                "put every EFA prefill and decode pool in the same single zone",
+            )
+        )
+    if not kv_transfer(cfg):
+        return
+    backend = kv_backend(cfg)
     if backend == "LIBFABRIC":
-        no_efa = [p.name for p in pools if not pool_efa(p)]
+        no_efa = [r for r in ROLES if not role_efa(cfg, r)]
         if no_efa:
             add(
                 Issue(
                     key_path("serving", "kvTransfer", "backend"),
                     "LIBFABRIC",
-                    f"pools {no_efa} have no EFA, so LIBFABRIC has no fabric to use",
+                    f"the {' and '.join(no_efa)} pods get no EFA devices, so LIBFABRIC has no fabric to use",
                     "use backend auto or UCX, or put both roles on EFA pools",
                 )
             )
-        zones = {az for p in pools for az in pool_zones(cfg, p)}
-        if len(zones) > 1:
-            i = next(i for i, p in enumerate(cfg.gpu_pools) if p.role == "decode")
+    for role in ROLES:
+        pp = cfg.serving.role(role).pipeline_parallel
+        if pp > 1:
+            # vllm v0.30.0 nixl/base_worker.py: "Decode-side PP is unsupported"; a PP prefill needs the push
+            # connector (vllm PR #45880), and the pull NixlConnector refuses pp_rank > 0 handshakes
+            # (kv_connector/v1/base.py set_xfer_handshake_metadata_pp_aware; vllm issue #52913).
+            side = "on the decode side" if role == "decode" else "with the pull-mode NixlConnector"
             add(
                 Issue(
-                    key_path("gpuPools", i, "availabilityZones"),
-                    sorted(zones),
-                    "prefill and decode pools are in different zones; KV transfer over EFA cannot cross AZs",
-                    "put every prefill and decode pool in the same single zone",
+                    key_path("serving", role, "pipelineParallel"),
+                    pp,
+                    f"vLLM's {cfg.serving.kv_transfer.connector} cannot transfer KV with pipeline parallelism {side} "
+                    "(vllm issue #52913); the engine would fail at its first KV handshake",
+                    f"set serving.{role}.pipelineParallel to 1: for a model larger than a node use tensorParallel within "
+                    "a node with dataParallel across nodes (and expertParallel for MoE), or serve PP with serving.mode: aggregated",
                 )
             )
 
@@ -568,6 +632,34 @@ def _check_device_plugins(cfg: StackConfig, add) -> None:
         )
 
 
+def _check_engine_images(cfg: StackConfig, add) -> None:
+    """EFA pods run the EFA engine image; the host-mount mode is gone."""
+    e = cfg.serving.engine
+    if e.efa_userspace is not None:
+        add(
+            Issue(
+                key_path("serving", "engine", "efaUserspace"),
+                e.efa_userspace,
+                "was removed: the EKS AL2023 NVIDIA AMI installs EFA with --minimal (kernel module and rdma-core, no "
+                "libfabric; awslabs/amazon-eks-ami templates/al2023/provisioners/install-efa.sh), so there is nothing "
+                "on the host for NIXL's LIBFABRIC plugin or aws-ofi-nccl to load",
+                "delete serving.engine.efaUserspace and set serving.engine.efaImage to an image built from images/vllm-efa",
+            )
+        )
+    efa_pools = [p.name for p in cfg.gpu_pools if p.role in ROLES and pool_efa(p)]
+    if efa_pools and not e.efa_image:
+        add(
+            Issue(
+                key_path("serving", "engine", "efaImage"),
+                None,
+                f"pools {efa_pools} have EFA, and their engine pods need an image with the EFA user space (libfabric, "
+                "aws-ofi-nccl, hwloc); the stock vllm/vllm-openai image has none",
+                "build images/vllm-efa (the vllm-efa-image workflow pushes it to ECR, see docs/serving.md) and set "
+                "serving.engine.efaImage to it by digest, or set efa: false on those pools",
+            )
+        )
+
+
 # Storage classes backed by EBS: a volume attaches to one node at a time (ReadWriteOnce).
 _EBS_STORAGE_CLASSES = {"gp2", "gp3", "io1", "io2", "st1", "sc1", "ebs-sc"}
 # Grove names pods <pcs>-<i>-[<pcsg>-<j>-]<clique>-<random> and refuses a PodCliqueSet whose PCS, scaling-group and
@@ -600,10 +692,23 @@ def _check_serving(cfg: StackConfig, add) -> None:
                 "name a ReadWriteMany class (EFS or FSx for Lustre CSI), or use modelCache.kind nvme",
             )
         )
+    _check_engine_images(cfg, add)
     for role in ROLES:
         rc = s.role(role)
         a = rc.autoscaling
-        if a.enabled and not (pf.keda.enabled and pf.monitoring.enabled):
+        if a.enabled and pf.workload_api == "grove":
+            add(
+                Issue(
+                    key_path("serving", role, "autoscaling", "enabled"),
+                    True,
+                    "under Grove KEDA cannot scale a role: a PodClique or PodCliqueScalingGroup publishes the pod "
+                    "selector an autoscaler needs only when Grove's own scaleConfig is set (grove v0.1.0-alpha.11 "
+                    "podclique/reconcilestatus.go mutateSelector), and that config makes Grove create its own HPAs on "
+                    "custom metrics, which need a metrics adapter this stack does not install",
+                    f"remove serving.{role}.autoscaling.enabled (it defaults to off under grove), or use workloadApi lws",
+                )
+            )
+        elif autoscaling_enabled(cfg, role) and not (pf.keda.enabled and pf.monitoring.enabled):
             missing = [n for n, on in (("platform.keda", pf.keda.enabled), ("platform.monitoring", pf.monitoring.enabled)) if not on]
             add(
                 Issue(

@@ -156,11 +156,19 @@ _PINS = (
     # NixlConnector selects NIXL backends through kv_connector_extra_config.backends (["LIBFABRIC"] for EFA) since
     # vllm PR #25121 (v0.11); v0.30.0 is a tag confirmed on Docker Hub. It is the CUDA 13 build (needs driver >= 580;
     # the AMI pin ships 580.159.03; "-cu129" tags exist for older drivers). The image bundles the NIXL LIBFABRIC
-    # plugin but NOT the EFA libfabric user space (vllm issue #55635, PR #55783 open): mount /opt/amazon/efa from the
-    # host or use a derived image, as the serving config's `image` field says.
+    # plugin but NOT the EFA libfabric user space (vllm issue #55635, PR #55783 open), and the AMI has none to lend
+    # (--minimal): EFA pools run `vllm-efa` below. PyPI carries the same release (vllm==0.30.0, torch==2.13.0), whose
+    # argument parser `make check-engine` runs on every rendered command line.
     Pin("vllm", "image", "v0.30.0",
         f"{_GH}/vllm-project/vllm/releases/tag/v0.30.0",
         image="vllm/vllm-openai"),
+    # The EFA engine image: `vllm` above plus the aws-efa-installer below (images/vllm-efa/Dockerfile). Built and
+    # pushed by .github/workflows/vllm-efa-image.yml as <account>.dkr.ecr.<region>.amazonaws.com/<image>:<version>;
+    # the tag names both inputs, so bumping either pin gives a new tag. Stacks reference it by digest in
+    # serving.engine.efaImage.
+    Pin("vllm-efa", "image", "v0.30.0-efa1.49.0",
+        "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa-start.html",
+        image="disagg/vllm-efa"),
     # vllm-project/router publishes no versioned image: Docker Hub carries only `nightly` and dated
     # `nightly-YYYYMMDD-<sha>` tags, and the dated ones are garbage-collected after ~15 days (SemiAnalysisAI/InferenceX
     # PR #2143), so a dated pin would stop pulling within weeks. `nightly` is the only durable tag; it is NOT
@@ -275,6 +283,19 @@ VLLM_ROUTER_PYPI_SHA256: dict[str, str] = {
 }
 if set(VLLM_ROUTER_PYPI_SHA256) != set(VLLM_ROUTER_PYPI):  # a package without its hash would fail every router start
     raise ValueError("VLLM_ROUTER_PYPI and VLLM_ROUTER_PYPI_SHA256 must name the same packages")
+
+
+# The AWS EFA user space for containers, baked into the `vllm-efa` image: libfabric with the EFA provider, rdma-core,
+# aws-ofi-nccl. 1.49.0 is the stable version the EC2 "Get started with EFA" guide downloads
+# (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa-start.html, 2026-08); it ships libfabric 2.4.0amzn5.0 and
+# rdma-core 63.0. sha256 of aws-efa-installer-1.49.0.tar.gz (702,811,844 bytes) as pinned by ai-dynamo/dynamo
+# (container/templates/aws.Dockerfile tests, recipes/*/check-efa-userspace.sh) and by an unrelated public container
+# install script (miles-efa-install), two independent pins of the same digest; AWS lists the digests of each release on
+# https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa-verify.html. The image build refuses a tarball whose
+# sha256 differs. Bump version, digest and the `vllm-efa` tag together.
+AWS_EFA_INSTALLER_VERSION = "1.49.0"
+AWS_EFA_INSTALLER_SHA256 = "cf2e9281a2328a243c76f911a490faed43ca0fecfe4733c25e34b2e92a32c309"
+AWS_EFA_INSTALLER_URL = f"https://efa-installer.amazonaws.com/aws-efa-installer-{AWS_EFA_INSTALLER_VERSION}.tar.gz"
 
 
 def pin(key: str) -> Pin:

@@ -26,6 +26,7 @@ BASE = {
     ],
     "serving": {
         "model": {"id": "nvidia/Llama-3.3-70B-Instruct-FP8", "parametersBillions": 70.6, "weightDtype": "fp8"},
+        "engine": {"efaImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/disagg/vllm-efa:v0.30.0-efa1.49.0"},
         "prefill": {"tensorParallel": 4, "replicas": 2},
         "decode": {"tensorParallel": 2, "replicas": 4},
     },

@@ -59,23 +59,63 @@ class ModelConfig(Model):
 
 class EngineConfig(Model):
     kind: Literal["vllm"] = Field("vllm", description="Inference engine. `vllm` (TensorRT-LLM planned).")
-    image: str | None = Field(None, description="Engine image. Default: the `vllm` pin of the versions table. Must carry libfabric/EFA user space for EFA.")
+    image: str | None = Field(
+        None,
+        description=(
+            "Engine image of the pods on pools without EFA. Default: the `vllm` pin of the versions table "
+            "(vllm/vllm-openai, which has no EFA user space)."
+        ),
+    )
+    efa_image: str | None = Field(
+        None,
+        description=(
+            "Engine image of the pods on EFA pools: the pinned vLLM image plus the AWS EFA user space "
+            "(libfabric, rdma-core, aws-ofi-nccl, hwloc), built from images/vllm-efa by the vllm-efa-image "
+            "workflow. Required when a prefill or decode pool has EFA; pin it by digest. No default: no public "
+            "image carries the pinned vLLM with the EFA user space (docs/serving.md)."
+        ),
+    )
+    efa_userspace: str | None = Field(
+        None,
+        description=(
+            "Removed. EFA pods always run `efaImage` (the EKS AL2023 NVIDIA AMI installs EFA with --minimal: no "
+            "libfabric to mount from the host). Any value is refused with the fix."
+        ),
+    )
     extra_args: list[str] = Field(default_factory=list, description="Extra engine arguments appended to both roles.")
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0, description="Fraction of GPU memory the engine may use. Default 0.9.")
     prefix_caching: bool = Field(True, description="Turn on prefix caching. Default true.")
     port: int = Field(8000, ge=1024, le=65535, description="Engine HTTP port. Default 8000.")
-    efa_userspace: Literal["host", "image"] = Field(
-        "host",
+    master_port: int = Field(
+        29501,
+        ge=1024,
+        le=65535,
+        description="torch.distributed port on the leader of a multi-node replica (vLLM `--master-port`). Default 29501.",
+    )
+    data_parallel_rpc_port: int = Field(
+        29550,
+        ge=1024,
+        le=65535,
+        description="Data-parallel RPC port on the leader of a multi-node DP replica (vLLM `--data-parallel-rpc-port`). Default 29550.",
+    )
+    read_only_root_filesystem: bool = Field(
+        True,
         description=(
-            "Where EFA pods get libfabric with the EFA provider: `host` (default) mounts the node's /opt/amazon "
-            "(EKS AL2023 NVIDIA AMI) read-only and puts it on LD_LIBRARY_PATH; `image` when `image` already carries "
-            "it (built with the aws-efa-installer). An init container checks it either way before the engine starts."
+            "Run the engine container with a read-only root file system; $HOME and /tmp are writable emptyDirs "
+            "(vLLM, torch.compile, Triton and FlashInfer caches). Default true; turn off only if an engine version "
+            "writes elsewhere."
         ),
     )
 
 
 class AutoscalingConfig(Model):
-    enabled: bool = Field(True, description="Scale this role on an engine metric through KEDA. Default true.")
+    enabled: bool | None = Field(
+        None,
+        description=(
+            "Scale this role on an engine metric through KEDA. Default: on with `workloadApi: lws`, off with `grove` "
+            "(a Grove PodClique exposes no scale selector to KEDA; turning it on there is refused)."
+        ),
+    )
     min_replicas: PositiveInt | None = Field(None, description="Lower bound. Default: the role's `replicas`.")
     max_replicas: PositiveInt | None = Field(None, description="Upper bound. Default: the role's `replicas` (the GPU pools must fit it).")
     metric: str | None = Field(
@@ -87,17 +127,41 @@ class AutoscalingConfig(Model):
 
 class RoleConfig(Model):
     tensor_parallel: PositiveInt = Field(1, description="Tensor-parallel size (GPUs a layer is split over).")
-    pipeline_parallel: PositiveInt = Field(1, description="Pipeline-parallel size (stages). TP x PP above a node's GPUs spans whole nodes.")
+    pipeline_parallel: PositiveInt = Field(
+        1,
+        description=(
+            "Pipeline-parallel size (stages). TP x PP above a node's GPUs spans whole nodes. PP > 1 only with "
+            "`serving.mode: aggregated`: vLLM's NixlConnector cannot move KV between pipeline stages."
+        ),
+    )
+    data_parallel: PositiveInt = Field(
+        1,
+        description=(
+            "Data-parallel ranks per replica (vLLM `--data-parallel-size`), each TP x PP GPUs; a replica of "
+            "DP x TP x PP GPUs above a node spans whole nodes, one pod per node. Default 1."
+        ),
+    )
+    expert_parallel: bool = Field(
+        False,
+        description=(
+            "Shard the MoE experts over all DP x TP GPUs of the replica (vLLM `--enable-expert-parallel`): wide "
+            "expert parallelism for MoE models such as GLM-5 or DeepSeek-V3. Default false."
+        ),
+    )
     replicas: PositiveInt = Field(1, description="Number of engine replicas of this role.")
     efa_per_pod: PositiveInt | None = Field(
-        None, description="EFA devices per pod. Default: GPUs per pod x the node's EFA interfaces per GPU (4 on p5)."
+        None,
+        description=(
+            "EFA devices per pod. Default: the node's EFA interfaces shared evenly by the pods of a node (p5: 16 for "
+            "a 4-GPU pod, 32 for a whole node; p4d: 2 for a 4-GPU pod)."
+        ),
     )
     autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig, description="Per-role scaling on an engine metric.")
     extra_args: list[str] = Field(default_factory=list, description="Extra engine arguments for this role only.")
 
     @property
     def gpus_per_replica(self) -> int:
-        return self.tensor_parallel * self.pipeline_parallel
+        return self.tensor_parallel * self.pipeline_parallel * self.data_parallel
 
     @model_validator(mode="after")
     def _bounds(self) -> RoleConfig:
@@ -129,7 +193,11 @@ class RouterConfig(Model):
 class KvTransferConfig(Model):
     connector: Literal["NixlConnector"] = Field("NixlConnector", description="vLLM KV connector. NixlConnector.")
     backend: Literal["auto", "LIBFABRIC", "UCX"] = Field(
-        "auto", description="NIXL backend: `auto` (LIBFABRIC when both roles run on EFA pools, UCX otherwise), `LIBFABRIC` or `UCX`."
+        "auto",
+        description=(
+            "NIXL backend: `auto` (LIBFABRIC when every prefill and decode pod gets EFA devices, UCX otherwise), "
+            "`LIBFABRIC` or `UCX`. UCX over EFA falls back to TCP."
+        ),
     )
     side_channel_port: int = Field(5600, ge=1024, le=65535, description="NIXL side-channel port. Default 5600.")
 
@@ -149,6 +217,14 @@ class ModelCacheConfig(Model):
 
 class ServingConfig(Model):
     namespace: DnsLabel | None = Field(None, description="Namespace of the workloads. Default: the deployment name.")
+    mode: Literal["disaggregated", "aggregated"] = Field(
+        "disaggregated",
+        description=(
+            "`disaggregated` (default): prefill pods compute the KV cache, decode pods pull it over NIXL and the "
+            "router pairs them. `aggregated`: every replica of both roles serves whole requests (no KV transfer) "
+            "behind the router; for layouts the KV connector cannot serve, such as pipeline parallelism."
+        ),
+    )
     model: ModelConfig = Field(description="The model served.")
     engine: EngineConfig = Field(default_factory=EngineConfig, description="The inference engine.")
     prefill: RoleConfig = Field(default_factory=RoleConfig, description="Prefill workers (compute-bound).")

@@ -39,6 +39,7 @@ def actionlint() -> str | None:
 def test_the_expected_workflows_exist():
     assert {p.name for p in FILES} == {
         "ci.yml", "pr-comment.yml", "preview.yml", "deploy.yml", "pulumi-up.yml", "review-stack.yml", "review-janitor.yml",
+        "vllm-efa-image.yml",
     }
 
 

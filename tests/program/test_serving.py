@@ -44,7 +44,7 @@ def _labels_of(r: Rendered, name: str) -> dict:
 
 
 def test_every_gpu_pod_is_kai_scheduled_queued_with_4_efa_per_gpu_and_libfabric(rendered):
-    for stack in ("prod", "grove", "multinode", "multinode-grove"):
+    for stack in ("prod", "grove", "multinode", "multinode-grove", "glm5-wide-ep"):
         r = rendered[stack]
         specs = gpu_pod_specs(r)
         assert {role for role, _, _ in specs} == {"prefill", "decode"}, stack
@@ -61,10 +61,8 @@ def test_every_gpu_pod_is_kai_scheduled_queued_with_4_efa_per_gpu_and_libfabric(
             assert not c["securityContext"].get("privileged"), where
             env = {e["name"]: e.get("value") for e in c["env"]}
             assert env["FI_PROVIDER"] == "efa", where
-            text = json.dumps(c)
-            if "vllm serve" in text or c.get("command") == ["vllm", "serve"]:
-                # The pod that configures the engine (multi-node workers only join the leader's Ray cluster).
-                assert '\\"backends\\":[\\"LIBFABRIC\\"]' in text, where
+            # Every engine pod, leader and worker alike, runs `vllm serve` with the connector (no Ray workers).
+            assert '\\"backends\\":[\\"LIBFABRIC\\"]' in json.dumps(c["args"]), where
 
 
 def test_dev_without_efa_uses_ucx_and_no_efa(rendered):
@@ -196,3 +194,28 @@ def test_hf_token_is_a_kubernetes_secret_from_the_pulumi_secret(tmp_path):
     lws = _cr(r, "LeaderWorkerSet", "tok-prefill")
     env = lws["inputs"]["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]["env"]
     assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "tok-hf-token", "key": "token"}}} in env
+
+
+def test_glm5_is_servable_both_ways(rendered):
+    """The seed's GLM-5 on 4 x p5: aggregated PP=2 x TP=8 groups behind a plain router, or disaggregated wide EP."""
+    agg, ep = rendered["glm5-aggregated"], rendered["glm5-wide-ep"]
+    for r, pp, dp in ((agg, "2", None), (ep, "1", "2")):
+        for lws in _docs(r, "LeaderWorkerSet"):
+            t = lws["spec"]["leaderWorkerTemplate"]
+            assert t["size"] == 2 and lws["spec"]["replicas"] == 1
+            args = t["leaderTemplate"]["spec"]["containers"][0]["args"]
+            assert args[0] == "zai-org/GLM-5-FP8" and args[args.index("--tensor-parallel-size") + 1] == "8"
+            assert args[args.index("--pipeline-parallel-size") + 1] == pp
+            if dp:
+                assert args[args.index("--data-parallel-size") + 1] == dp and "--enable-expert-parallel" in args
+            assert ("--kv-transfer-config" in args) == (r is ep)
+    router = lambda r: next(d for d in _docs(r, "Deployment") if d["metadata"]["name"].endswith("-router"))["spec"]["template"]["spec"]["containers"][0]["args"]  # noqa: E731
+    assert "--vllm-pd-disaggregation" in router(ep) and "--vllm-pd-disaggregation" not in router(agg)
+    assert agg.summary["kv_transfer"]["backend"] == "none" and ep.summary["kv_transfer"]["backend"] == "LIBFABRIC"
+
+
+def test_role_services_do_not_take_the_leaderworkerset_names(rendered):
+    r = rendered["prod"]
+    services = {d["metadata"]["name"] for d in _docs(r, "Service")}
+    workloads = {d["metadata"]["name"] for d in _docs(r, "LeaderWorkerSet")}
+    assert {"prod-prefill-api", "prod-decode-api"} <= services and not services & workloads

@@ -1,4 +1,4 @@
-"""Configs for the serving builder tests: the prod layout, a non-EFA layout and a multi-node layout."""
+"""Configs for the serving builder tests: the prod layout, a non-EFA layout, multi-node wide EP and aggregated PP."""
 
 from __future__ import annotations
 
@@ -38,14 +38,37 @@ def non_efa():
     return cfg_of(v)
 
 
+EFA_IMAGE = BASE["serving"]["engine"]["efaImage"]
+
+
 def multinode(api: str = "lws"):
+    """DeepSeek-V3 wide EP: TP=8 inside a node, DP=2 across two p5 nodes, experts over all 16 GPUs."""
     v = copy.deepcopy(BASE)
     for p in v["gpuPools"]:
         p["nodes"] = 2
+    role = {"tensorParallel": 8, "dataParallel": 2, "expertParallel": True, "replicas": 1}
     v["serving"] = {
         "model": {"id": "deepseek-ai/DeepSeek-V3", "parametersBillions": 671, "weightDtype": "fp8"},
-        "prefill": {"tensorParallel": 8, "pipelineParallel": 2, "replicas": 1},
-        "decode": {"tensorParallel": 8, "pipelineParallel": 2, "replicas": 1},
+        "engine": {"efaImage": EFA_IMAGE},
+        "prefill": dict(role),
+        "decode": dict(role),
+    }
+    v["platform"] = {"workloadApi": api}
+    return cfg_of(v)
+
+
+def aggregated(api: str = "lws"):
+    """The seed's GLM-5 layout, PP=2 x TP=8 over two p5 nodes per replica, served aggregated."""
+    v = copy.deepcopy(BASE)
+    for p in v["gpuPools"]:
+        p["nodes"] = 2
+    role = {"tensorParallel": 8, "pipelineParallel": 2, "replicas": 1}
+    v["serving"] = {
+        "mode": "aggregated",
+        "model": {"id": "zai-org/GLM-5-FP8", "parametersBillions": 744, "weightDtype": "fp8"},
+        "engine": {"efaImage": EFA_IMAGE},
+        "prefill": dict(role),
+        "decode": dict(role),
     }
     v["platform"] = {"workloadApi": api}
     return cfg_of(v)

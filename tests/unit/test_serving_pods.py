@@ -8,8 +8,9 @@ import pytest
 
 from components.builders.serving import pods
 from components.builders.serving.engine import Group, engine_for
-from components.builders.serving.vllm import Vllm
-from tests.unit.serving_helpers import container, env_of, facts, multinode, non_efa, prod, with_token
+from components.builders.serving.vllm import NIXL_PREFLIGHT, Vllm
+from stacks.versions import pin
+from tests.unit.serving_helpers import EFA_IMAGE, aggregated, container, env_of, facts, multinode, non_efa, prod, with_token
 
 
 def spec(cfg, role, **kw):
@@ -59,37 +60,109 @@ def test_efa_pods_get_ipc_lock_only_and_are_not_privileged():
     assert sc["capabilities"] == {"drop": ["ALL"], "add": ["IPC_LOCK"]}
 
 
-def test_efa_env_and_host_libraries():
-    s = spec(prod(), "prefill")
-    env = env_of(container(s))
+def test_efa_pods_run_the_efa_image_with_the_efa_provider_and_no_host_mount():
+    cfg = prod()
+    s = spec(cfg, "prefill")
+    c = container(s)
+    assert c["image"] == EFA_IMAGE
+    env = env_of(c)
     assert env["FI_PROVIDER"] == "efa"
-    assert env["FI_EFA_USE_DEVICE_RDMA"] == "1"
-    assert env["LD_LIBRARY_PATH"].startswith("/opt/amazon/efa/lib64")
-    vol = next(v for v in s["volumes"] if v["name"] == "host-efa")
-    assert vol["hostPath"]["path"] == "/opt/amazon"
-    mount = next(m for m in container(s)["volumeMounts"] if m["name"] == "host-efa")
-    assert mount["readOnly"] is True
+    # The image prepends its libraries to the base image's path; a pod value would replace it.
+    assert "LD_LIBRARY_PATH" not in env
+    # libfabric aborts with FI_EFA_USE_DEVICE_RDMA=1 on types without RDMA (g5, g6e); it uses RDMA where it exists.
+    assert "FI_EFA_USE_DEVICE_RDMA" not in env
+    assert not any("hostPath" in v and v["hostPath"]["path"].startswith("/opt/amazon") for v in s["volumes"])
+    assert "initContainers" not in s
 
 
-def test_efa_from_image_mounts_nothing_from_the_host(base):
-    base["serving"]["engine"] = {"image": "example.com/vllm-efa:1", "efaUserspace": "image"}
+def test_non_efa_pods_run_the_stock_image(base):
+    c = container(spec(non_efa(), "prefill"))
+    assert c["image"] == pin("vllm").image_ref
+
+
+def test_preflight_runs_in_the_engine_container_before_the_engine():
+    c = container(spec(prod(), "prefill"))
+    assert c["command"][:2] == ["/bin/bash", "-c"] and c["command"][3] == "vllm-serve"
+    script = c["command"][2]
+    lines = script.strip().splitlines()
+    assert lines[0] == "set -euo pipefail"
+    assert lines[-1] == 'exec vllm serve "$@"'
+    assert "fi_info -p efa -c FI_HMEM" in script
+    assert "/dev/infiniband/uverbs" in script
+    # The NIXL agent check runs before the exec, with the LIBFABRIC backend the connector uses.
+    nixl = next(i for i, ln in enumerate(lines) if ln.startswith("python3 -c"))
+    assert nixl < len(lines) - 1 and "fail " in script.splitlines()[-2]
+    assert 'backends=["LIBFABRIC"]' in NIXL_PREFLIGHT and "register_memory" in NIXL_PREFLIGHT
+    assert "agent.backends" in NIXL_PREFLIGHT  # nixl only warns when a plugin does not load
+    compile(NIXL_PREFLIGHT, "<nixl preflight>", "exec")
+
+
+def test_non_efa_pods_have_no_preflight():
+    script = container(spec(non_efa(), "decode"))["command"][2]
+    assert "fi_info" not in script and "nixl" not in script
+    assert script.strip().splitlines()[-1] == 'exec vllm serve "$@"'
+
+
+def test_ucx_backend_on_efa_skips_only_the_nixl_check(base):
     from tests.unit.serving_helpers import cfg_of
 
+    base["serving"]["kvTransfer"] = {"backend": "UCX"}
+    script = container(spec(cfg_of(base), "prefill"))["command"][2]
+    assert "fi_info -p efa" in script and "nixl_agent" not in script
+
+
+def test_engine_root_file_system_is_read_only_with_writable_caches():
+    s = spec(prod(), "decode")
+    c = container(s)
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    assert mounts["/root"] == "home" and mounts["/tmp"] == "tmp"
+    assert env_of(c)["HOME"] == "/root"
+    vols = {v["name"]: v for v in s["volumes"]}
+    assert vols["home"]["emptyDir"]["sizeLimit"] and vols["tmp"]["emptyDir"]["sizeLimit"]
+
+
+def test_read_only_root_can_be_turned_off(base):
+    from tests.unit.serving_helpers import cfg_of
+
+    base["serving"]["engine"]["readOnlyRootFilesystem"] = False
+    c = container(spec(cfg_of(base), "decode"))
+    assert "readOnlyRootFilesystem" not in c["securityContext"]
+    assert not any(m["name"] == "home" for m in c["volumeMounts"])
+
+
+@pytest.mark.parametrize(
+    ("instance", "tp", "want"),
+    [
+        ("p5.48xlarge", 4, 16), ("p5.48xlarge", 2, 8), ("p5.48xlarge", 1, 4), ("p5en.48xlarge", 2, 4),
+        ("p4d.24xlarge", 4, 2), ("p4d.24xlarge", 2, 1), ("p4de.24xlarge", 8, 4),
+        ("g6e.12xlarge", 4, 1), ("g6e.24xlarge", 2, 1), ("g6e.48xlarge", 4, 2), ("g5.48xlarge", 8, 1),
+    ],
+)
+def test_every_pod_on_an_efa_pool_gets_whole_interfaces(base, instance, tp, want):
+    from stacks.catalog import instance_type
+    from tests.unit.serving_helpers import cfg_of
+
+    it = instance_type(instance)
+    for p in base["gpuPools"]:
+        p["instanceType"] = instance
+    base["serving"]["model"] = {"id": "Qwen/Qwen3-8B", "parametersBillions": 8.2, "weightDtype": "bf16"}
+    base["serving"]["prefill"] = {"tensorParallel": tp, "replicas": it.gpus // tp}
+    base["serving"]["decode"] = {"tensorParallel": tp, "replicas": it.gpus // tp}
     cfg = cfg_of(base)
-    s = spec(cfg, "prefill")
-    assert not any(v["name"] == "host-efa" for v in s["volumes"])
-    assert "LD_LIBRARY_PATH" not in env_of(container(s))
-    assert container(s)["image"] == "example.com/vllm-efa:1"
-    # The preflight still runs: it is what catches an image without EFA libfabric.
-    assert s["initContainers"][0]["name"] == "efa-preflight"
+    lim = container(spec(cfg, "prefill"))["resources"]["limits"]
+    assert lim["vpc.amazonaws.com/efa"] == str(want)
+    assert (it.gpus // tp) * want <= it.efa_interfaces
 
 
-def test_efa_preflight_asks_for_the_same_efa_devices_and_fails_loudly():
-    s = spec(prod(), "prefill")
-    init = s["initContainers"][0]
-    assert init["resources"]["limits"]["vpc.amazonaws.com/efa"] == container(s)["resources"]["limits"]["vpc.amazonaws.com/efa"]
-    script = init["command"][-1]
-    assert "fi_info -p efa" in script and "exit 1" in script
+def test_efa_catalog_types_all_give_a_pod_of_a_whole_node_its_interfaces():
+    from stacks.catalog import instance_type, known_instance_types
+    from stacks.plan import efa_per_pod_default
+
+    for name in known_instance_types(gpu=True):
+        it = instance_type(name)
+        if it.supports_efa:
+            assert efa_per_pod_default(it, 1) == it.efa_interfaces >= 1, name
 
 
 def test_shm_is_a_memory_volume_with_a_size_limit_inside_the_memory_limit():
@@ -199,7 +272,7 @@ def test_vllm_side_channel_from_pod_ip_and_port():
 def test_vllm_extra_args_engine_then_role(base):
     from tests.unit.serving_helpers import cfg_of
 
-    base["serving"]["engine"] = {"extraArgs": ["--enforce-eager"], "prefixCaching": False}
+    base["serving"]["engine"].update(extraArgs=["--enforce-eager"], prefixCaching=False)
     base["serving"]["decode"]["extraArgs"] = ["--max-num-seqs", "512"]
     cfg = cfg_of(base)
     args = container(spec(cfg, "decode"))["args"]
@@ -212,20 +285,39 @@ def test_engine_registry_returns_vllm():
     assert isinstance(engine_for(prod()), Vllm)
 
 
-def test_multinode_leader_runs_ray_head_and_serves_worker_joins_and_has_no_probes():
+def test_multinode_groups_run_native_vllm_without_ray():
     cfg = multinode()
-    group = Group(leader_address="$LWS_LEADER_ADDRESS", size="$LWS_GROUP_SIZE")
-    leader = container(spec(cfg, "prefill", part="leader", group=group))
-    worker = container(spec(cfg, "prefill", part="worker", group=group))
-    script = leader["command"][-1]
-    assert "ray start --head" in script and "--distributed-executor-backend ray" in script
-    assert 'export GROUP_SIZE="$LWS_GROUP_SIZE"' in script
+    leader_group = Group(leader_address="${LWS_LEADER_ADDRESS}", node_rank="${LWS_WORKER_INDEX}", nodes=2)
+    leader = container(spec(cfg, "prefill", part="leader", group=leader_group))
+    worker = container(spec(cfg, "prefill", part="worker", group=leader_group))
+    for c in (leader, worker):
+        script = c["command"][2]
+        assert "ray" not in script.lower() and "ray" not in " ".join(c["args"]).lower()
+        assert script.strip().splitlines()[-1] == 'exec vllm serve "$@" --node-rank "$NODE_RANK" --master-addr "$LEADER_ADDR"'
+        a = c["args"]
+        assert a[a.index("--nnodes") + 1] == "2" and a[a.index("--master-port") + 1] == "29501"
+        assert a[a.index("--tensor-parallel-size") + 1] == "8" and a[a.index("--data-parallel-size") + 1] == "2"
+        assert "--enable-expert-parallel" in a
+        env = env_of(c)
+        # NCCL over EFA or nothing: a missing aws-ofi-nccl stops the engine instead of falling back to sockets.
+        assert env["NCCL_NET"] == "AWS Libfabric" and env["NCCL_SOCKET_IFNAME"] == "eth0"
+        assert "compgen -G '/opt/amazon/ofi-nccl/lib/libnccl-net*.so'" in script
+    assert "--headless" in worker["args"] and "--headless" not in leader["args"]
     assert "startupProbe" in leader and "startupProbe" not in worker
-    assert "$LWS_LEADER_ADDRESS:6379" in worker["command"][-1]
     assert not any(p["name"] == "http" for p in worker["ports"])
+    assert {p["name"] for p in leader["ports"]} >= {"http", "dist", "dp-rpc"}
     assert leader["resources"]["limits"]["nvidia.com/gpu"] == "8"
     assert leader["resources"]["limits"]["vpc.amazonaws.com/efa"] == "32"
-    assert env_of(worker)["NCCL_SOCKET_IFNAME"] == "eth0"
+
+
+def test_aggregated_pp_groups_have_no_kv_connector_and_no_nixl_check():
+    cfg = aggregated()
+    g = Group(leader_address="${LWS_LEADER_ADDRESS}", node_rank="${LWS_WORKER_INDEX}", nodes=2)
+    c = container(spec(cfg, "decode", part="leader", group=g))
+    assert "--kv-transfer-config" not in c["args"]
+    assert c["args"][c["args"].index("--pipeline-parallel-size") + 1] == "2"
+    assert "nixl_agent" not in c["command"][2] and "VLLM_NIXL_SIDE_CHANNEL_HOST" not in env_of(c)
+    assert env_of(c)["NCCL_NET"] == "AWS Libfabric"
 
 
 def test_multinode_part_without_group_is_refused():

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import shlex
 
-from components.builders.serving import router
+from components.builders.serving import lws, router
 from stacks.versions import VLLM_ROUTER_PYPI, VLLM_ROUTER_PYPI_SHA256, pin
-from tests.unit.serving_helpers import cfg_of, facts, prod
+from components.builders.serving.engine import engine_revision
+from tests.unit.serving_helpers import aggregated, cfg_of, facts, prod
 
 
 def _args(cfg):
@@ -18,14 +19,15 @@ def _after(args, flag, n=1):
     return args[i + 1 : i + 1 + n]
 
 
-def test_router_runs_in_pd_mode_discovering_http_pods_by_label():
+def test_router_runs_in_pd_mode_discovering_http_pods_of_the_current_revision_by_label():
     cfg = prod()
     a = _args(cfg)
+    rev = f"disagg.io/engine-revision={engine_revision(cfg)}"
     assert "--vllm-pd-disaggregation" in a and "--service-discovery" in a
     assert _after(a, "--service-discovery-namespace") == ["t"]
     assert _after(a, "--service-discovery-port") == ["8000"]
-    assert _after(a, "--prefill-selector", 3) == ["disagg.io/deployment=t", "disagg.io/endpoint=true", "disagg.io/role=prefill"]
-    assert _after(a, "--decode-selector", 3) == ["disagg.io/deployment=t", "disagg.io/endpoint=true", "disagg.io/role=decode"]
+    assert _after(a, "--prefill-selector", 4) == ["disagg.io/deployment=t", "disagg.io/endpoint=true", rev, "disagg.io/role=prefill"]
+    assert _after(a, "--decode-selector", 4) == ["disagg.io/deployment=t", "disagg.io/endpoint=true", rev, "disagg.io/role=decode"]
     assert _after(a, "--prefill-policy") == ["cache_aware"] and _after(a, "--decode-policy") == ["power_of_two"]
     assert _after(a, "--prometheus-host") == ["0.0.0.0"]
 
@@ -100,7 +102,10 @@ def test_router_service_clusterip_by_default_and_internal_nlb_on_request(base):
 
 
 def test_role_services_select_only_http_pods_and_are_scraped():
-    svc = router.role_service(prod(), "prefill")
+    cfg = prod()
+    svc = router.role_service(cfg, "prefill")
+    # Never the LeaderWorkerSet's name: LWS creates a headless Service of that name for its pods' hostnames.
+    assert svc["metadata"]["name"] == "t-prefill-api" != lws.leader_worker_set(cfg, "prefill", facts(cfg))["metadata"]["name"]
     assert svc["spec"]["clusterIP"] == "None"
     assert svc["spec"]["selector"]["disagg.io/endpoint"] == "true"
     assert svc["metadata"]["labels"]["disagg.io/metrics"] == "true"
@@ -114,3 +119,30 @@ def test_router_url():
 def test_every_router_wheel_is_pinned_by_a_sha256():
     assert set(VLLM_ROUTER_PYPI_SHA256) == set(VLLM_ROUTER_PYPI)
     assert all(len(h) == 64 and all(c in "0123456789abcdef" for c in h) for h in VLLM_ROUTER_PYPI_SHA256.values())
+
+
+def test_aggregated_router_balances_every_http_engine_pod_without_pd_mode():
+    cfg = aggregated()
+    a = _args(cfg)
+    assert "--vllm-pd-disaggregation" not in a and "--prefill-selector" not in a
+    rev = f"disagg.io/engine-revision={engine_revision(cfg)}"
+    assert _after(a, "--selector", 3) == ["disagg.io/deployment=t", "disagg.io/endpoint=true", rev]
+    assert _after(a, "--policy") == ["cache_aware"]
+
+
+def test_engine_revision_follows_the_image_and_the_kv_config_not_the_replica_count(base):
+    before = engine_revision(cfg_of(base))
+    base["serving"]["decode"]["replicas"] = 3
+    assert engine_revision(cfg_of(base)) == before
+    base["serving"]["engine"]["efaImage"] = "example.com/vllm-efa@sha256:" + "0" * 64
+    assert engine_revision(cfg_of(base)) != before
+
+
+def test_router_is_ready_only_with_backends_and_pulumi_does_not_wait_for_it():
+    cfg = prod()
+    d = router.deployment(cfg, facts(cfg))
+    c = d["spec"]["template"]["spec"]["containers"][0]
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readiness"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/liveness"
+    assert d["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
+    assert d["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}

@@ -12,7 +12,7 @@ def test_lws_scaled_objects_target_the_leaderworkerset_with_engine_metrics():
     assert pre["spec"]["scaleTargetRef"] == {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "name": "t-prefill"}
     trig = pre["spec"]["triggers"][0]
     assert trig["type"] == "prometheus"
-    assert trig["metadata"]["query"] == 'sum(vllm:num_requests_waiting{namespace="t",service="t-prefill"})'
+    assert trig["metadata"]["query"] == 'sum(vllm:num_requests_waiting{namespace="t",service="t-prefill-api"})'
     assert trig["metadata"]["threshold"] == "4"
     assert trig["metadata"]["serverAddress"] == facts(cfg).prometheus_url
     dec = scaling.scaled_object(cfg, "decode", facts(cfg))
@@ -35,13 +35,17 @@ def test_bounds_and_metric_come_from_the_role_config(base):
     assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 300
 
 
-def test_grove_scaled_objects_target_podclique_or_scaling_group(base):
+def test_grove_roles_are_not_scaled_by_default(base):
     base["platform"] = {"workloadApi": "grove"}
-    cfg = cfg_of(base)
-    assert scaling.scaled_object(cfg, "prefill", facts(cfg))["spec"]["scaleTargetRef"]["kind"] == "PodClique"
+    assert scaling.scaled_roles(cfg_of(base)) == []
+    assert scaling.scaled_roles(multinode("grove")) == []
+    # The scale target still follows Grove's naming, for when Grove publishes a selector without its scaleConfig.
     mn = multinode("grove")
-    ref = scaling.scaled_object(mn, "decode", facts(mn))["spec"]["scaleTargetRef"]
-    assert ref == {"apiVersion": "grove.io/v1alpha1", "kind": "PodCliqueScalingGroup", "name": "t-0-decode"}
+    assert scaling.scale_target(mn, "decode") == {"apiVersion": "grove.io/v1alpha1", "kind": "PodCliqueScalingGroup", "name": "t-0-decode"}
+
+
+def test_lws_roles_are_scaled_by_default():
+    assert scaling.scaled_roles(prod()) == ["prefill", "decode"]
 
 
 def test_disabled_role_is_not_scaled(base):

@@ -28,14 +28,17 @@ def test_lws_multi_node_role_is_a_group_of_two_recreated_together():
     t = obj["spec"]["leaderWorkerTemplate"]
     assert t["size"] == 2
     assert t["restartPolicy"] == "RecreateGroupOnPodRestart"
-    # vLLM's Ray leader waits for its workers: LeaderReady would deadlock the group.
+    # The vLLM leader serves /health only once its workers joined: LeaderReady would deadlock the group.
     assert obj["spec"]["startupPolicy"] == "LeaderCreated"
     leader, worker = t["leaderTemplate"], t["workerTemplate"]
     assert leader["metadata"]["labels"]["disagg.io/endpoint"] == "true"
     assert "disagg.io/endpoint" not in worker["metadata"]["labels"]
     assert leader["metadata"]["labels"]["disagg.io/part"] == "leader"
-    assert "ray start --head" in container(leader["spec"])["command"][-1]
-    assert "$LWS_LEADER_ADDRESS" in container(worker["spec"])["command"][-1]
+    for tpl in (leader, worker):
+        script = container(tpl["spec"])["command"][2]
+        assert 'NODE_RANK="${LWS_WORKER_INDEX}"' in script and 'LEADER_ADDR="${LWS_LEADER_ADDRESS}"' in script
+        assert "ray" not in script.lower()
+    assert "--headless" in container(worker["spec"])["args"] and "--headless" not in container(leader["spec"])["args"]
     ann = obj["metadata"]["annotations"]
     assert ann["kai.scheduler/topology"] == f.topology_name
     assert ann["kai.scheduler/topology-preferred-placement"] == f.pack_node_label
@@ -101,10 +104,26 @@ def test_grove_multi_node_role_is_a_scaling_group_of_leader_and_worker():
     assert c["prefill-worker"]["spec"]["minAvailable"] == 1
     assert "startsAfter" not in c["prefill-worker"]["spec"]
     assert c["router"]["spec"]["startsAfter"] == ["prefill-leader", "decode-leader"]
-    worker_cmd = container(c["prefill-worker"]["spec"]["podSpec"])["command"][-1]
-    assert "${GROVE_PCSG_NAME}-${GROVE_PCSG_INDEX}-prefill-leader-0.${GROVE_HEADLESS_SERVICE}:6379" in worker_cmd
+    worker_cmd = container(c["prefill-worker"]["spec"]["podSpec"])["command"][2]
+    assert 'LEADER_ADDR="${GROVE_PCSG_NAME}-${GROVE_PCSG_INDEX}-prefill-leader-0.${GROVE_HEADLESS_SERVICE}"' in worker_cmd
+    # Workers are ranks 1..n-1: their index in the worker clique plus one.
+    assert 'NODE_RANK="$((GROVE_PCLQ_POD_INDEX + 1))"' in worker_cmd
+    assert 'NODE_RANK="0"' in container(c["prefill-leader"]["spec"]["podSpec"])["command"][2]
+    checks = {part: {v.split("=", 1)[0] for v in c[f"prefill-{part}"]["annotations"].values()} for part in ("leader", "worker")}
+    # Only workers serve no HTTP (no probes); both run as root with IPC_LOCK on EFA.
+    assert checks["worker"] - checks["leader"] == {"CKV_K8S_8", "CKV_K8S_9"}
+    assert {"CKV_K8S_25", "CKV_K8S_40"} <= checks["leader"]
     assert c["prefill-leader"]["labels"]["disagg.io/endpoint"] == "true"
     assert "disagg.io/endpoint" not in c["prefill-worker"]["labels"]
+
+
+def test_lws_pod_templates_carry_the_engine_revision_and_checkov_reasons():
+    cfg = prod()
+    t = lws.leader_worker_set(cfg, "prefill", facts(cfg))["spec"]["leaderWorkerTemplate"]["workerTemplate"]
+    from components.builders.serving.engine import engine_revision
+
+    assert t["metadata"]["labels"]["disagg.io/engine-revision"] == engine_revision(cfg)
+    assert all(v.split("=", 1)[0].startswith("CKV_K8S_") for v in t["metadata"]["annotations"].values())
 
 
 def test_grove_scale_targets_follow_grove_naming():

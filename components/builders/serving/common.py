@@ -28,6 +28,9 @@ METRICS_LABEL = f"{PREFIX}/metrics"
 # Which part of a multi-node group a pod is.
 PART_LABEL = f"{PREFIX}/part"
 DEPLOYMENT_LABEL = f"{PREFIX}/deployment"
+# On every engine pod: the engine revision (engine.engine_revision). The router selects only the current revision
+# of both roles, so it never pairs a prefill pod with a decode pod of another engine or connector version.
+REVISION_LABEL = f"{PREFIX}/engine-revision"
 
 KAI_SCHEDULER = KAI_SCHEDULER_NAME  # the scheduler the platform installs
 KAI_QUEUE_LABEL = "kai.scheduler/queue"
@@ -73,6 +76,14 @@ def namespace(cfg: StackConfig) -> str:
 def workload_name(cfg: StackConfig, role: str) -> str:
     """`<deployment>-prefill`, `<deployment>-decode`, `<deployment>-router`."""
     return f"{cfg.name}-{role}"
+
+
+def role_service_name(cfg: StackConfig, role: str) -> str:
+    """`<deployment>-<role>-api`: the headless Service over a role's HTTP pods (scrape target, stable DNS). Not the
+    workload's name: LWS creates (or reuses, if it exists) a headless Service named after the LeaderWorkerSet for its
+    pods' hostnames (lws v0.10.0 pkg/utils/controller/controller_utils.go CreateHeadlessServiceIfNotExists), and the
+    two would fight over one object."""
+    return f"{workload_name(cfg, role)}-api"
 
 
 def hf_secret_name(cfg: StackConfig) -> str:

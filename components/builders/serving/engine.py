@@ -7,6 +7,8 @@ engine (TensorRT-LLM) is one new module registered here, not an edit across the 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -18,14 +20,16 @@ Part = Literal["single", "leader", "worker"]
 
 @dataclass(frozen=True)
 class Group:
-    """How a pod of a multi-node replica finds its group, as shell expressions the workload API provides.
+    """How a pod of a multi-node replica finds its group, as shell expressions over the env the workload API injects.
 
-    LWS injects LWS_LEADER_ADDRESS / LWS_GROUP_SIZE; Grove injects the PCSG name and index and the headless service
-    from which the leader's hostname is built. The engine only sees these expressions.
+    LWS injects LWS_LEADER_ADDRESS and LWS_WORKER_INDEX (0 on the leader); Grove injects the PCSG name and index, the
+    headless service and the pod's index in its clique, from which the leader's hostname and the node rank are built.
+    The engine only sees these expressions.
     """
 
     leader_address: str  # shell expression expanding to the leader pod's DNS name
-    size: str  # shell expression or literal: pods in the group, leader included
+    node_rank: str  # shell expression expanding to this pod's rank in the group (0 = leader)
+    nodes: int  # pods in the group, leader included (one per node)
 
 
 class Engine(Protocol):
@@ -33,7 +37,7 @@ class Engine(Protocol):
     health_path: str
     metrics_path: str
 
-    def image(self, cfg: StackConfig) -> str: ...
+    def image(self, cfg: StackConfig, role: str) -> str: ...
 
     def port(self, cfg: StackConfig) -> int: ...
 
@@ -51,6 +55,10 @@ class Engine(Protocol):
 
     def default_scaling_metric(self, role: str) -> tuple[str, float]:
         """(Prometheus metric, target per replica) used when the role's autoscaling does not name one."""
+        ...
+
+    def revision_inputs(self, cfg: StackConfig) -> dict:
+        """Everything prefill and decode must share to exchange KV (engine build, model, connector settings)."""
         ...
 
 
@@ -71,3 +79,11 @@ def engine_for(cfg: StackConfig) -> Engine:
         return _REGISTRY[kind]
     except KeyError:
         raise KeyError(f"no engine builder for kind {kind!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def engine_revision(cfg: StackConfig) -> str:
+    """A short hash of what both roles must share. It labels every engine pod and is part of the router's selectors,
+    so the router only ever pairs a prefill and a decode pod of the same revision: NIXL refuses a handshake between
+    different engine or connector versions (its compatibility hash), and during a rollout old and new pods coexist."""
+    inputs = json.dumps(engine_for(cfg).revision_inputs(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(inputs.encode()).hexdigest()[:12]

@@ -38,11 +38,13 @@ def endpoint_clique(cfg: StackConfig, role: str) -> str:
     return leader_clique(role) if role_plan(cfg, role).multi_node else role
 
 
-def grove_group(cfg: StackConfig, role: str) -> Group:
+def grove_group(cfg: StackConfig, role: str, part: str) -> Group:
     # Grove env (docs/user-guide/03_environment-variables-for-pod-discovery): the leader's hostname is
-    # <pcsg fqn>-<pcsg index>-<leader clique>-0, resolvable under the PCS replica's headless service.
+    # <pcsg fqn>-<pcsg index>-<leader clique>-0, resolvable under the PCS replica's headless service. A worker's rank
+    # is its index in the worker clique (GROVE_PCLQ_POD_INDEX, from 0) plus one: the leader is node 0.
     leader = f"${{GROVE_PCSG_NAME}}-${{GROVE_PCSG_INDEX}}-{leader_clique(role)}-0.${{GROVE_HEADLESS_SERVICE}}"
-    return Group(leader_address=leader, size=str(role_plan(cfg, role).nodes_per_replica))
+    rank = "0" if part == "leader" else "$((GROVE_PCLQ_POD_INDEX + 1))"
+    return Group(leader_address=leader, node_rank=rank, nodes=role_plan(cfg, role).nodes_per_replica)
 
 
 def scale_target(cfg: StackConfig, role: str) -> dict:
@@ -64,6 +66,8 @@ def _clique(name: str, role_name: str, template: dict, *, replicas: int, min_ava
     if starts_after:
         spec["startsAfter"] = starts_after
     out = {"name": name, "labels": template["metadata"]["labels"], "spec": spec}
+    if template["metadata"].get("annotations"):
+        out["annotations"] = template["metadata"]["annotations"]
     if topology:
         out["topologyConstraint"] = topology
     return out
@@ -80,9 +84,8 @@ def pod_clique_set(cfg: StackConfig, facts: PlatformFacts) -> dict:
             # Prefer all pods of a role in one network block: KV blocks then travel the fewest EFA hops.
             cliques.append(_clique(role, role, tpl, replicas=rp.replicas, min_available=1, topology=_topology(facts, role) if tas else None))
             continue
-        group = grove_group(cfg, role)
-        leader = pod_template(cfg, role, facts, part="leader", group=group)
-        worker = pod_template(cfg, role, facts, part="worker", group=group)
+        leader = pod_template(cfg, role, facts, part="leader", group=grove_group(cfg, role, "leader"))
+        worker = pod_template(cfg, role, facts, part="worker", group=grove_group(cfg, role, "worker"))
         workers = rp.nodes_per_replica - 1
         after_leader = [leader_clique(role)] if engine.leader_ready_startup(cfg, role) else None
         cliques.append(_clique(leader_clique(role), leader_clique(role), leader, replicas=1, min_available=1))

@@ -17,8 +17,12 @@ from stacks.plan import role_plan
 API_VERSION = "leaderworkerset.x-k8s.io/v1"
 KIND = "LeaderWorkerSet"
 
-# Env vars LWS injects into every container of a group (lws site/.../labels-annotations-and-environment-variables.md).
-LWS_GROUP = Group(leader_address="$LWS_LEADER_ADDRESS", size="$LWS_GROUP_SIZE")
+
+
+def lws_group(nodes: int) -> Group:
+    """Env vars LWS injects into every container of a group: the leader's address and the pod's index in the group,
+    0 on the leader (lws site/content/en/docs/reference/labels-annotations-and-environment-variables.md)."""
+    return Group(leader_address="${LWS_LEADER_ADDRESS}", node_rank="${LWS_WORKER_INDEX}", nodes=nodes)
 
 
 def leader_worker_set(cfg: StackConfig, role: str, facts: PlatformFacts) -> dict:
@@ -36,8 +40,8 @@ def leader_worker_set(cfg: StackConfig, role: str, facts: PlatformFacts) -> dict
         template = {
             "size": rp.nodes_per_replica,
             "restartPolicy": "RecreateGroupOnPodRestart",
-            "leaderTemplate": pod_template(cfg, role, facts, part="leader", group=LWS_GROUP),
-            "workerTemplate": pod_template(cfg, role, facts, part="worker", group=LWS_GROUP),
+            "leaderTemplate": pod_template(cfg, role, facts, part="leader", group=lws_group(rp.nodes_per_replica)),
+            "workerTemplate": pod_template(cfg, role, facts, part="worker", group=lws_group(rp.nodes_per_replica)),
         }
         startup = "LeaderReady" if engine.leader_ready_startup(cfg, role) else "LeaderCreated"
     else:

@@ -27,9 +27,9 @@ NS_LABEL = "kubernetes.io/metadata.name"
 
 
 def namespace_object(cfg: StackConfig) -> dict:
-    # Pod Security admission at `privileged` enforcement: engine pods mount host paths (NVMe cache, host EFA
-    # libraries) and add IPC_LOCK, which `baseline` refuses; `restricted` is still audited and warned about so
-    # anything else that drifts from it shows up.
+    # Pod Security admission at `privileged` enforcement: engine pods mount a host path (the NVMe model cache) and
+    # EFA pods add IPC_LOCK, which `baseline` refuses; `restricted` is still audited and warned about so anything
+    # else that drifts from it shows up.
     lbl = {
         **labels(cfg, "serving", cfg.namespace),
         "pod-security.kubernetes.io/enforce": "privileged",
@@ -86,7 +86,8 @@ def network_policies(cfg: StackConfig, facts: PlatformFacts) -> list[dict]:
     clients -> router (any source: in-cluster clients, and the NLB's addresses for `ip` targets); router ->
     prefill/decode HTTP; prefill <-> decode on every port (the NIXL side channel, and UCX's TCP transport, which
     picks ephemeral ports; RDMA over EFA bypasses the pod network altogether); pods of one role <-> each other on
-    every port (Ray and NCCL bootstrap inside a multi-node group); the metrics stack -> engine and router metrics.
+    every port (torch.distributed, the DP coordinator and NCCL bootstrap inside a multi-node group); the metrics
+    stack -> engine and router metrics.
     """
     port = engine_for(cfg).port(cfg)
 

@@ -17,10 +17,13 @@ import shlex
 
 from components.builders.scheduling import POOL_LABEL, SYSTEM_POOL
 from components.builders.serving.common import (
+    DEPLOYMENT_LABEL,
+    ENDPOINT_LABEL,
     HTTP_PORT_NAME,
     KAI_QUEUE_LABEL,
     KAI_SCHEDULER,
     METRICS_LABEL,
+    REVISION_LABEL,
     ROLES,
     ROUTER,
     ROUTER_METRICS_PORT_NAME,
@@ -30,13 +33,15 @@ from components.builders.serving.common import (
     meta,
     namespace,
     pod_labels,
+    role_service_name,
     router_selector,
     selector_args,
     workload_name,
 )
-from components.builders.serving.engine import engine_for
+from components.builders.serving.engine import engine_for, engine_revision
 from components.builders.serving.pods import startup_minutes
 from stacks.config.stack import StackConfig
+from stacks.plan import kv_transfer
 from stacks.versions import VLLM_ROUTER_PYPI, VLLM_ROUTER_PYPI_SHA256, pin
 
 CONTAINER_PORT = 8080
@@ -86,22 +91,41 @@ def role_binding(cfg: StackConfig) -> dict:
     }
 
 
+def discovery_selector(cfg: StackConfig, role: str) -> dict[str, str]:
+    """The pods the router sends a role's requests to: the role's HTTP pods (multi-node workers carry the role label
+    too but serve no API) of the current engine revision only, so a prefill pod and a decode pod the router pairs
+    always run the same engine and connector build, also while a rollout replaces them."""
+    return {**endpoint_selector(cfg, role), REVISION_LABEL: engine_revision(cfg)}
+
+
+def aggregated_selector(cfg: StackConfig) -> dict[str, str]:
+    """`serving.mode: aggregated`: every HTTP engine pod of the deployment serves whole requests, whatever its role."""
+    return {DEPLOYMENT_LABEL: cfg.name, ENDPOINT_LABEL: "true", REVISION_LABEL: engine_revision(cfg)}
+
+
 def router_args(cfg: StackConfig) -> list[str]:
     r = cfg.serving.router
     engine = engine_for(cfg)
     worker_wait = max(startup_minutes(cfg, role) for role in ROLES) * 60
-    return [
+    args = [
         "--host", "0.0.0.0",
         "--port", str(CONTAINER_PORT),
-        "--vllm-pd-disaggregation",
         "--service-discovery",
         "--service-discovery-namespace", namespace(cfg),
         "--service-discovery-port", str(engine.port(cfg)),
-        # Only pods that serve HTTP: multi-node workers carry the role label too but no API.
-        "--prefill-selector", *selector_args(endpoint_selector(cfg, "prefill")),
-        "--decode-selector", *selector_args(endpoint_selector(cfg, "decode")),
-        "--prefill-policy", r.prefill_policy,
-        "--decode-policy", r.decode_policy,
+    ]
+    if kv_transfer(cfg):
+        args += [
+            "--vllm-pd-disaggregation",
+            "--prefill-selector", *selector_args(discovery_selector(cfg, "prefill")),
+            "--decode-selector", *selector_args(discovery_selector(cfg, "decode")),
+            "--prefill-policy", r.prefill_policy,
+            "--decode-policy", r.decode_policy,
+        ]
+    else:
+        # Aggregated: one pool of workers; the prefill policy (cache_aware by default) keeps prefix-cache locality.
+        args += ["--selector", *selector_args(aggregated_selector(cfg)), "--policy", r.prefill_policy]
+    return args + [
         "--worker-startup-timeout-secs", str(worker_wait),
         "--prometheus-host", "0.0.0.0",
         "--prometheus-port", str(METRICS_PORT),
@@ -156,10 +180,13 @@ def router_pod_template(cfg: StackConfig, facts: PlatformFacts, *, kai: bool = T
         "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
         "securityContext": _security(),
         "livenessProbe": {"httpGet": {**http, "path": "/liveness"}, "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 5},
-        # Readiness on the router process, not on its backends: /readiness stays false until a prefill and a
-        # decode pod are healthy (up to an hour of model loading), which would hold `pulumi up` on the Deployment
-        # and pull every replica out of the Service at once whenever the engines restart.
-        "readinessProbe": {"httpGet": {**http, "path": "/liveness"}, "periodSeconds": 5, "failureThreshold": 3, "timeoutSeconds": 5},
+        # Readiness on the backends: /readiness is true once the router has a healthy prefill and decode pod of the
+        # revision it selects (vllm-router 0.1.17, measured with no workers: 503 {"status":"not_ready","reason":"no
+        # healthy prefill workers, no healthy decode workers",...}; /liveness 200). That is what makes an engine rollout coordinated: a new router pod (new revision in
+        # its selectors) takes traffic only when new-revision pods of both roles serve, and until then the old router
+        # pods keep pairing old-revision pods (maxUnavailable 0). `pulumi up` does not wait for it (skipAwait on the
+        # Deployment): a first model load takes up to an hour; `python -m ops verify` checks the router afterwards.
+        "readinessProbe": {"httpGet": {**http, "path": "/readiness"}, "periodSeconds": 5, "failureThreshold": 3, "timeoutSeconds": 5},
         "volumeMounts": [tmp],
     }
     volumes = [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}]
@@ -200,7 +227,15 @@ def router_pod_template(cfg: StackConfig, facts: PlatformFacts, *, kai: bool = T
     if kai:
         spec["schedulerName"] = KAI_SCHEDULER
     labels = pod_labels(cfg, ROUTER, facts, endpoint=False)
-    return {"metadata": {"labels": labels}, "spec": spec}
+    return {"metadata": {"labels": labels, "annotations": router_checkov_skips()}, "spec": spec}
+
+
+def router_checkov_skips() -> dict[str, str]:
+    """On the router's pod template wherever it runs (Deployment, or the Grove clique checkov sees lifted out)."""
+    return checkov_skips(
+        *IMAGE_SKIPS,
+        ("CKV_K8S_38", "the router discovers prefill/decode pods through the Kubernetes API (get/list/watch pods, namespaced Role)"),
+    )
 
 
 def deployment(cfg: StackConfig, facts: PlatformFacts) -> dict:
@@ -208,12 +243,10 @@ def deployment(cfg: StackConfig, facts: PlatformFacts) -> dict:
     tpl = router_pod_template(cfg, facts, kai=False)
     # Outside KAI: the router is plain CPU work on the system pool and needs neither gang nor GPU quota.
     tpl["metadata"]["labels"] = {k: v for k, v in tpl["metadata"]["labels"].items() if k != KAI_QUEUE_LABEL}
-    skips = checkov_skips(
-        *IMAGE_SKIPS,
-        ("CKV_K8S_38", "the router discovers prefill/decode pods through the Kubernetes API (get/list/watch pods, namespaced Role)"),
-    )
-    tpl["metadata"]["annotations"] = skips
-    m = meta(cfg, name, ROUTER, annotations=skips)
+    skips = router_checkov_skips()
+    # Pulumi's await for a Deployment waits for ready replicas (10 min by default); the router is Ready only once the
+    # engines serve, which a first model load takes far longer than.
+    m = meta(cfg, name, ROUTER, annotations={**skips, "pulumi.com/skipAwait": "true"})
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -257,8 +290,10 @@ def metrics_service(cfg: StackConfig) -> dict:
 
 
 def role_service(cfg: StackConfig, role: str) -> dict:
-    """Headless Service over a role's HTTP pods: stable DNS for debugging and the engines' scrape target."""
-    m = meta(cfg, workload_name(cfg, role), role)
+    """Headless Service over a role's HTTP pods: stable DNS for debugging and the engines' scrape target. Named
+    `role_service_name` (`<deployment>-<role>-api`), never the LeaderWorkerSet's name, which LWS takes for its own
+    headless Service."""
+    m = meta(cfg, role_service_name(cfg, role), role)
     m["labels"][METRICS_LABEL] = "true"
     port = engine_for(cfg).port(cfg)
     return {

@@ -1,12 +1,14 @@
 """Each role scales on its own: a KEDA ScaledObject per role on an engine metric from Prometheus.
 
-KEDA drives the scale subresource of the role's object: the LeaderWorkerSet (`lws`; one replica = one group, and
-HPA reads the leaders' metrics, lws api/leaderworkerset/v1), or the role's PodClique / PodCliqueScalingGroup that
-Grove creates from the PodCliqueSet (`grove`). Grove keeps a PodClique's replicas when an autoscaler changed them
-(podcliqueset/components/podclique: "If an HPA is mutating the number of replicas, then it should not be
-overwritten"). Grove's own `autoScalingConfig` is not used: it creates HPAs on autoscaling/v2 metrics, which for
-engine metrics would need a custom-metrics adapter, while KEDA reads Prometheus directly and is already the
-platform's scaler for `lws`; one mechanism for both APIs.
+KEDA drives the scale subresource of the role's LeaderWorkerSet (one replica = one group; the HPA reads the
+leaders' metrics through `.status.hpaPodSelector`, lws api/leaderworkerset/v1).
+
+Under Grove nothing scales: the scale subresource of a PodClique / PodCliqueScalingGroup carries a pod selector only
+when Grove's own scaleConfig is set (grove v0.1.0-alpha.11 operator/internal/controller/podclique/reconcilestatus.go
+`mutateSelector`, podcliquescalinggroup/reconcilestatus.go), without which an HPA (KEDA's included) cannot act; and
+that scaleConfig makes Grove create HPAs on autoscaling/v2 metrics, which for engine metrics need a custom-metrics
+adapter the platform does not install. Autoscaling therefore defaults to off under Grove and validation refuses
+turning it on (stacks/validation.py). `scale_target` still names Grove's objects for the day that changes.
 
 The query sums the metric over the role's HTTP pods; KEDA's default AverageValue target divides it by the current
 replica count, so the target is per replica (e.g. 4 waiting requests per prefill replica).
@@ -14,11 +16,11 @@ replica count, so the target is per replica (e.g. 4 waiting requests per prefill
 
 from __future__ import annotations
 
-from components.builders.serving.common import PlatformFacts, meta, namespace, workload_name
+from components.builders.serving.common import PlatformFacts, meta, namespace, role_service_name, workload_name
 from components.builders.serving import grove, lws
 from components.builders.serving.engine import engine_for
 from stacks.config.stack import StackConfig
-from stacks.plan import role_plan
+from stacks.plan import autoscaling_enabled, role_plan
 
 API_VERSION = "keda.sh/v1alpha1"
 KIND = "ScaledObject"
@@ -37,7 +39,7 @@ def query(cfg: StackConfig, role: str) -> str:
     name, _ = metric(cfg, role)
     # `service` is the role's headless Service (the ServiceMonitor target), which selects only the role's HTTP
     # pods, so multi-node workers never count.
-    return f'sum({name}{{namespace="{namespace(cfg)}",service="{workload_name(cfg, role)}"}})'
+    return f'sum({name}{{namespace="{namespace(cfg)}",service="{role_service_name(cfg, role)}"}})'
 
 
 def scale_target(cfg: StackConfig, role: str) -> dict:
@@ -80,5 +82,5 @@ def scaled_object(cfg: StackConfig, role: str, facts: PlatformFacts) -> dict:
 
 
 def scaled_roles(cfg: StackConfig) -> list[str]:
-    return [r for r in ("prefill", "decode") if cfg.serving.role(r).autoscaling.enabled]
+    return [r for r in ("prefill", "decode") if autoscaling_enabled(cfg, r)]
 
