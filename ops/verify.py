@@ -69,7 +69,7 @@ from ops.verify_formats import (
     percentile,
 )
 from stacks.config.stack import StackConfig
-from stacks.plan import kv_backend, plan
+from stacks.plan import kv_backend, kv_transfer, plan
 
 RUNBOOK = "docs/runbook.md#ops-verify-failures"
 
@@ -98,6 +98,9 @@ class Target:
     backend: str  # the NIXL backend the engines must log
     efa: bool  # prefill and decode pods get EFA devices: KV must go over EFA RDMA
     max_model_len: int | None
+    # Disaggregated serving moves KV from prefill to decode; `serving.mode: aggregated` serves whole requests in
+    # each replica, so the NIXL and EFA checks have nothing to look at (only the pods and the request are checked).
+    kv_moves: bool = True
 
     @classmethod
     def from_config(cls, cfg: StackConfig) -> Target:
@@ -119,8 +122,9 @@ class Target:
             expected_pods={r.role: r.replicas * r.pods_per_replica for r in p.roles},
             # On EFA pools only LIBFABRIC moves KV over EFA (UCX there falls back to TCP), whatever the config says.
             backend="LIBFABRIC" if efa else kv_backend(cfg),
-            efa=efa,
+            efa=efa and kv_transfer(cfg),
             max_model_len=cfg.serving.model.max_model_len,
+            kv_moves=kv_transfer(cfg),
         )
 
     def metrics_command(self) -> list[str]:
@@ -495,8 +499,8 @@ class Report:
 def render(report: Report) -> str:
     t = report.target
     out = [
-        f"ops verify: stack {t.stack}, namespace {t.namespace}, model {t.model}, NIXL backend {t.backend}"
-        + (" over EFA" if t.efa else " (no EFA)"),
+        f"ops verify: stack {t.stack}, namespace {t.namespace}, model {t.model}, "
+        + (f"NIXL backend {t.backend}" + (" over EFA" if t.efa else " (no EFA)") if t.kv_moves else "aggregated serving (no KV transfer)"),
         f"router: {report.router}"
         + (f" (kubectl port-forward service/{t.router_service} {t.router_port})" if report.forwarded else ""),
     ]
@@ -514,7 +518,12 @@ def render(report: Report) -> str:
         out += ["", render_load(report.load, forwarded=report.forwarded)]
     out.append("")
     failed = [c.name for c in report.checks if c.status == FAIL or (c.required and c.status != PASS)]
-    if report.proven:
+    if not t.kv_moves:
+        if report.proven:
+            out.append("The router served the model (aggregated serving: no KV transfer to prove).")
+        else:
+            out.append(f"NOT PROVEN: the router did not serve the model. Failed: {', '.join(failed)}. See {RUNBOOK}.")
+    elif report.proven:
         how = "over EFA (NIXL LIBFABRIC, RDMA bytes counted on the prefill nodes)" if t.efa else f"over NIXL {t.backend}; this stack has no EFA, so EFA was not checked"
         out.append(f"KV moved from prefill to decode {how}.")
     elif t.efa and report.status("nixl-transfers") == PASS and report.status("efa-rdma") == FAIL:
@@ -607,6 +616,9 @@ def run(
     if checks[-1].status != PASS:
         return Report(target, router, tuple(checks), notes=notes, forwarded=forwarded)
 
+    if not target.kv_moves:
+        return _run_aggregated(target, options, router, stream, checks, clock=clock, nonce=nonce, notes=notes, forwarded=forwarded)
+
     endpoints = [p for r in ROLES for p in pods[r] if p.matches(target.endpoint_selectors[r]) and p.ready]
     nodes = {r: _one_per_node(pods[r]) for r in ROLES} if target.efa else {r: [] for r in ROLES}
     before, before_errors = _scrape(cluster, target, endpoints)
@@ -659,6 +671,27 @@ def run(
     elif target.efa:
         checks.append(Check("efa-rdma", SKIP, "no request reached the engines", required=False))
 
+    load = None
+    if probe is not None and probe.ok and options.load_requests > 0:
+        load = load_run(target, options, stream, url, clock=clock, nonce=nonce)
+    return Report(target, router, tuple(checks), probe, load, notes, forwarded)
+
+
+AGGREGATED = "serving.mode is aggregated: each replica serves whole requests and no KV moves between pods"
+KV_CHECKS = ("nixl-transfers", "nixl-failures", "nixl-backend", "efa-rdma")
+
+
+def _run_aggregated(
+    target: Target, options: Options, router: str, stream: Streamer, checks: list[Check], *,
+    clock: Callable[[], float], nonce: Callable[[], str], notes: tuple[str, ...], forwarded: bool,
+) -> Report:
+    """An aggregated stack: the request and the load run are what can be shown; the KV checks are not applicable."""
+    url = router.rstrip("/") + "/v1/completions"
+    probe, transport_error = stream_request(
+        stream, url, completion_payload(target.model, prompt(nonce(), options.prompt_tokens), options.max_tokens), options.request_timeout
+    )
+    checks.append(check_request(probe, transport_error))
+    checks += [Check(name, SKIP, AGGREGATED, required=False) for name in KV_CHECKS]
     load = None
     if probe is not None and probe.ok and options.load_requests > 0:
         load = load_run(target, options, stream, url, clock=clock, nonce=nonce)

@@ -4,7 +4,8 @@ problem, and what `python -m ops preflight --stack S` reports.
 Two kinds, both pure functions of the typed config and an `Answers` object:
 
 - config checks that need no cloud: `publicAccessCidrs` holding an RFC 5737 documentation range (the placeholder
-  of the committed prod file) or `0.0.0.0/0` outside a dev stack;
+  of the committed prod file) or `0.0.0.0/0` outside a dev stack; an EFA engine image in ECR of AWS's documentation
+  account (the committed files' placeholder for the image the user builds);
 - capacity checks that read the account: each pool's instance type offered in its zones
   (ec2:DescribeInstanceTypeOfferings), the On-Demand vCPU quota of each instance class against what the pools need
   at `maxNodes` (servicequotas:GetServiceQuota), each reservation or Capacity Block against its pool (type, zone,
@@ -37,6 +38,9 @@ DOCUMENTATION_RANGES = {
     "203.0.113.0/24": "TEST-NET-3",
 }
 OPEN = "0.0.0.0/0"
+# The account id AWS's own documentation uses in examples (the committed stack files' placeholder for the EFA engine
+# image's ECR registry): no real registry lives there, so every engine pod of a stack that keeps it fails ImagePull.
+DOCUMENTATION_ACCOUNT = "123456789012"
 DEV_TAG, DEV_VALUE = "environment", "dev"
 
 # EKS scales a Capacity Block node group to 0 this long before the block ends; EC2 terminates at 30 minutes (EKS
@@ -158,6 +162,24 @@ def check_public_access_cidrs(cfg: StackConfig) -> list[Issue]:
 
 
 # ---- capacity checks (read the account) -------------------------------------------------------------------------
+
+
+def check_engine_images(cfg: StackConfig) -> list[Issue]:
+    """The EFA engine image must be one the user built and pushed: the committed stack files carry a placeholder in
+    AWS's documentation account, which would leave every GPU pod in ImagePullBackOff after the nodes are paid for."""
+    image = cfg.serving.engine.efa_image
+    if not image or not re.match(rf"^{DOCUMENTATION_ACCOUNT}\.dkr\.ecr\.", image):
+        return []
+    return [
+        Issue(
+            key_path("serving", "engine", "efaImage"),
+            image,
+            f"is in ECR of account {DOCUMENTATION_ACCOUNT}, the example account of AWS's documentation (a placeholder): no "
+            "engine pod could pull it",
+            "build images/vllm-efa with the vllm-efa-image workflow (docs/serving.md) and set the digest it prints: "
+            "pulumi config set --path 'disagg:serving.engine.efaImage' <registry>/disagg/vllm-efa@sha256:... -s <stack>",
+        )
+    ]
 
 
 def _unanswered(key: str, value, what: str, err: Unanswered) -> Issue:
@@ -391,6 +413,7 @@ class Check:
 # In the order they are reported; the in-program check and `python -m ops preflight` run the same list.
 CHECKS = (
     Check("public endpoint CIDRs", lambda cfg, answers: check_public_access_cidrs(cfg)),
+    Check("the EFA engine image is not a placeholder", lambda cfg, answers: check_engine_images(cfg)),
     Check("instance types offered in the pools' zones", check_offerings),
     Check("On-Demand vCPU quotas at maxNodes", check_quotas),
     Check("reservations and Capacity Blocks match their pools", check_reservations),

@@ -26,7 +26,7 @@ BASE = {
     ],
     "serving": {
         "model": {"id": "nvidia/Llama-3.3-70B-Instruct-FP8", "parametersBillions": 70.6, "weightDtype": "fp8"},
-        "engine": {"efaImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/disagg/vllm-efa:v0.30.0-efa1.49.0"},
+        "engine": {"efaImage": "210987654321.dkr.ecr.us-east-1.amazonaws.com/disagg/vllm-efa@sha256:4f0c1ab3a9a4d1f7f6e2b8f0c3d5e7a9b1c3d5e7f9a1b3c5d7e9f1a3b5c7d9e1"},
         "prefill": {"tensorParallel": 4, "replicas": 2},
         "decode": {"tensorParallel": 2, "replicas": 4},
     },

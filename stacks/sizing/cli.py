@@ -112,9 +112,7 @@ def cmd_plan(args) -> int:
         return 1
     if args.out:
         base_values, base_doc = (stackfile.load_base(args.base) if args.base else (None, None))
-        values = stackfile.stack_values(result, best, base_values)
-        if args.region:
-            values["region"] = args.region
+        values = stackfile.stack_values(result, best, base_values, efa_image=args.efa_image, region=args.region)
         if args.zones:
             values["availabilityZones"] = [z for z in args.zones.split(",") if z]
             for pool in values["gpuPools"]:
@@ -218,6 +216,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="write layout #1 as a stack file (Pulumi.<stack>.yaml format)")
     p.add_argument("--base", type=Path, help="take every key the planner does not own from this stack file")
     p.add_argument("--region", help="region of the written stack (default: the base's, else us-east-1)")
+    p.add_argument("--efa-image", help="EFA engine image of the written stack (images/vllm-efa, by digest). Default: the base's, else a placeholder `pulumi preview` refuses")
     p.add_argument("--zones", help="comma-separated zones of the written stack (first one holds the EFA pools)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--verbose", "-v", action="store_true", help="list every refused shape with its reason")

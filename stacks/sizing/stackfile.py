@@ -101,12 +101,28 @@ def _max_model_len(sc: Scenario, layout: Layout) -> int:
     return max(need, min(length, cap))
 
 
-def stack_values(result: PlanResult, layout: Layout, base: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The `disagg:` values (without the namespace) of a stack running `layout`."""
+def placeholder_efa_image(region: str) -> str:
+    """Where the vllm-efa-image workflow pushes the EFA engine image, in AWS's documentation account: the offline render
+    takes it, and `pulumi preview` refuses it until the user sets the image they built (stacks/preflight.py)."""
+    from stacks.preflight import DOCUMENTATION_ACCOUNT
+    from stacks.versions import pin
+
+    p = pin("vllm-efa")
+    return f"{DOCUMENTATION_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{p.image}:{p.version}"
+
+
+def stack_values(
+    result: PlanResult, layout: Layout, base: dict[str, Any] | None = None, efa_image: str | None = None,
+    region: str | None = None,
+) -> dict[str, Any]:
+    """The `disagg:` values (without the namespace) of a stack running `layout`. EFA pools run `efa_image` (else the
+    base's, else the placeholder of `placeholder_efa_image`)."""
     if layout.kind != "disagg":
         raise ValueError("only disaggregated layouts can be written: the stack deploys prefill and decode roles")
     sc = result.scenario
     values = copy.deepcopy(base) if base else copy.deepcopy(_TEMPLATE)
+    if region:
+        values["region"] = region
     zone = values.get("availabilityZones", _TEMPLATE["availabilityZones"])[0]
     pre, dec = layout.role("prefill"), layout.role("decode")
     values["gpuPools"] = [_pool("prefill", pre, zone), _pool("decode", dec, zone)]
@@ -127,6 +143,8 @@ def stack_values(result: PlanResult, layout: Layout, base: dict[str, Any] | None
         engine["extraArgs"] = args
     else:
         engine.pop("extraArgs", None)
+    if any(instance_type(r.instance).supports_efa for r in (pre, dec)):
+        engine["efaImage"] = efa_image or engine.get("efaImage") or placeholder_efa_image(values.get("region", _TEMPLATE["region"]))
     if engine:
         serving["engine"] = engine
     else:

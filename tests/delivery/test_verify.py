@@ -451,3 +451,37 @@ def test_render_says_what_failed_and_where_to_look(prod):
     assert "FAIL    efa-rdma" in text and "expected: RDMA bytes to grow" in text and "look at:  FI_PROVIDER=efa" in text
     assert text.endswith(f"NOT PROVEN: KV moved from prefill to decode, but not over EFA. Failed: efa-rdma. See {verify.RUNBOOK}.")
     assert render(Report(prod, "http://x", (Check("a", PASS, "ok"),))).endswith("KV moved from prefill to decode over EFA (NIXL LIBFABRIC, RDMA bytes counted on the prefill nodes).")
+
+
+# ---- an aggregated stack: no KV moves between pods, so only the request is proven ------------------------------------
+
+
+def test_aggregated_serving_checks_the_request_and_skips_every_kv_check():
+    from ops.verify import KV_CHECKS, SKIP, Options, Pod, Target, render, run
+
+    cfg = load(ROOT / "tests/configs/Pulumi.glm5-aggregated.yaml", "glm5-aggregated")[2]
+    target = Target.from_config(cfg)
+    assert target.kv_moves is False and target.efa is False
+
+    class Cluster:
+        def pods(self, namespace, selector):
+            role = selector["disagg.io/role"]
+            n = target.expected_pods[role]
+            return [Pod(f"{role}-{i}", f"node-{role}-{i}", "Running", True, {**target.endpoint_selectors[role]}) for i in range(n)]
+
+        def exec(self, *_):
+            raise AssertionError("an aggregated stack has no NIXL metrics or EFA counters to read")
+
+        logs = exec
+
+    sse = fixture("sse/completion.sse")
+
+    def stream(url, body, timeout):
+        return ((0.01 * i, line) for i, line in enumerate(sse.splitlines()))
+
+    report = run(target, Options(load_requests=0), Cluster(), "http://router", stream, nonce=lambda: "n")
+    assert report.proven, render(report)
+    assert {c.name: c.status for c in report.checks if c.name in KV_CHECKS} == {n: SKIP for n in KV_CHECKS}
+    text = render(report)
+    assert "aggregated serving (no KV transfer)" in text.splitlines()[0]
+    assert text.rstrip().endswith("The router served the model (aggregated serving: no KV transfer to prove).")

@@ -463,7 +463,9 @@ def test_dependabot_watches_the_pinned_actions_and_every_requirements_file():
     by_ecosystem = {u["package-ecosystem"]: u for u in cfg["updates"]}
     assert by_ecosystem["github-actions"]["directory"] == "/"
     pip_dirs = set(by_ecosystem["pip"]["directories"])
-    reqs = [*ROOT.glob("requirements*.txt"), *ROOT.glob("*/requirements*.txt")]
+    # The project's own files only (git's view): the tools' virtualenvs (.venv-*/) hold requirements files of their own.
+    tracked = subprocess.run(["git", "ls-files", "requirements*.txt", "*/requirements*.txt"], cwd=ROOT, capture_output=True, text=True, check=True)
+    reqs = [ROOT / line for line in tracked.stdout.split()]
     assert len(reqs) >= 3, reqs
     for req in reqs:
         where = "/" if req.parent == ROOT else "/" + req.parent.relative_to(ROOT).as_posix()

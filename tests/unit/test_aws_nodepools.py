@@ -106,18 +106,30 @@ def test_prefill_and_decode_in_one_zone_share_its_placement_group():
     assert shared_placement_groups(cfg) == {"us-east-1a": ["prefill", "decode"]}
 
 
-def test_pools_in_other_zones_get_their_zone_s_group_and_blocks_or_named_groups_none():
+def test_blocks_and_named_groups_stay_out_of_the_zone_s_shared_group():
     values = copy.deepcopy(BASE)
-    values["availabilityZones"] = ["us-east-1a", "us-east-1b", "us-east-1c"]
     values["gpuPools"] += [
-        {"name": "prefill-b", "role": "prefill", "instanceType": "p5.48xlarge", "nodes": 1, "availabilityZones": ["us-east-1b"]},
         {"name": "decode-block", "role": "decode", "instanceType": "p5.48xlarge", "nodes": 1,
          "availabilityZones": ["us-east-1a"], "capacity": BLOCK},
         {"name": "decode-odcr", "role": "decode", "instanceType": "p5.48xlarge", "nodes": 1, "availabilityZones": ["us-east-1a"],
          "placementGroupName": "odcr-pg", "capacity": {"type": "capacityReservation", "reservationId": "cr-0fedcba9876543210"}},
     ]
-    values["serving"]["kvTransfer"] = {"backend": "UCX"}  # two zones; KV over EFA is not the point here
     cfg = parse(values, stack="t")
+    assert shared_placement_groups(cfg) == {"us-east-1a": ["prefill", "decode"]}
+
+
+def test_each_zone_gets_its_own_group():
+    # Validation keeps every EFA serving pool in one zone (KV over EFA cannot cross AZs), so a second zone's pool only
+    # gets past the models, not the cross-layer rules; the grouping itself is per zone all the same.
+    from stacks.config.stack import StackConfig
+
+    values = copy.deepcopy(BASE)
+    values["name"] = "t"
+    values["availabilityZones"] = ["us-east-1a", "us-east-1b", "us-east-1c"]
+    values["gpuPools"].append({"name": "prefill-b", "role": "prefill", "instanceType": "p5.48xlarge", "nodes": 1, "availabilityZones": ["us-east-1b"]})
+    with pytest.raises(ConfigError, match="different zones"):
+        parse(copy.deepcopy(values), stack="t")
+    cfg = StackConfig.model_validate(values)
     assert shared_placement_groups(cfg) == {"us-east-1a": ["prefill", "decode"], "us-east-1b": ["prefill-b"]}
 
 

@@ -90,6 +90,25 @@ def test_the_committed_prod_file_is_refused_until_its_cidr_is_set():
     assert keys(preflight.check_public_access_cidrs(cfg)) == ["disagg:cluster.publicAccessCidrs[0]"]
 
 
+# --- the EFA engine image (config only) ----------------------------------------------------------------------------
+
+
+def test_the_committed_prod_file_is_refused_until_its_engine_image_is_set():
+    from stacks.render import load
+
+    cfg = load(ROOT / "Pulumi.prod.yaml", "prod")[2]
+    (issue,) = preflight.check_engine_images(cfg)
+    assert issue.key == "disagg:serving.engine.efaImage" and "123456789012" in issue.problem
+    assert "vllm-efa-image workflow" in issue.fix and "pulumi config set --path 'disagg:serving.engine.efaImage'" in issue.fix
+
+
+def test_an_image_the_user_built_passes_and_a_stack_without_efa_needs_none():
+    from stacks.render import load
+
+    assert preflight.check_engine_images(load(ROOT / "tests/configs/Pulumi.capacity-block.yaml", "capacity-block")[2]) == []
+    assert preflight.check_engine_images(load(ROOT / "Pulumi.dev.yaml", "dev")[2]) == []
+
+
 # --- instance type offerings ------------------------------------------------------------------------------------------
 
 
@@ -399,7 +418,7 @@ def test_the_whole_check_list_against_aws_answers_for_the_capacity_block_stack(s
         found = dict((c.title, i) for c, i in preflight.results(cb_cfg(), Mixed("us-east-2", Clients())))
         ec2_stub.assert_no_pending_responses()
         sq_stub.assert_no_pending_responses()
-    assert len(found) == 5 and all(v == [] for v in found.values()), found
+    assert len(found) == 6 and all(v == [] for v in found.values()), found
 
 
 class _Ec2:
@@ -425,8 +444,8 @@ def test_cli_reports_each_failing_check_and_exits_1():
     code = cli.main(None, config=str(CB_CONFIG), recorded=str(FIXTURES / "bad.json"), out=out)
     text = out.getvalue()
     assert code == 1
-    assert "preflight capacity-block (us-east-2): 1 of 5 checks pass" in text
-    assert "FAIL  instance types offered in the pools' zones" in text and "ok    public endpoint CIDRs" in text
+    assert "preflight capacity-block (us-east-2): 2 of 6 checks pass" in text
+    assert "FAIL  instance types offered in the pools' zones" in text and "ok    public endpoint CIDRs" in text and "ok    the EFA engine image is not a placeholder" in text
     assert text.count("          - disagg:") == 8
 
 
@@ -435,7 +454,7 @@ def test_cli_passes_on_the_good_answers():
 
     out = io.StringIO()
     assert cli.main(None, config=str(CB_CONFIG), recorded=str(FIXTURES / "good.json"), out=out) == 0
-    assert "5 of 5 checks pass" in out.getvalue() and "FAIL" not in out.getvalue()
+    assert "6 of 6 checks pass" in out.getvalue() and "FAIL" not in out.getvalue()
 
 
 def test_cli_refuses_answers_of_another_region_and_an_invalid_stack(tmp_path, capsys):

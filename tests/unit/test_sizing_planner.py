@@ -180,3 +180,19 @@ def test_config_resolves_parameters_from_the_catalog(base):
         parse(base, stack="t")
     issue = next(i for i in err.value.issues if i.key == "disagg:serving.model.parametersBillions")
     assert "not in the sizing model catalog" in issue.problem and "set serving.model.parametersBillions" in issue.fix
+
+
+def test_written_stack_runs_the_efa_image_given_or_a_placeholder_preview_refuses(tmp_path):
+    from stacks import preflight
+
+    argv = ["plan", "--model", LLAMA, "--instance", "p5.48xlarge", "--isl", "4096", "--osl", "512", "--rate", "10",
+            "--ttft-ms", "1000", "--itl-ms", "40", "--region", "us-west-2", "--zones", "us-west-2a,us-west-2b"]
+    placeholder, mine = tmp_path / "Pulumi.a.yaml", tmp_path / "Pulumi.b.yaml"
+    image = "210987654321.dkr.ecr.us-west-2.amazonaws.com/disagg/vllm-efa@sha256:" + "0" * 64
+    assert main([*argv, "--out", str(placeholder)]) == 0
+    assert main([*argv, "--out", str(mine), "--efa-image", image]) == 0
+    cfg_a = parse(decode(engine_config_from_file(placeholder)[0]), stack="a")
+    cfg_b = parse(decode(engine_config_from_file(mine)[0]), stack="b")
+    assert cfg_a.serving.engine.efa_image == stackfile.placeholder_efa_image("us-west-2")
+    assert [i.key for i in preflight.check_engine_images(cfg_a)] == ["disagg:serving.engine.efaImage"]
+    assert cfg_b.serving.engine.efa_image == image and preflight.check_engine_images(cfg_b) == []
