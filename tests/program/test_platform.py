@@ -139,6 +139,8 @@ def node_groups(r) -> list[dict]:
 
 def test_every_release_and_namespace_comes_after_every_node_group(rendered):
     for name, r in rendered.items():
+        if r.summary.get("node_provisioning", "managedNodeGroups") != "managedNodeGroups":
+            continue  # GPU pools of Karpenter / EKS Auto Mode: tests/program/test_node_provisioning.py
         groups = node_groups(r)
         assert len(groups) == 1 + len(r.summary["gpu_pools"]), f"{name}: node groups not found: {[g['name'] for g in groups]}"
         (platform,) = r.of_type(PLATFORM)
