@@ -5,7 +5,10 @@ order that lets Karpenter remove the instances Pulumi does not know, and the min
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
+
+import pytest
 
 from stacks.versions import pin
 
@@ -211,3 +214,18 @@ def test_auto_mode_pools_are_node_pools_on_the_builtin_node_class(rendered):
     assert not names & {"gpu-operator", "aws-efa-k8s-device-plugin"}
     md = (r.out / "summary.md").read_text()
     assert "## Node autoscaling (EKS Auto Mode)" in md and "management fee" in md
+
+
+def test_every_rendered_node_pool_and_node_class_passes_the_crds_cel_rules(rendered):
+    """The JSON-schema conformance test drops the CRDs' CEL rules; here they run on what the stacks render."""
+    if not os.environ.get("DISAGG_CRD_DIR"):
+        pytest.skip("set DISAGG_CRD_DIR to the upstream CRDs")
+    from tests.conformance.crd_rules import manifest_violations
+
+    checked = 0
+    for name in ("karpenter", "automode"):
+        for fname, doc in rendered[name].manifests.items():
+            if doc["kind"] in ("NodePool", "EC2NodeClass"):
+                checked += 1
+                assert manifest_violations(doc) == [], f"{name}/{fname}"
+    assert checked == 6
