@@ -17,6 +17,7 @@ from components.builders.eks import (
     control_plane_log_group,
 )
 from components.builders.iam import managed_policy_arn, partition, pod_identity_trust_policy
+from components.builders.karpenter import AUTO_BUILTIN_NODE_POOLS
 from components.builders.launch_template import placement_group_alias_urn
 from components.network import Network
 from stacks.config.stack import StackConfig
@@ -131,6 +132,15 @@ class Cluster(pulumi.ComponentResource):
             # STANDARD: a version leaving standard support is upgraded instead of silently billed at the extended
             # support rate (EKS creates clusters with EXTENDED when no policy is given).
             upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=cc.support_type),
+            # disagg:nodeProvisioning autoMode: pulumi-eks turns on the cluster's compute, block storage and load
+            # balancing capabilities together, adds the Auto Mode policies to the cluster role and creates the node
+            # role (pulumi/pulumi-eks@7bf0c1b nodejs/eks/cluster/cluster.ts `autoMode`). Of the built-in node pools
+            # only `system` stays, for the built-in `default` NodeClass the GPU NodePools reference.
+            auto_mode=(
+                eks.AutoModeOptionsArgs(enabled=True, compute_config=eks.ClusterComputeConfigArgs(node_pools=list(AUTO_BUILTIN_NODE_POOLS)))
+                if cfg.node_provisioning == "autoMode"
+                else None
+            ),
             # Every add-on is an EKS managed add-on registered below at its pinned version, so EKS installs no
             # self-managed copies and pulumi-eks creates none of its own (vpc-cni, kube-proxy, coredns).
             bootstrap_self_managed_addons=False,
@@ -179,7 +189,9 @@ class Cluster(pulumi.ComponentResource):
         # all EFA pools, because KV transfer runs between the prefill and decode pools.
         self.efa_security_group: aws.ec2.SecurityGroup | None = None
         self.efa_security_group_rules: list[pulumi.Resource] = []
-        if any(pool_efa(p) for p in cfg.gpu_pools):
+        # Not on EKS Auto Mode: its built-in NodeClass puts the cluster security group (all traffic within itself) on
+        # the nodes and takes no group of ours.
+        if any(pool_efa(p) for p in cfg.gpu_pools) and cfg.node_provisioning != "autoMode":
             sg = aws.ec2.SecurityGroup(
                 f"{name}-efa",
                 vpc_id=network.vpc_id,
@@ -252,7 +264,7 @@ class Cluster(pulumi.ComponentResource):
         # The node pools register here so their outputs merge into single maps (one key per output for the stack).
         gpu = [p for p in self.node_pools if getattr(p, "pool", None) is not None]
         system = [p for p in self.node_pools if getattr(p, "pool", None) is None]
-        out["nodeRoleArns"] = {p.pool_name: p.node_role.arn for p in self.node_pools}
+        out["nodeRoleArns"] = {p.pool_name: p.node_role.arn for p in self.node_pools if p.node_role is not None}
         out["gpuPools"] = {p.pool_name: p.export_entry() for p in gpu}
         if system:
             out["systemNodeGroupName"] = system[0].node_group_name

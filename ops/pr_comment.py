@@ -169,7 +169,7 @@ def figures(render_dir: Path | None) -> Figures | None:
             )
         return Figures(
             hourly=float(s["hourly_cost_usd"]),
-            hourly_at_max=float(s["hourly_cost_usd_at_max"]) if "hourly_cost_usd_at_max" in s else None,
+            hourly_at_max=float(s["hourly_cost_at_max_usd"]) if "hourly_cost_at_max_usd" in s else None,
             gpus=int(s["gpus_provisioned"]),
             gpus_requested=int(s["gpus_requested"]),
             nodes=sum(int(p["nodes"]) for p in pools) + int((s.get("system_pool") or {}).get("nodes", 0)),

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from components.builders import lbc_iam, tags
+from components.builders import karpenter, lbc_iam, tags
 from ops.kube import INGRESSES, PVCS, PVS, SERVICES, KubeClient, KubeError
 
 PODS = "pods"
@@ -95,7 +95,7 @@ def _ec2_filters(cluster: str, stack: str | None) -> list[list[dict[str, Any]]]:
 
 @dataclass(frozen=True)
 class Leftover:
-    kind: str  # load-balancer | classic-load-balancer | target-group | eni | volume | security-group
+    kind: str  # load-balancer | classic-load-balancer | target-group | eni | volume | security-group | karpenter-*
     id: str
     detail: str = ""
 
@@ -155,7 +155,84 @@ def find_security_groups(aws: AwsClients, cluster: str, stack: str | None = None
     return [Leftover("security-group", i, g.get("GroupName", "")) for i, g in sorted(groups.items()) if g.get("GroupName") != "default"]
 
 
-FINDERS = (find_load_balancers, find_target_groups, find_enis, find_volumes, find_security_groups)
+# ---- Karpenter's nodes (disagg:nodeProvisioning karpenter) ----------------------------------------------------
+# Karpenter's instances and launch templates are not in Pulumi state. `pulumi destroy` removes them through the
+# NodePools and EC2NodeClasses while the controller runs (components/nodeprovisioning.py); these find what a failed
+# or interrupted destroy left. Karpenter tags every instance, volume, network interface and launch template it
+# creates with `eks:eks-cluster-name` and `karpenter.sh/nodepool` (launch templates also `karpenter.k8s.aws/
+# ec2nodeclass`) (aws/karpenter-provider-aws @ v1.14.1 pkg/utils/utils.go GetTags, pkg/apis/v1/labels.go). Both tags
+# must match, so an instance of a managed node group (tagged `eks:cluster-name`, not `eks:eks-cluster-name`) is never
+# touched. Their volumes and network interfaces go with the instance (deleteOnTermination); leftovers of those are
+# found by the cluster tag like the VPC CNI's.
+KARPENTER_NODEPOOL_TAG = karpenter.NODEPOOL_TAG
+KARPENTER_NODECLASS_TAG = karpenter.NODECLASS_TAG
+EKS_CLUSTER_NAME_TAG = karpenter.EKS_CLUSTER_NAME_TAG
+_LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
+
+
+def _karpenter_filters(cluster: str, tag_key: str) -> list[dict[str, Any]]:
+    return [{"Name": f"tag:{EKS_CLUSTER_NAME_TAG}", "Values": [cluster]}, {"Name": "tag-key", "Values": [tag_key]}]
+
+
+def find_karpenter_instances(aws: AwsClients, cluster: str, stack: str | None = None) -> list[Leftover]:
+    filters = _karpenter_filters(cluster, KARPENTER_NODEPOOL_TAG) + [{"Name": "instance-state-name", "Values": _LIVE_STATES}]
+    out = []
+    for page in aws.ec2.get_paginator("describe_instances").paginate(Filters=filters):
+        for reservation in page["Reservations"]:
+            for inst in reservation["Instances"]:
+                pool = _tags(inst.get("Tags")).get(KARPENTER_NODEPOOL_TAG, "")
+                out.append(Leftover("karpenter-instance", inst["InstanceId"], f"nodepool {pool}, {inst['State']['Name']}"))
+    return sorted(out, key=lambda x: x.id)
+
+
+def find_karpenter_launch_templates(aws: AwsClients, cluster: str, stack: str | None = None) -> list[Leftover]:
+    out = []
+    for page in aws.ec2.get_paginator("describe_launch_templates").paginate(Filters=_karpenter_filters(cluster, KARPENTER_NODECLASS_TAG)):
+        for lt in page["LaunchTemplates"]:
+            out.append(Leftover("karpenter-launch-template", lt["LaunchTemplateId"], lt.get("LaunchTemplateName", "")))
+    return sorted(out, key=lambda x: x.id)
+
+
+def terminate_karpenter_instances(
+    aws: AwsClients, cluster: str, log: Log, *, delay: int = 15, max_attempts: int = 60
+) -> list[str]:
+    """Terminate every instance Karpenter launched for the cluster, all at once, and wait until they are gone (at
+    most delay * max_attempts seconds): their network interfaces hold the security groups and subnets the rest of the
+    sweep deletes. Returns the instance ids."""
+    ids = [i.id for i in find_karpenter_instances(aws, cluster)]
+    if not ids:
+        return []
+    aws.ec2.terminate_instances(InstanceIds=ids)
+    log(f"sweep: terminating {len(ids)} instance(s) Karpenter launched: {', '.join(ids)}")
+    try:
+        aws.ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig={"Delay": delay, "MaxAttempts": max_attempts})
+    except Exception as exc:  # noqa: BLE001 - botocore WaiterError: the passes below retry what still depends on them
+        log(f"sweep: instances still terminating: {exc}")
+    return ids
+
+
+def _delete_karpenter(aws: AwsClients, item: Leftover) -> bool:
+    if item.kind == "karpenter-instance":
+        aws.ec2.terminate_instances(InstanceIds=[item.id])
+    elif item.kind == "karpenter-launch-template":
+        aws.ec2.delete_launch_template(LaunchTemplateId=item.id)
+    else:
+        raise ValueError(item.kind)
+    return True
+
+
+KARPENTER_KINDS = ("karpenter-instance", "karpenter-launch-template")
+
+# Deletion order: instances first (their interfaces hold groups and subnets), launch templates last.
+FINDERS = (
+    find_karpenter_instances,
+    find_load_balancers,
+    find_target_groups,
+    find_enis,
+    find_volumes,
+    find_security_groups,
+    find_karpenter_launch_templates,
+)
 
 
 def find_all(aws: AwsClients, cluster: str, stack: str | None = None) -> list[Leftover]:
@@ -377,6 +454,8 @@ def _delete(aws: AwsClients, item: Leftover) -> bool:
     elif item.kind == "security-group":
         _revoke_rules(aws.ec2, item.id)
         aws.ec2.delete_security_group(GroupId=item.id)
+    elif item.kind in KARPENTER_KINDS:
+        return _delete_karpenter(aws, item)
     else:
         raise ValueError(item.kind)
     return True
@@ -405,6 +484,7 @@ def sweep(
     """Delete everything still tagged for the cluster or stack, in dependency order, retrying; report the rest."""
     sleep = sleep or time.sleep
     report = SweepReport(cluster, stack)
+    report.deleted += [f"karpenter-instance {i}" for i in terminate_karpenter_instances(aws, cluster, log)]
     for attempt in range(1, attempts + 1):
         leftovers = find_all(aws, cluster, stack)
         report.attempts = attempt

@@ -47,6 +47,30 @@ def pool_placement_group(pool: GpuPoolConfig) -> bool:
     return pool_efa(pool) and pool.capacity.type != "capacityBlock"
 
 
+# disagg:nodeProvisioning modes in which something adds and removes GPU nodes for pending pods (Karpenter, or EKS
+# Auto Mode's managed Karpenter), so a pool runs between `nodes` and `maxNodes`.
+NODE_AUTOSCALING_MODES = ("karpenter", "autoMode")
+
+
+def node_autoscaling(cfg: StackConfig) -> bool:
+    return cfg.node_provisioning in NODE_AUTOSCALING_MODES
+
+
+def pool_max_nodes(pool: GpuPoolConfig) -> int:
+    return pool.max_nodes or pool.nodes
+
+
+def role_nodes_at_max(cfg: StackConfig, role: str) -> int:
+    """Nodes the pools of a role may grow to: the sum of their `maxNodes` (node autoscaling modes only)."""
+    return sum(pool_max_nodes(p) for p in cfg.pools_for(role))
+
+
+def pool_uses_placement_group(cfg: StackConfig, pool: GpuPoolConfig) -> bool:
+    """EKS Auto Mode launches no instance into a placement group of ours: its built-in NodeClass has no placement
+    group selector (EKS user guide device-management-efa: "EKS Auto Mode ... do not support placement groups")."""
+    return pool_placement_group(pool) and cfg.node_provisioning != "autoMode"
+
+
 def gpu_pool_resource_name(cfg: StackConfig, pool_name: str) -> str:
     """Pulumi name of a GPU pool's component: its children's names (and so their URNs) derive from it."""
     return f"{cfg.name}-{pool_name}"
@@ -61,7 +85,7 @@ def shared_placement_groups(cfg: StackConfig) -> dict[str, list[str]]:
     """
     out: dict[str, list[str]] = {}
     for p in cfg.gpu_pools:
-        if pool_placement_group(p) and p.placement_group_name is None:
+        if pool_uses_placement_group(cfg, p) and p.placement_group_name is None:
             out.setdefault(pool_zones(cfg, p)[0], []).append(p.name)
     return out
 
@@ -221,6 +245,9 @@ class PoolPlan:
     price_region: str
     price_estimate: bool
     serving_nodes: int
+    # Node autoscaling modes: the pool runs between `serving_nodes` (what `replicas` need) and `max_nodes` (what
+    # `autoscaling.maxReplicas` may need); with managed node groups both are `serving_nodes`.
+    nodes_at_max: int
 
 
 @dataclass(frozen=True)
@@ -240,6 +267,10 @@ class StackPlan:
     gpu_packing: float
     hourly_cost_usd: float
     cost_breakdown: dict[str, float]
+    node_provisioning: str = "managedNodeGroups"
+    gpus_at_max: int = 0  # GPUs of the pools at maxNodes (node autoscaling), else gpus_provisioned
+    hourly_cost_at_max_usd: float = 0.0
+    cost_breakdown_at_max: dict[str, float] | None = None
 
     def role(self, name: str) -> RolePlan:
         return next(r for r in self.roles if r.role == name)
@@ -264,11 +295,12 @@ def plan(cfg: StackConfig) -> StackPlan:
             efa_interfaces_per_node=pool_efa_interfaces(p),
             capacity=p.capacity.type,
             availability_zones=tuple(pool_zones(cfg, p)),
-            placement_group=pool_placement_group(p),
+            placement_group=pool_uses_placement_group(cfg, p),
             usd_per_node_hour=pool_instance(p).on_demand_usd_per_hour,
             price_region=pool_instance(p).price_region,
             price_estimate=pool_instance(p).price_estimate,
             serving_nodes=pool_serving_nodes(p),
+            nodes_at_max=pool_max_nodes(p) if node_autoscaling(cfg) else pool_serving_nodes(p),
         )
         for p in cfg.gpu_pools
     )
@@ -282,7 +314,10 @@ def plan(cfg: StackConfig) -> StackPlan:
     breakdown["EKS control plane"] = service_price("eks-control-plane")
     if nat:
         breakdown[f"NAT gateways ({nat})"] = nat * service_price("nat-gateway")
+    fixed = {k: v for k, v in breakdown.items() if not k.startswith("gpu pool ")}
     breakdown = {k: round(v, 4) for k, v in breakdown.items()}
+    at_max = {f"gpu pool {p.name} ({p.nodes_at_max} x {p.instance_type})": p.nodes_at_max * p.usd_per_node_hour for p in pools}
+    at_max = {k: round(v, 4) for k, v in {**at_max, **fixed}.items()}
     return StackPlan(
         name=cfg.name,
         region=cfg.region,
@@ -299,4 +334,8 @@ def plan(cfg: StackConfig) -> StackPlan:
         gpu_packing=round(requested / provisioned, 4) if provisioned else 0.0,
         hourly_cost_usd=round(sum(breakdown.values()), 2),
         cost_breakdown=breakdown,
+        node_provisioning=cfg.node_provisioning,
+        gpus_at_max=sum(p.nodes_at_max * p.gpus_per_node for p in pools),
+        hourly_cost_at_max_usd=round(sum(at_max.values()), 2),
+        cost_breakdown_at_max=at_max,
     )

@@ -17,6 +17,7 @@ from components.builders.tags import default_tags
 from components.cluster import Cluster
 from components.network import Network
 from components.nodepools import GpuNodePool, SystemNodePool
+from components.nodeprovisioning import AutoModeGpuPool, Karpenter, KarpenterGpuPool
 from components.platform import Platform
 from components.serving import Serving
 from stacks.config.stack import StackConfig
@@ -38,7 +39,20 @@ def build(cfg: StackConfig) -> dict[str, Any]:
     network = Network(cfg.name, cfg, opts=aws_opts)
     cluster = Cluster(cfg.name, cfg, network, opts=aws_opts)
     system = SystemNodePool(f"{cfg.name}-system", cfg, cluster, network, opts=aws_opts)
-    gpu_pools = [GpuNodePool(gpu_pool_resource_name(cfg, p.name), cfg, p, cluster, network, opts=aws_opts) for p in cfg.gpu_pools]
+    # disagg:nodeProvisioning: the GPU pools as managed node groups, as Karpenter NodePools (the controller comes
+    # first, on the system nodes) or as EKS Auto Mode NodePools. Everything after the pools is the same.
+    karpenter: Karpenter | None = None
+    gpu_pools: list[pulumi.ComponentResource]
+    if cfg.node_provisioning == "karpenter":
+        karpenter = Karpenter(f"{cfg.name}-karpenter", cfg, cluster, system, opts=aws_opts)
+        gpu_pools = [
+            KarpenterGpuPool(gpu_pool_resource_name(cfg, p.name), cfg, p, cluster, network, karpenter, opts=aws_opts)
+            for p in cfg.gpu_pools
+        ]
+    elif cfg.node_provisioning == "autoMode":
+        gpu_pools = [AutoModeGpuPool(gpu_pool_resource_name(cfg, p.name), cfg, p, cluster, opts=aws_opts) for p in cfg.gpu_pools]
+    else:
+        gpu_pools = [GpuNodePool(gpu_pool_resource_name(cfg, p.name), cfg, p, cluster, network, opts=aws_opts) for p in cfg.gpu_pools]
 
     # Platform and serving children get the stack's Kubernetes provider (and the AWS one for their IAM roles).
     k8s_opts = pulumi.ResourceOptions(providers=[aws_provider, cluster.provider])
@@ -47,7 +61,7 @@ def build(cfg: StackConfig) -> dict[str, Any]:
     serving = Serving(cfg.name, cfg, cluster, platform, hf_token, opts=k8s_opts)
 
     outputs: dict[str, Any] = {}
-    for part in (network, cluster, system, *gpu_pools, platform, serving):
+    for part in (network, cluster, system, karpenter, *gpu_pools, platform, serving):
         exports = getattr(part, "exports", None)
         if callable(exports):
             outputs.update(exports())

@@ -87,6 +87,7 @@ def summary_json(
                 "availability_zones": list(pp.availability_zones),
                 "placement_group": pp.placement_group,
                 "usd_per_node_hour": pp.usd_per_node_hour,
+                "nodes_at_max": pp.nodes_at_max,
             }
             for pp in p.pools
         ],
@@ -97,9 +98,13 @@ def summary_json(
         "gpus_requested": p.gpus_requested,
         "gpu_packing": p.gpu_packing,
         "hourly_cost_usd": p.hourly_cost_usd,
-        # Every GPU pool at maxNodes (what autoscaling may reach): the PR comment warns when this ceiling rises.
-        "hourly_cost_usd_at_max": round(p.hourly_cost_usd + sum((pp.max_nodes - pp.nodes) * pp.usd_per_node_hour for pp in p.pools), 2),
         "cost_breakdown_usd_per_hour": p.cost_breakdown,
+        "node_provisioning": p.node_provisioning,
+        "gpus_at_max": p.gpus_at_max,
+        # What node autoscaling may reach (every GPU pool at maxNodes under karpenter/autoMode; today's cost with managed
+        # node groups, which nothing scales): the PR comment warns when this ceiling rises.
+        "hourly_cost_at_max_usd": p.hourly_cost_at_max_usd,
+        "cost_breakdown_at_max_usd_per_hour": p.cost_breakdown_at_max,
         "price_notes": price_notes(cfg),
         "deploy_check_warnings": list(deploy_warnings or []),
         "sizing": sizing.role_sizing(cfg),
@@ -146,7 +151,13 @@ def summary_md(s: dict[str, Any]) -> str:
         f"Model **{s['model']['id']}** ({s['model']['parameters_billions']:g}B, {s['model']['weight_dtype']}).",
         "",
         f"**{s['gpus_requested']} of {s['gpus_provisioned']} GPUs requested ({_pct(s['gpu_packing'])} packing)**, "
-        f"about **${s['hourly_cost_usd']:,.2f}/h** On-Demand, {s['resource_count']} resources, {s['manifest_count']} Kubernetes objects.",
+        f"about **${s['hourly_cost_usd']:,.2f}/h** On-Demand"
+        + (
+            f" (up to **${s['hourly_cost_at_max_usd']:,.2f}/h** with every GPU pool at maxNodes, {s['gpus_at_max']} GPUs)"
+            if s.get("node_provisioning", "managedNodeGroups") in _PROVISIONERS
+            else ""
+        )
+        + f", {s['resource_count']} resources, {s['manifest_count']} Kubernetes objects.",
         "",
         "## GPU pools",
         "",
@@ -176,7 +187,8 @@ def summary_md(s: dict[str, Any]) -> str:
             f"{r['gpus_requested']} / {r['gpus_provisioned']} | {_pct(r['gpu_packing'])} |"
         )
     lines += ["", *sizing.markdown(s["sizing"])]
-    lines += ["## Cost per hour (On-Demand list prices)", "", "| item | $/h |", "|---|---|"]
+    lines += _node_autoscaling(s)
+    lines += ["", "## Cost per hour (On-Demand list prices)", "", "| item | $/h |", "|---|---|"]
     for item, usd in s["cost_breakdown_usd_per_hour"].items():
         lines.append(f"| {item} | {usd:,.2f} |")
     lines.append(f"| **total** | **{s['hourly_cost_usd']:,.2f}** |")
@@ -220,6 +232,42 @@ def summary_md(s: dict[str, Any]) -> str:
     lines += ["## Resources by type", "", "| type | count |", "|---|---|"]
     lines += [f"| `{t}` | {n} |" for t, n in s["resource_types"].items()]
     return "\n".join(lines) + "\n"
+
+
+_PROVISIONERS = {"karpenter": "Karpenter", "autoMode": "EKS Auto Mode"}
+
+
+def _node_autoscaling(s: dict[str, Any]) -> list[str]:
+    """With Karpenter or EKS Auto Mode the GPU pools grow with the replicas: what each pool runs at `replicas` and
+    may grow to at `autoscaling.maxReplicas` (its `maxNodes`), in nodes, GPUs and $/h."""
+    mode = s.get("node_provisioning", "managedNodeGroups")
+    if mode not in _PROVISIONERS:
+        return []
+    lines = [
+        "",
+        f"## Node autoscaling ({_PROVISIONERS[mode]})",
+        "",
+        f"GPU nodes are added for pending serving pods and removed an hour after they are empty, so the GPU pools cost "
+        f"between **${s['hourly_cost_usd']:,.2f}/h** ({s['gpus_provisioned']} GPUs, the nodes `replicas` need) and "
+        f"**${s['hourly_cost_at_max_usd']:,.2f}/h** ({s['gpus_at_max']} GPUs, every pool at `maxNodes`) with the rest "
+        "of the stack.",
+        "",
+        "| pool | role | nodes (min..max) | GPUs (min..max) | $/h (min..max) |",
+        "|---|---|---|---|---|",
+    ]
+    for p in s["gpu_pools"]:
+        lo, hi = p["nodes"], p["nodes_at_max"]
+        lines.append(
+            f"| {p['name']} | {p['role']} | {lo}..{hi} | {lo * p['gpus_per_node']}..{hi * p['gpus_per_node']} | "
+            f"{lo * p['usd_per_node_hour']:,.2f}..{hi * p['usd_per_node_hour']:,.2f} |"
+        )
+    lines.append(
+        f"| **stack total** | | | **{s['gpus_provisioned']}..{s['gpus_at_max']}** | "
+        f"**{s['hourly_cost_usd']:,.2f}..{s['hourly_cost_at_max_usd']:,.2f}** |"
+    )
+    if mode == "autoMode":
+        lines += ["", "EKS Auto Mode adds its management fee per instance-hour on top of the EC2 price; it is not in these figures."]
+    return lines
 
 
 def _diagram(s: dict[str, Any]) -> list[str]:

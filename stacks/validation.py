@@ -12,7 +12,19 @@ from stacks.catalog import instance_type, known_instance_types
 from stacks.config.base import Issue, key_path
 from stacks.config.serving import BYTES_PER_PARAM
 from stacks.config.stack import StackConfig
-from stacks.plan import ROLES, ami_release_version, kubernetes_version, kv_backend, pool_efa, pool_zones, role_nodes_available, role_plan
+from stacks.plan import (
+    ROLES,
+    ami_release_version,
+    kubernetes_version,
+    kv_backend,
+    node_autoscaling,
+    pool_efa,
+    pool_zones,
+    role_nodes_at_max,
+    role_nodes_available,
+    role_plan,
+)
+from stacks.validation_nodes import check_node_provisioning
 from stacks.versions import pin
 
 # The serving checks' helpers (a line of their own, so the line above stays as other checks extend it).
@@ -44,6 +56,7 @@ def validate(cfg: StackConfig) -> list[Issue]:
             _check_platform(cfg, add)
             _check_serving(cfg, add)
         _check_device_plugins(cfg, add)
+        check_node_provisioning(cfg, add)
     return issues
 
 
@@ -609,6 +622,8 @@ def _check_subnet_addresses(cfg: StackConfig, add) -> None:
 def _check_device_plugins(cfg: StackConfig, add) -> None:
     """The device plugins the GPU pools need: without them pods asking for the devices stay Pending forever."""
     pf = cfg.platform
+    if cfg.node_provisioning == "autoMode":
+        return  # EKS Auto Mode runs both device plugins itself (stacks/validation_nodes.py)
     if not pf.gpu_operator.enabled:
         add(
             Issue(
@@ -723,18 +738,20 @@ def _check_serving(cfg: StackConfig, add) -> None:
         if (gpus <= it.gpus and it.gpus % gpus) or (gpus > it.gpus and gpus % it.gpus):
             continue  # the layout itself is wrong; _check_role_fit reports it
         rp = role_plan(cfg, role)
-        available = role_nodes_available(cfg, role)
+        # With managed node groups the pools hold what they were given, so every replica the autoscaler may ask for
+        # must fit them now, or it would sit Pending on a GPU that does not exist; with Karpenter or EKS Auto Mode
+        # nodes are added for pending pods up to the pools' maxNodes.
+        grows = node_autoscaling(cfg)
+        available = role_nodes_at_max(cfg, role) if grows else role_nodes_available(cfg, role)
         if rp.nodes_needed_at_max > available:
-            # Node autoscaling is not part of the stack: the pools hold what they were given, so every replica the
-            # autoscaler may ask for must fit them now, or it would sit Pending on a GPU that does not exist.
             add(
                 Issue(
                     key_path("serving", role, "autoscaling", "maxReplicas"),
                     rp.max_replicas,
                     f"{rp.max_replicas} {role} replicas need {rp.nodes_needed_at_max} {rp.instance_type} nodes but the "
-                    f"{role} pools {list(rp.pools)} have {available}",
+                    f"{role} pools {list(rp.pools)} {'may grow to' if grows else 'have'} {available}",
                     f"lower maxReplicas to what {available} nodes hold, or give the {role} pools "
-                    f"{rp.nodes_needed_at_max} nodes",
+                    + (f"maxNodes {rp.nodes_needed_at_max} in total" if grows else f"{rp.nodes_needed_at_max} nodes"),
                 )
             )
         if pf.workload_api == "grove":

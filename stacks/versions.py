@@ -152,6 +152,16 @@ _PINS = (
     Pin("keda", "helm-chart", "2.20.2",
         f"{_GH}/kedacore/charts/releases/tag/v2.20.2",
         chart="keda", repository="https://kedacore.github.io/charts"),
+    # Karpenter (disagg:nodeProvisioning karpenter), installed by the node provisioning component before any GPU node
+    # exists. Release v1.14.1 publishes the chart at the tag without its "v" (aws/karpenter-provider-aws @ v1.14.1
+    # hack/release/release.sh: `release "${commit_sha}" "${git_tag#v}"`; hack/release/common.sh publishes
+    # `oci://public.ecr.aws/karpenter/karpenter:<version>`). Its CRDs (pkg/apis/crds/) are byte-identical to the
+    # NodePool/EC2NodeClass CRDs the conformance test checks our objects against. 1.14.1 over 1.14.0: the cherry-picks
+    # of #9507 rework the reserved-capacity offering resolver (pkg/providers/instancetype/offering/), the code path of
+    # Capacity Block pools with EFA interfaces (aws/karpenter-provider-aws#9489 reported it in 1.14.0).
+    Pin("karpenter", "helm-chart", "1.14.1",
+        f"{_GH}/aws/karpenter-provider-aws/releases/tag/v1.14.1",
+        chart="oci://public.ecr.aws/karpenter/karpenter"),
     # --- Images -------------------------------------------------------------------------------------------------------
     # NixlConnector selects NIXL backends through kv_connector_extra_config.backends (["LIBFABRIC"] for EFA) since
     # vllm PR #25121 (v0.11); v0.30.0 is a tag confirmed on Docker Hub. It is the CUDA 13 build (needs driver >= 580;

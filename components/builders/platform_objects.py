@@ -134,7 +134,9 @@ def serving_gpu_quota(cfg: StackConfig) -> int:
     GPU quota 0, so without a real quota no serving pod ever schedules (KAI docs/priority, api-facts §3).
     """
     q = cfg.platform.kai.queue.gpu_quota
-    return q if q is not None else plan(cfg).gpus_provisioned
+    # With Karpenter or EKS Auto Mode (disagg:nodeProvisioning) the quota covers the pools at maxNodes: pods beyond
+    # today's nodes must be in quota to go Pending, which is what makes the node autoscaler add nodes for them.
+    return q if q is not None else plan(cfg).gpus_at_max
 
 
 def _resources(gpu_quota: int) -> dict[str, Any]:

@@ -61,7 +61,7 @@ class QueueConfig(Model):
     gpu_quota: NonNegativeInt | None = Field(
         None,
         description=(
-            "GPU quota of the serving queue. Default: every GPU of the GPU pools. It must cover the GPUs the serving roles ask for: "
+            "GPU quota of the serving queue. Default: every GPU of the GPU pools (at `maxNodes` with Karpenter or EKS Auto Mode). It must cover the GPUs the serving roles ask for: "
             "`inference`-priority pods only use in-quota GPUs."
         ),
     )

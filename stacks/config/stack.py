@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 
 from stacks.config.aws import ClusterConfig, GpuPoolConfig, NetworkConfig, SystemPoolConfig
@@ -26,6 +28,16 @@ class StackConfig(Model):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="The EKS cluster.")
     system_pool: SystemPoolConfig = Field(default_factory=SystemPoolConfig, description="The CPU system node group.")
     gpu_pools: list[GpuPoolConfig] = Field(min_length=1, description="GPU node pools (at least one prefill and one decode pool).")
+    node_provisioning: Literal["managedNodeGroups", "karpenter", "autoMode"] = Field(
+        "managedNodeGroups",
+        description=(
+            "How the GPU pools get their nodes: `managedNodeGroups` (default: one EKS managed node group per pool, a "
+            "fixed `nodes` count), `karpenter` (Karpenter installed by the stack, one EC2NodeClass and NodePool per "
+            "pool, nodes added for pending pods up to `maxNodes`) or `autoMode` (EKS Auto Mode, one NodePool per pool "
+            "on the built-in NodeClass). The system pool is a managed node group in every mode. Validation names the "
+            "pool keys a mode does not support."
+        ),
+    )
     platform: PlatformConfig = Field(default_factory=PlatformConfig, description="Operators and add-ons installed into the cluster.")
     serving: ServingConfig = Field(description="The model and its prefill, decode and router workloads.")
     hf_token: SecretStr | None = Field(

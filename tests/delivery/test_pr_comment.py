@@ -200,7 +200,7 @@ def test_figures_read_from_summary_json_and_missing_figures_are_said(tmp_path, r
     s = rendered["prod"].summary
     assert fig.hourly == s["hourly_cost_usd"] and fig.gpus == s["gpus_provisioned"] and fig.packing == s["gpu_packing"]
     assert fig.nodes == sum(p["nodes"] for p in s["gpu_pools"]) + s["system_pool"]["nodes"]
-    assert fig.hourly_at_max == s["hourly_cost_usd_at_max"]
+    assert fig.hourly_at_max == s["hourly_cost_at_max_usd"]
     (tmp_path / "summary.json").write_text("{}")
     assert pr_comment.figures(tmp_path) is None and pr_comment.figures(None) is None
 
@@ -211,7 +211,7 @@ def test_a_higher_autoscaling_ceiling_is_a_warning_of_its_own(tmp_path, rendered
     head = tmp_path / "head" / "prod"
     shutil.copytree(base, head)
     s = json.loads((head / "summary.json").read_text())
-    s["hourly_cost_usd_at_max"] += 110.08  # e.g. decode maxNodes +2: nothing more runs now, the ceiling moves
+    s["hourly_cost_at_max_usd"] += 110.08  # e.g. decode maxNodes +2 under karpenter: nothing more runs now, the ceiling moves
     (head / "summary.json").write_text(json.dumps(s))
     body = pr_comment.build(head.parent, base.parent)
     assert "cost at full scale-out (every GPU pool at maxNodes) rises by **+$110.08/h**" in body

@@ -33,10 +33,17 @@ NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 PLACEMENT_GROUP = "aws:ec2/placementGroup:PlacementGroup"
 
 
+def managed_node_groups(r) -> bool:
+    """The stack's GPU pools are managed node groups (disagg:nodeProvisioning managedNodeGroups, the default)."""
+    return r.summary.get("node_provisioning", "managedNodeGroups") == "managedNodeGroups"
+
+
 def gpu_pools(r) -> dict[str, dict]:
     """pool name (as in config) -> {component, lt, ng, pg (the stack's placement group it launches into, or None)}."""
     out = {}
     stack = r.summary["stack"]
+    if not managed_node_groups(r):
+        return out  # Karpenter and EKS Auto Mode pools: tests/program/test_node_provisioning.py
     groups = {g["outputs_name"]: g for g in placement_groups(r)}
     for comp in r.of_type("disagg:aws:GpuNodePool"):
         pool = comp["name"][len(stack) + 1:]
@@ -466,6 +473,8 @@ def test_ebs_csi_driver_uses_pod_identity(rendered):
 
 def test_node_groups_come_after_the_cluster_and_its_boot_addons(rendered):
     for name, r in rendered.items():
+        if not managed_node_groups(r):
+            continue  # Karpenter / EKS Auto Mode stacks: tests/program/test_node_provisioning.py
         cluster = eks_cluster(r)["urn"]
         found = addons(r)
         boot = [found[a]["urn"] for a in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")]
@@ -539,6 +548,8 @@ def test_network_subnets_nat_and_s3_endpoint(rendered):
 
 def test_outputs_users_script_against(rendered):
     for name, r in rendered.items():
+        if not managed_node_groups(r):
+            continue  # Karpenter / EKS Auto Mode stacks: tests/program/test_node_provisioning.py
         o = r.outputs
         for key in ("clusterName", "clusterEndpoint", "kubeconfig", "oidcProviderArn", "oidcProviderUrl", "vpcId",
                     "privateSubnetIds", "publicSubnetIds", "nodeRoleArns", "gpuPools", "systemNodeGroupName", "clusterSecurityGroupId"):
@@ -609,6 +620,8 @@ def test_every_record_carries_its_resource_options(rendered):
 
 def test_cluster_network_and_key_are_protected_always_and_gpu_node_groups_with_deletion_protection(rendered):
     for name, r in rendered.items():
+        if not managed_node_groups(r):
+            continue  # Karpenter / EKS Auto Mode stacks: tests/program/test_node_provisioning.py
         protected = {x["urn"] for x in r.records if x["options"]["protect"]}
         assert eks_cluster(r)["urn"] in protected, name
         assert r.one("aws:ec2/vpc:Vpc")["urn"] in protected
@@ -637,6 +650,8 @@ def test_node_monitoring_agent_runs_on_the_gpu_nodes_before_they_join(rendered):
 
 def test_every_node_role_can_use_session_manager(rendered):
     for name, r in rendered.items():
+        if not managed_node_groups(r):
+            continue  # Karpenter / EKS Auto Mode stacks: tests/program/test_node_provisioning.py
         roles = [x for x in r.of_type("aws:iam/role:Role") if x["name"].endswith("-node")]
         assert len(roles) == 1 + len(r.summary["gpu_pools"])
         for role in roles:

@@ -142,6 +142,8 @@ def node_groups(r) -> list[dict]:
 def test_every_release_and_namespace_waits_for_the_system_nodes_only(rendered):
     """Controllers and hooks run on the system pool: the add-ons install while the GPU node groups come up."""
     for name, r in rendered.items():
+        if r.summary.get("node_provisioning", "managedNodeGroups") != "managedNodeGroups":
+            continue  # GPU pools of Karpenter / EKS Auto Mode: tests/program/test_node_provisioning.py
         groups = node_groups(r)
         assert len(groups) == 1 + len(r.summary["gpu_pools"]), f"{name}: node groups not found: {[g['name'] for g in groups]}"
         system = [g for g in groups if "-system" in g["name"]]
