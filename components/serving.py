@@ -69,6 +69,7 @@ class Serving(pulumi.ComponentResource):
         platform: Platform,
         hf_token: pulumi.Output[str] | None,
         opts: pulumi.ResourceOptions | None = None,
+        gpu_pools: list[pulumi.Resource] | None = None,
     ):
         super().__init__(TYPE, name, None, opts)
         self._cfg = cfg
@@ -79,7 +80,10 @@ class Serving(pulumi.ComponentResource):
         for m in manifests(cfg, facts):
             deps: list[pulumi.Resource] = [releases[k] for k in m.needs if k in releases]
             if m.workload:
-                deps.append(platform)
+                # The engine pods run on the GPU pools: created once their nodes (or NodePools) exist, deleted before
+                # them, so no node group is drained and no NodePool waits on pods the stack is about to delete. The
+                # platform itself waits for the system pool only (stacks/stack.py).
+                deps += [platform, *(gpu_pools or [])]
             if ns_res is not None:
                 deps.append(ns_res)
             res = self._register(name, m, cluster, deps, hf_token)

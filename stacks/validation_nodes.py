@@ -112,16 +112,6 @@ def _check_auto_mode(cfg: StackConfig, add) -> None:
                 f"use kind pvc with a ReadWriteMany storage class (EFS or FSx for Lustre), {fix_mode}",
             )
         )
-    if any(pool_efa(p) for p in cfg.gpu_pools) and cfg.serving.engine.efa_userspace == "host":
-        add(
-            Issue(
-                key_path("serving", "engine", "efaUserspace"),
-                "host",
-                "`host` mounts /opt/amazon from the EKS AL2023 NVIDIA AMI; EKS Auto Mode nodes run an image EKS manages, "
-                "which the stack cannot promise carries libfabric there",
-                f"use efaUserspace image with an engine image that carries libfabric and the EFA provider, {fix_mode}",
-            )
-        )
     pf = cfg.platform
     if pf.gpu_operator.enabled:
         add(

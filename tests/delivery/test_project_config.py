@@ -53,8 +53,8 @@ def pulumi_type(annotation: Any) -> dict:
         return {"type": "boolean"}
     if annotation is int:
         return {"type": "integer"}
-    if annotation is str:
-        return {"type": "string"}
+    if annotation is str or (origin is typing.Literal and all(isinstance(a, str) for a in args)):
+        return {"type": "string"}  # Pulumi has no enum type; the model refuses a value outside the Literal
     raise AssertionError(f"no Pulumi config type for {annotation!r}: declare it by hand and teach this test")
 
 

@@ -172,3 +172,16 @@ def test_summary_md_tells_people_what_they_pay_and_how_it_packs(rendered):
     assert "reserved capacity" not in prod
     reserved = (rendered["capacity-block"].out / "summary.md").read_text()
     assert "reserved capacity" in reserved, "reserved pools must not read as On-Demand spend without a word"
+
+
+def test_engine_workloads_wait_for_the_gpu_node_groups_and_go_before_them(rendered):
+    """The platform waits for the system pool only, so the engine workloads must name the GPU pools themselves: created
+    once the nodes exist, deleted before a node group is drained (every workload kind, LWS and Grove)."""
+    for stack in ("prod", "grove"):
+        r = rendered[stack]
+        node_groups = {x["urn"] for x in r.of_type("aws:eks/nodeGroup:NodeGroup") if "GpuNodePool" in x["urn"]}
+        assert len(node_groups) == 2, stack
+        workloads = [x for x in r.records if x["type"].endswith((":LeaderWorkerSet", ":PodCliqueSet"))]
+        assert workloads, stack
+        for w in workloads:
+            assert node_groups <= set(w["dependencies"]), (stack, w["name"])

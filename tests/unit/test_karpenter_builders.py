@@ -162,8 +162,7 @@ def test_auto_mode_node_pool_uses_the_built_in_node_class_and_the_instance_famil
     values = copy.deepcopy(BASE)
     values["nodeProvisioning"] = "autoMode"
     cfg = parse({**values, "platform": {"gpuOperator": {"enabled": False}, "efaDevicePlugin": {"enabled": False}},
-                 "serving": {**values["serving"], "engine": {"efaUserspace": "image"},
-                             "modelCache": {"kind": "pvc", "storageClass": "efs-sc"}}}, stack="t")
+                 "serving": {**values["serving"], "modelCache": {"kind": "pvc", "storageClass": "efs-sc"}}}, stack="t")
     np_ = kb.auto_mode_node_pool(cfg, cfg.gpu_pools[0])
     spec = np_["spec"]["template"]["spec"]
     assert spec["nodeClassRef"] == {"group": "eks.amazonaws.com", "kind": "NodeClass", "name": "default"}

@@ -12,7 +12,7 @@ from tests.conftest import BASE
 
 AUTO_OK = {
     "platform": {"gpuOperator": {"enabled": False}, "efaDevicePlugin": {"enabled": False}},
-    "serving_extra": {"engine": {"efaUserspace": "image"}, "modelCache": {"kind": "pvc", "storageClass": "efs-sc"}},
+    "serving_extra": {"modelCache": {"kind": "pvc", "storageClass": "efs-sc"}},
 }
 
 
@@ -113,7 +113,6 @@ def test_auto_mode_refuses_pool_keys_it_cannot_honour(change, key):
         (("platform", "gpuOperator", "enabled"), True, "disagg:platform.gpuOperator.enabled"),
         (("platform", "efaDevicePlugin", "enabled"), True, "disagg:platform.efaDevicePlugin.enabled"),
         (("serving", "modelCache"), {"kind": "nvme"}, "disagg:serving.modelCache.kind"),
-        (("serving", "engine", "efaUserspace"), "host", "disagg:serving.engine.efaUserspace"),
     ],
 )
 def test_auto_mode_refuses_what_its_nodes_already_run_or_do_not_have(path, value, key):
