@@ -104,20 +104,23 @@ def urn_drift(stack: str, golden: list[str], records: list[dict[str, Any]]) -> s
     aliased = {_alias_urn(r, a): r["urn"] for r in records for a in r["options"]["aliases"]}
     moved = [u for u in removed if u in aliased]
     lost = [u for u in removed if u not in aliased]
+    created = [u for u in added if u not in {aliased[m] for m in moved}]
     lines = [
         f"{stack}: the render's URNs differ from {golden_urns_of(stack).relative_to(ROOT)} "
         f"({len(added)} added, {len(removed)} removed).",
-        "A rename replaces resources: add an alias (or update the golden list if the change is meant: `make urns`).",
+        "A rename replaces resources: add an alias (or update the golden list if the change is meant: `make urns`)."
+        if lost
+        else "Nothing is replaced: update the golden list if the change is meant: `make urns`.",
     ]
     if lost:
         lines.append("removed, and no alias names them (`pulumi up` deletes these; a renamed copy is created anew):")
         lines += [f"  - {u}" for u in lost]
     if moved:
-        lines.append("removed, and aliased by a new URN (the resource moves, nothing is replaced; `make urns` accepts it):")
+        lines.append("moved: removed, and aliased by a new URN (nothing is replaced):")
         lines += [f"  - {u}\n    -> {aliased[u]}" for u in moved]
-    if added:
+    if created:
         lines.append("added (`pulumi up` creates these):")
-        lines += [f"  + {u}" for u in added]
+        lines += [f"  + {u}" for u in created]
     return "\n".join(lines)
 
 

@@ -64,7 +64,9 @@ def test_a_rename_with_an_alias_is_a_move_that_nothing_replaces(rendered):
     r = rendered["prod"]
     records = _renamed(r.records, "prod-decode-ng", "prod-decode-nodes", alias=True)
     drift = urn_drift("prod", r.urns, records)
-    assert "removed, and no alias names them" not in drift
+    assert "removed, and no alias names them" not in drift and "A rename replaces resources" not in drift
+    assert "Nothing is replaced: update the golden list if the change is meant: `make urns`." in drift
+    assert "added" not in drift.split("\n", 1)[1], "a moved resource is not created"
     assert (
         "  - urn:pulumi:prod::disagg::disagg:aws:GpuNodePool$aws:eks/nodeGroup:NodeGroup::prod-decode-ng\n"
         "    -> urn:pulumi:prod::disagg::disagg:aws:GpuNodePool$aws:eks/nodeGroup:NodeGroup::prod-decode-nodes"
@@ -82,3 +84,10 @@ def test_an_alias_naming_the_old_parent_resolves_to_the_old_urn(rendered):
     rec["options"]["aliases"] = [{"spec": {"parentUrn": old_parent}}]
     drift = urn_drift("prod", r.urns, records)
     assert f"  - {old_urn}\n    -> {rec['urn']}" in drift
+
+
+def test_a_new_resource_is_listed_as_created(rendered):
+    r = rendered["dev"]
+    drift = urn_drift("dev", r.urns[1:], r.records)
+    assert "(1 added, 0 removed)" in drift and f"added (`pulumi up` creates these):\n  + {r.urns[0]}" in drift
+    assert "A rename replaces resources" not in drift
