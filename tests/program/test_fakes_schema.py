@@ -9,7 +9,8 @@ reads None) under `pulumi up`.
 What is checked: every answer of every render of the session (each registration's state and each synthetic child of
 a remote component, nested through the output types), and every invoke the fake knows (found in FakeCloud.call).
 Types no provider SDK describes are skipped: our own components (disagg:*) and custom resources, whose schema is
-their CRD (the conformance tests hold manifests to it).
+their CRD (the conformance tests hold manifests to it). The deploy checks' fake account answers in boto3's shapes:
+those are held to botocore's service models.
 """
 
 from __future__ import annotations
@@ -164,3 +165,76 @@ def test_the_check_finds_a_key_the_provider_does_not_have():
     assert mismatches({"names": None, "zoneNames": None}, result_class("aws:index/getAvailabilityZones:getAvailabilityZones"), "result") == [
         "result.zoneNames"
     ]
+
+
+# --- the deploy checks' answers (stacks/preflight.py reads them in boto3's shapes) -------------------------------------
+
+# Where each recorded operation lives, and how its answers are keyed in a recording (FakeCloud's RecordedAnswers).
+OPERATIONS = {
+    "DescribeInstanceTypeOfferings": ("ec2", "pages"),
+    "DescribeCapacityReservations": ("ec2", "by id"),
+    "GetServiceQuota": ("service-quotas", "by quota code"),
+    "GetCallerIdentity": ("sts", "one"),
+    "DescribeCluster": ("eks", "by cluster name"),
+}
+
+
+def boto_mismatches(shape: Any, value: Any, path: str) -> list[str]:
+    """Keys botocore's output shape does not have, and strings outside the shape's enum."""
+    if shape.type_name == "structure":
+        if not isinstance(value, dict):
+            return [f"{path}: not an object"]
+        out = []
+        for key, sub in value.items():
+            if key not in shape.members:
+                out.append(f"{path}.{key}")
+            else:
+                out.extend(boto_mismatches(shape.members[key], sub, f"{path}.{key}"))
+        return out
+    if shape.type_name == "list":
+        return [m for item in value for m in boto_mismatches(shape.member, item, f"{path}[]")]
+    if shape.type_name == "string" and getattr(shape, "enum", None) and value not in shape.enum:
+        return [f"{path}: {value!r} is not one of {shape.enum}"]
+    return []
+
+
+def recording_mismatches(recorded: dict[str, Any]) -> list[str]:
+    import botocore.session
+
+    session = botocore.session.get_session()
+    out = []
+    for op, (service, keyed) in OPERATIONS.items():
+        if op not in recorded:
+            continue
+        shape = session.get_service_model(service).operation_model(op).output_shape
+        answers = recorded[op] if keyed == "pages" else [recorded[op]] if keyed == "one" else list(recorded[op].values())
+        out += [m for answer in answers for m in boto_mismatches(shape, answer, op)]
+    known = set(OPERATIONS) | {"region", "now", "errors", "_comment"}
+    out += [f"{key}: not an operation the deploy checks record" for key in recorded if key not in known]
+    out += [f"errors.{op}: not an operation the deploy checks call" for op in recorded.get("errors") or {} if op not in OPERATIONS]
+    return out
+
+
+def test_the_fake_accounts_answers_are_what_boto3_returns():
+    """The answers the offline render gives the deploy checks (one fake account per stack file), and the recorded
+    answers the tests replay, hold only keys and enum values of botocore's service models."""
+    import json as _json
+
+    from stacks.config import engine_config_from_file
+    from tests.conftest import ROOT, stack_files
+
+    problems = []
+    for path in stack_files():
+        config, _ = engine_config_from_file(path)
+        problems += [f"fake account of {path.name}: {m}" for m in recording_mismatches(fakes.recorded_for(config))]
+    for fixture in sorted((ROOT / "tests" / "fixtures" / "preflight").glob("*.json")):
+        problems += [f"{fixture.name}: {m}" for m in recording_mismatches(_json.loads(fixture.read_text()))]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_boto_check_finds_a_key_or_value_aws_never_returns():
+    bad = {"GetServiceQuota": {"L-1": {"Quota": {"QuotaCode": "L-1", "Valu": 1.0}}},
+           "DescribeCapacityReservations": {"cr-1": {"CapacityReservations": [{"State": "running"}]}}}  # fmt: skip
+    found = recording_mismatches({**bad, "errors": {"DescribeInstances": {"Code": "UnauthorizedOperation"}}})
+    assert "GetServiceQuota.Quota.Valu" in found and "errors.DescribeInstances: not an operation the deploy checks call" in found
+    assert any(m.startswith("DescribeCapacityReservations.CapacityReservations[].State: 'running' is not one of") for m in found)
