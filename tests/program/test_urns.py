@@ -27,9 +27,10 @@ def test_every_stack_file_has_a_golden_list_and_every_list_a_stack():
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_render_registers_exactly_the_golden_urns(rendered, stack):
-    golden = golden_urns_of(stack).read_text().splitlines()
-    drift = urn_drift(stack, golden, rendered[stack].records)
+    text = golden_urns_of(stack).read_text()
+    drift = urn_drift(stack, text.splitlines(), rendered[stack].records)
     assert drift is None, drift
+    assert text == (rendered[stack].out / "urns.txt").read_text(), f"{golden_urns_of(stack).name} was edited by hand: run `make urns`"
 
 
 def test_urns_txt_is_the_sorted_urns_of_the_records(rendered):
