@@ -121,8 +121,10 @@ class FakeCloud(pulumi_mocks.Mocks):
         auto-name derive from, as a provider keeps them across an aliased move."""
         handler = _SPECIAL.get(args.typ)
         if handler is not None:
-            # A remote component: it returns only its outputs, and says which of them pass its inputs through.
-            rid, state, known = handler(self, args.name, dict(args.inputs))
+            # A remote component: it returns only its outputs, and may say which of them pass its inputs through
+            # (known at preview); a handler that does not is unknown at preview but for its references.
+            rid, state, *rest = handler(self, args.name, dict(args.inputs))
+            known = rest[0] if rest else ()
         else:
             rid, state = self._answer(args, identity)
             known = set(args.inputs) | _KNOWN_AT_PREVIEW.get(args.typ, set())
