@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 
-.PHONY: help venv render render-all lint test docs bench critical-path checkov clean sizing-plan sizing-calibrate bench-sizing
+.PHONY: help venv render render-all urns lint test docs bench critical-path checkov clean sizing-plan sizing-calibrate bench-sizing
 
 ## List the targets with what they do (this text).
 help:
@@ -26,6 +26,17 @@ render: venv
 ## Render every committed stack offline into build/<stack>.
 render-all: venv
 	@for s in $(STACKS); do $(PY) -m stacks.render --stack $$s || exit $$?; done
+
+## Rewrite tests/golden/urns/<stack>.txt from a render of every stack file (when a change of the resource set is meant; review the diff).
+urns: venv
+	@rm -rf build/urns
+	@for f in Pulumi.*.yaml tests/configs/Pulumi.*.yaml; do \
+	  s=$$(basename $$f .yaml); s=$${s#Pulumi.}; \
+	  $(PY) -m stacks.render --config $$f --out build/urns/$$s 2>/dev/null || { $(PY) -m stacks.render --config $$f --out build/urns/$$s; exit 1; }; \
+	done
+	@mkdir -p tests/golden/urns && rm -f tests/golden/urns/*.txt
+	@for d in build/urns/*/; do cp $$d/urns.txt tests/golden/urns/$$(basename $$d).txt; done
+	@git status --short -- tests/golden/urns 2>/dev/null || true
 
 ## ruff over the Python.
 lint: venv

@@ -3,21 +3,29 @@
 Only what the program reads needs to exist here. pulumi-eks components are remote: under mocks they register
 once with no children, so their resource-typed outputs (`eksCluster`, `nodeGroup`, ...) are returned as
 references to synthetic resources registered on the monitor, which is how the SDK rehydrates them.
+
+In preview mode it answers as the engine does at `pulumi preview` for a stack that does not exist yet: a resource's
+inputs (with the names the provider's Check fills in) come back, every value the provider computes on create (ids,
+ARNs, endpoints, a release's status, the kubeconfig) is unknown, so no `apply` on them runs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import importlib
 import json
 from typing import Any
 
+from pulumi import _types
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
 ACCOUNT = "123456789012"
 _SIG = rpc._special_sig_key
 _RESOURCE_SIG = rpc._special_resource_sig
+_UNKNOWN = rpc.UNKNOWN
 
 
 def _h(*parts: str, n: int = 17) -> str:
@@ -47,10 +55,59 @@ _AUTONAMED = {
 }
 
 
+# Names the provider fills in at Check, so a preview knows them though the program did not set them: the auto-names
+# above, and the IAM role name the fake gives a role without one (pulumi-aws auto-names `aws.iam.Role.name`).
+_KNOWN_AT_PREVIEW = {typ: {prop} for typ, prop in _AUTONAMED.items()} | {"aws:iam/role:Role": {"name"}}
+
+
+def sdk_class(typ: str) -> type | None:
+    """The provider SDK's class for a resource type token (`aws:ec2/eip:Eip`, `pulumi:providers:aws`), or None when
+    no installed provider SDK describes it (our own components, custom resources of a CRD). The SDKs are generated
+    from the provider schemas, which the packages do not ship."""
+    pkg, mod, name = typ.split(":")
+    if pkg == "disagg":
+        return None
+    try:
+        importlib.import_module(f"pulumi_{name if pkg == 'pulumi' else pkg}")
+    except ImportError:
+        return None
+    if (pkg, mod) == ("pulumi", "providers"):
+        package = rpc.get_resource_package(name, "")
+        return getattr(importlib.import_module(package.pkg_info["fqn"]), "Provider", None) if package else None
+    module = rpc.get_resource_module(pkg, mod, "")
+    cls_name = module.mod_info["classes"].get(typ) if module is not None else None
+    return getattr(importlib.import_module(module.mod_info["fqn"]), cls_name) if cls_name else None
+
+
+@functools.cache
+def _has_output(typ: str, prop: str) -> bool:
+    cls = sdk_class(typ)
+    return cls is not None and prop in _types.resource_types(cls)
+
+
+def unknown_at_preview(state: dict[str, Any], known: set[str], path: str = "") -> dict[str, Any]:
+    """`state` as a preview of a create sees it: the keys in `known` (dotted paths: the inputs and what Check fills
+    in) keep their value, every other (computed) value is unknown. Resource references keep their URN, known before
+    the create, and lose their id."""
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        at = f"{path}{key}"
+        if at in known:
+            out[key] = value
+        elif isinstance(value, dict) and value.get(_SIG) == _RESOURCE_SIG:
+            out[key] = {**value, "id": ""}
+        elif isinstance(value, dict) and any(k.startswith(f"{at}.") for k in known):
+            out[key] = unknown_at_preview(value, known, f"{at}.")
+        else:
+            out[key] = _UNKNOWN
+    return out
+
+
 class FakeCloud(pulumi_mocks.Mocks):
-    def __init__(self, stack: str, config: dict[str, str]):
+    def __init__(self, stack: str, config: dict[str, str], preview: bool = False):
         self.stack = stack
         self.config = config
+        self.preview = preview
         self.monitor: Any = None  # set by the harness; synthetic resources are registered on it
         self.region = self._region()
 
@@ -62,17 +119,30 @@ class FakeCloud(pulumi_mocks.Mocks):
     def new_resource(self, args: pulumi_mocks.MockResourceArgs, identity: str | None = None):
         """`identity`: the name the resource was first created under (its alias's, when it has one), which its id and
         auto-name derive from, as a provider keeps them across an aliased move."""
+        handler = _SPECIAL.get(args.typ)
+        if handler is not None:
+            # A remote component: it returns only its outputs, and may say which of them pass its inputs through
+            # (known at preview); a handler that does not is unknown at preview but for its references.
+            rid, state, *rest = handler(self, args.name, dict(args.inputs))
+            known = rest[0] if rest else ()
+        else:
+            rid, state = self._answer(args, identity)
+            known = set(args.inputs) | _KNOWN_AT_PREVIEW.get(args.typ, set())
+        if not self.preview:
+            return rid, state
+        # A create at preview: no id yet (an empty id reads as unknown; the terraform bridge sends exactly that).
+        return "", unknown_at_preview(state, set(known))
+
+    def _answer(self, args: pulumi_mocks.MockResourceArgs, identity: str | None):
         typ, name = args.typ, args.name
         inputs = dict(args.inputs)
-        handler = _SPECIAL.get(typ)
-        if handler is not None:
-            return handler(self, name, inputs)
         name = identity or name
         rid = f"{_ID_PREFIX[typ]}-{_h(typ, name)}" if typ in _ID_PREFIX else f"{name}-id"
         state = dict(inputs)
         if typ.startswith("aws:"):
             service = typ.split(":")[1].split("/")[0]
-            state.setdefault("arn", f"arn:aws:{service}:{self.region}:{ACCOUNT}:{typ.split(':')[-1].lower()}/{name}")
+            if _has_output(typ, "arn"):  # most AWS resources have one, not all (a route, a policy attachment)
+                state.setdefault("arn", f"arn:aws:{service}:{self.region}:{ACCOUNT}:{typ.split(':')[-1].lower()}/{name}")
             state.setdefault("id", rid)
         prop = _AUTONAMED.get(typ)
         if prop and not state.get(prop):
@@ -82,6 +152,11 @@ class FakeCloud(pulumi_mocks.Mocks):
         if typ == "aws:ec2/launchTemplate:LaunchTemplate":
             state["latestVersion"] = 1
             state["defaultVersion"] = 1
+        if typ == "aws:ec2/eip:Eip":
+            # A VPC address's id is its allocation id, and the NAT gateway names it by `allocationId`; without it
+            # the gateway rendered with no address and no dependency on it (a preview, which keeps the input
+            # unknown, showed both).
+            state["allocationId"] = rid
         if typ == "aws:iam/role:Role":
             state["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{inputs.get('name', name)}"
             state.setdefault("name", name)
@@ -107,10 +182,13 @@ class FakeCloud(pulumi_mocks.Mocks):
             }
         return rid, state
 
-    def _register(self, typ: str, name: str, state: dict[str, Any]) -> dict[str, Any]:
-        """Register a synthetic resource on the monitor and return a reference to it."""
+    def _register(self, typ: str, name: str, state: dict[str, Any], known: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Register a synthetic resource on the monitor and return a reference to it. At preview only the `known`
+        keys (what the component passed through from its inputs) keep their value."""
         urn = f"urn:pulumi:{self.stack}::disagg::{typ}::{name}"
         rid = f"{name}-id"
+        if self.preview:
+            state, rid = unknown_at_preview(state, set(known)), ""
         self.monitor.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, rid, state)
         return {_SIG: _RESOURCE_SIG, "urn": urn, "id": rid, "packageVersion": ""}
 
@@ -150,6 +228,7 @@ class FakeCloud(pulumi_mocks.Mocks):
                 "vpcConfig": {"clusterSecurityGroupId": cluster_sg, "vpcId": inputs.get("vpcId", "")},
                 "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/{_h(cluster_name, n=32).upper()}"}]}],
             },
+            known=("name", "version", "vpcConfig.vpcId"),
         )
         oidc_url = f"oidc.eks.{self.region}.amazonaws.com/id/{_h(cluster_name, n=32).upper()}"
         state = {
@@ -167,12 +246,11 @@ class FakeCloud(pulumi_mocks.Mocks):
                 "endpoint": endpoint,
                 "vpcId": inputs.get("vpcId", ""),
                 "subnetIds": inputs.get("subnetIds", []),
-                "clusterSecurityGroupId": cluster_sg,
                 "nodeGroupOptions": {},
                 "kubeconfig": kubeconfig,
             },
         }
-        return f"{cluster_name}-id", state
+        return f"{cluster_name}-id", state, ("instanceRoles", "core.vpcId", "core.subnetIds", "core.nodeGroupOptions")
 
     def _managed_node_group(self, name: str, inputs: dict[str, Any]):
         ng_name = inputs.get("nodeGroupName") or name
@@ -185,8 +263,10 @@ class FakeCloud(pulumi_mocks.Mocks):
                 "status": "ACTIVE",
                 "capacityType": inputs.get("capacityType", "ON_DEMAND"),
             },
+            # The name is the input or the provider's auto-name (known at Check); the capacity type defaults on create.
+            known=("nodeGroupName", "capacityType") if "capacityType" in inputs else ("nodeGroupName",),
         )
-        return f"{ng_name}-id", {"nodeGroup": ng}
+        return f"{ng_name}-id", {"nodeGroup": ng}, ()
 
     # ---- invokes -----------------------------------------------------------------------------------------
     def call(self, args: pulumi_mocks.MockCallArgs):
@@ -205,7 +285,8 @@ class FakeCloud(pulumi_mocks.Mocks):
         if tok == "aws:iam/getPolicyDocument:getPolicyDocument":
             return {"json": json.dumps({"Version": "2012-10-17", "Statement": a.get("statements", [])}, sort_keys=True), "id": "policy"}
         if tok == "eks:index:Cluster/getKubeconfig":
-            return {"result": json.dumps({"apiVersion": "v1", "kind": "Config"})}
+            # Built from the cluster's endpoint and certificate: unknown until the cluster exists.
+            return {"result": _UNKNOWN if self.preview else json.dumps({"apiVersion": "v1", "kind": "Config"})}
         raise NotImplementedError(
             f"the offline fake cloud has no answer for invoke {tok!r}; add one to stacks/fakes.py (FakeCloud.call)"
         )

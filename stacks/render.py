@@ -2,9 +2,11 @@
 
     python -m stacks.render --stack dev            # reads Pulumi.dev.yaml, writes build/dev/
     python -m stacks.render --config my.yaml --out /tmp/x
+    python -m stacks.render --stack dev --preview  # as `pulumi preview` of a new stack sees it: build/dev-preview/
 
-Writes resources.json (every registered resource), manifests/ (every Kubernetes object the stack creates),
-summary.json and summary.md. Needs no cloud credentials and no Pulumi CLI. Exit 0 on success, 2 on invalid
+Writes resources.json (every registered resource with its inputs and options), urns.txt (the stack's URNs, one
+per line, sorted: what tests/golden/urns/<stack>.txt holds), manifests/ (every Kubernetes object the stack
+creates), summary.json and summary.md. Needs no cloud credentials and no Pulumi CLI. Exit 0 on success, 2 on invalid
 config (the problems on stderr; a YAML syntax error names its line and column), 1 on anything else. The same
 input gives byte-identical output. A failed render removes what an earlier run wrote to the output directory, so
 no one reads (or CI diffs) a stale summary as if it described the broken config.
@@ -28,7 +30,8 @@ from stacks.config.loader import SECRET_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 NOT_MANIFESTS = ("kubernetes:helm.sh/", "pulumi:providers:")
-OUTPUTS = ("resources.json", "summary.json", "summary.md", "manifests")  # everything a render writes
+OUTPUTS = ("resources.json", "urns.txt", "summary.json", "summary.md", "manifests")  # everything a render writes
+GOLDEN_URNS = ROOT / "tests" / "golden" / "urns"
 
 
 def clear_outputs(out: Path) -> None:
@@ -46,9 +49,9 @@ def stack_name_of(path: Path) -> str:
     return m.group(1) if m else path.stem
 
 
-def load(path: Path, stack: str):
+def load(path: Path, stack: str, secure_value: str | None = None):
     """Config file -> (engine config, secret keys, validated StackConfig); raises ConfigError."""
-    config, secrets = engine_config_from_file(path)
+    config, secrets = engine_config_from_file(path, secure_value)
     plaintext = tuple(k for k in SECRET_KEYS if f"disagg:{k}" in config and f"disagg:{k}" not in secrets)
     cfg = parse(decode(config), stack=stack, plaintext_secrets=plaintext, aws_region=config.get("aws:region"))
     return config, secrets, cfg
@@ -71,6 +74,56 @@ def manifests_of(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return dict(sorted(out.items()))
 
 
+def golden_urns_of(stack: str) -> Path:
+    return GOLDEN_URNS / f"{stack}.txt"
+
+
+def _alias_urn(record: dict[str, Any], alias: dict[str, Any]) -> str:
+    """The URN an alias names: its own, or the record's with the spec's name, type, parent, stack or project."""
+    from stacks.harness import engine_urn
+
+    if "urn" in alias:
+        return alias["urn"]
+    spec = alias.get("spec") or {}
+    stack, project = record["urn"].split("::")[0].split(":")[-1], record["urn"].split("::")[1]
+    parent = None if spec.get("noParent") else (spec.get("parentUrn") or record["parent"])
+    return engine_urn(spec.get("stack") or stack, spec.get("project") or project, parent, spec.get("type") or record["type"], spec.get("name") or record["name"])
+
+
+def urn_drift(stack: str, golden: list[str], records: list[dict[str, Any]]) -> str | None:
+    """None when the render registers exactly the golden URNs; otherwise what changed, for a person to judge.
+
+    A URN in the golden list and not in the render is a resource `pulumi up` deletes from a deployed stack, unless a
+    new resource names it as an alias (then it moves and nothing is replaced).
+    """
+    by_urn = {r["urn"]: r for r in records}
+    added = sorted(set(by_urn) - set(golden))
+    removed = sorted(set(golden) - set(by_urn))
+    if not added and not removed:
+        return None
+    aliased = {_alias_urn(r, a): r["urn"] for r in records for a in r["options"]["aliases"]}
+    moved = [u for u in removed if u in aliased]
+    lost = [u for u in removed if u not in aliased]
+    created = [u for u in added if u not in {aliased[m] for m in moved}]
+    lines = [
+        f"{stack}: the render's URNs differ from {golden_urns_of(stack).relative_to(ROOT)} "
+        f"({len(added)} added, {len(removed)} removed).",
+        "A rename replaces resources: add an alias (or update the golden list if the change is meant: `make urns`)."
+        if lost
+        else "Nothing is replaced: update the golden list if the change is meant: `make urns`.",
+    ]
+    if lost:
+        lines.append("removed, and no alias names them (`pulumi up` deletes these; a renamed copy is created anew):")
+        lines += [f"  - {u}" for u in lost]
+    if moved:
+        lines.append("moved: removed, and aliased by a new URN (nothing is replaced):")
+        lines += [f"  - {u}\n    -> {aliased[u]}" for u in moved]
+    if created:
+        lines.append("added (`pulumi up` creates these):")
+        lines += [f"  + {u}" for u in created]
+    return "\n".join(lines)
+
+
 def write(out: Path, run, cfg, stack: str) -> dict[str, Any]:
     from stacks.summary import summary_json, summary_md
 
@@ -79,6 +132,7 @@ def write(out: Path, run, cfg, stack: str) -> dict[str, Any]:
     records = sorted(run.records, key=lambda r: r["urn"])
     resources = {"project": "disagg", "stack": stack, "resources": records, "outputs": run.outputs}
     (out / "resources.json").write_text(json.dumps(resources, indent=2, sort_keys=True) + "\n")
+    (out / "urns.txt").write_text("".join(f"{r['urn']}\n" for r in records))
     manifests = manifests_of(records)
     for fname, doc in manifests.items():
         (out / "manifests" / fname).write_text(yaml.safe_dump(doc, sort_keys=True, default_flow_style=False))
@@ -93,7 +147,18 @@ def main(argv: list[str] | None = None) -> int:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--stack", help="stack name: reads Pulumi.<stack>.yaml from the project root")
     src.add_argument("--config", type=Path, help="any file in the Pulumi.<stack>.yaml format")
-    ap.add_argument("--out", type=Path, help="output directory (default build/<stack>)")
+    ap.add_argument("--out", type=Path, help="output directory (default build/<stack>, or build/<stack>-preview)")
+    ap.add_argument(
+        "--preview",
+        action="store_true",
+        help="run as `pulumi preview` of a new stack: values the cloud computes on create are unknown ([unknown])",
+    )
+    ap.add_argument(
+        "--secure-value",
+        metavar="TEXT",
+        help="what every `secure:` value decrypts to (default `[secret]`): tests pass a canary and look for it",
+    )
+    ap.add_argument("--fake-answers", type=Path, metavar="FILE", help="write the shapes of the fake cloud's answers to FILE (tests)")
     args = ap.parse_args(argv)
 
     path = ROOT / f"Pulumi.{args.stack}.yaml" if args.stack else args.config
@@ -101,17 +166,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no such stack file: {path}", file=sys.stderr)
         return 2
     stack = args.stack or stack_name_of(path)
-    out = args.out or ROOT / "build" / stack
+    out = args.out or ROOT / "build" / (f"{stack}-preview" if args.preview else stack)
     try:
-        return _render(path, stack, out)
+        return _render(path, stack, out, preview=args.preview, secure_value=args.secure_value, fake_answers=args.fake_answers)
     except BaseException:
         clear_outputs(out)  # an unexpected failure (exit 1, with its traceback): nothing stale stays behind either
         raise
 
 
-def _render(path: Path, stack: str, out: Path) -> int:
+def _render(path: Path, stack: str, out: Path, *, preview: bool, secure_value: str | None, fake_answers: Path | None) -> int:
     try:
-        config, secrets, cfg = load(path, stack)
+        config, secrets, cfg = load(path, stack, secure_value)
     except ConfigError as err:
         clear_outputs(out)
         print(f"{path.name}: {err}", file=sys.stderr)
@@ -122,14 +187,16 @@ def _render(path: Path, stack: str, out: Path) -> int:
     from stacks.harness import run_program
 
     try:
-        run = run_program(ROOT, stack, config, secrets)
+        run = run_program(ROOT, stack, config, secrets, preview=preview)
     except pulumi.RunError as err:
         clear_outputs(out)
         print(f"{path.name}: {err}", file=sys.stderr)
         return 2
     summary = write(out, run, cfg, stack)
+    if fake_answers:
+        fake_answers.write_text(json.dumps(run.fake_answers, indent=2, sort_keys=True) + "\n")
     print(
-        f"rendered {stack}: {summary['resource_count']} resources, {len(list((out / 'manifests').iterdir()))} manifests, "
+        f"{'previewed' if preview else 'rendered'} {stack}: {summary['resource_count']} resources, {len(list((out / 'manifests').iterdir()))} manifests, "
         f"{summary['gpus_provisioned']} GPUs, ${summary['hourly_cost_usd']:.2f}/h -> {out}"
     )
     return 0

@@ -58,19 +58,40 @@ def render(args: list[str], cwd: Path = ROOT, env: dict | None = None) -> subpro
     )
 
 
+def leaves(value, path: str = ""):
+    """(path, value) of every scalar in nested dicts and lists: `.spec.template[0].name`."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from leaves(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from leaves(v, f"{path}[{i}]")
+    else:
+        yield path, value
+
+
 def stack_files() -> list[Path]:
     """Every stack of the repo and every test config: each must render."""
     return sorted(ROOT.glob("Pulumi.*.yaml")) + sorted(CONFIGS.glob("Pulumi.*.yaml"))
 
 
+# What every `secure:` value of a rendered stack decrypts to (tests/configs/Pulumi.grove.yaml has an hfToken): the
+# program receives it as a real Pulumi secret, and no file or log of any render may hold it (test_secrets.py).
+CANARY = "hf_CanaryOfTheRender7Qx2ZpK9dL4"
+
+
 class Rendered:
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, log: str = ""):
         self.out = out
+        self.log = log  # the render's stdout and stderr
         self.resources = json.loads((out / "resources.json").read_text())
         self.records = self.resources["resources"]
         self.outputs = self.resources["outputs"]
         self.summary = json.loads((out / "summary.json").read_text())
         self.manifests = {p.name: yaml.safe_load(p.read_text()) for p in sorted((out / "manifests").glob("*.yaml"))}
+        self.urns = (out / "urns.txt").read_text().splitlines()
+        answers = out.parent / "fake-answers.json"
+        self.fake_answers = json.loads(answers.read_text()) if answers.is_file() else None
 
     def of_type(self, type_: str) -> list[dict]:
         return [r for r in self.records if r["type"] == type_]
@@ -84,14 +105,26 @@ class Rendered:
         return next(r for r in self.records if r["urn"] == urn)
 
 
-@pytest.fixture(scope="session")
-def rendered(tmp_path_factory) -> dict[str, Rendered]:
-    """Render every stack file once per test session (each in its own process, as the mock runtime needs)."""
+def _render_every_stack(tmp_path_factory, label: str, *flags: str) -> dict[str, Rendered]:
     out: dict[str, Rendered] = {}
     for path in stack_files():
         name = path.name[len("Pulumi."):-len(".yaml")]
-        target = tmp_path_factory.mktemp(f"render-{name}")
-        proc = render(["--config", str(path), "--out", str(target)])
-        assert proc.returncode == 0, f"render of {path.name} failed:\n{proc.stderr[-4000:]}"
-        out[name] = Rendered(target)
+        base = tmp_path_factory.mktemp(f"{label}-{name}")
+        target = base / "out"
+        args = ["--config", str(path), "--out", str(target), "--secure-value", CANARY, "--fake-answers", str(base / "fake-answers.json")]
+        proc = render([*args, *flags])
+        assert proc.returncode == 0, f"{label} of {path.name} failed:\n{proc.stderr[-4000:]}"
+        out[name] = Rendered(target, proc.stdout + proc.stderr)
     return out
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory) -> dict[str, Rendered]:
+    """Render every stack file once per test session (each in its own process, as the mock runtime needs)."""
+    return _render_every_stack(tmp_path_factory, "render")
+
+
+@pytest.fixture(scope="session")
+def previewed(tmp_path_factory) -> dict[str, Rendered]:
+    """Every stack file rendered as `pulumi preview` of a new stack sees it (`--preview`)."""
+    return _render_every_stack(tmp_path_factory, "preview", "--preview")

@@ -185,39 +185,44 @@ def load_stack_file(path: str | Path) -> Any:
         raise StackFileSyntaxError(path, mark.line + 1, mark.column + 1, problem, _syntax_fix(problem), "\n".join(excerpt)) from None
 
 
-def engine_config_from_file(path: str | Path) -> tuple[dict[str, str], list[str]]:
+def engine_config_from_file(path: str | Path, secure_value: str | None = None) -> tuple[dict[str, str], list[str]]:
     """A `Pulumi.<stack>.yaml` as the engine would pass it: string values, `secure:` values as placeholders.
 
     Returns the config map and the keys that are secret. Keys without a namespace belong to the project. A YAML
     syntax error raises `StackFileSyntaxError` (a `ConfigError`) with the line and column.
+
+    `secure_value`: what every `secure:` value decrypts to. Offline nothing can decrypt them, so by default they
+    read as `[secret]`; a test gives a canary instead, which the program then receives as a real secret, as the CLI
+    passes a decrypted value, so a leak of it anywhere in the render can be found.
     """
     doc = load_stack_file(path) or {}
     if not isinstance(doc, dict):
         raise ConfigError([Issue(str(path), type(doc).__name__, "a stack file must be a mapping", "start the file with `config:`")])
     config = doc.get("config") or {}
+    plaintext = SECRET_PLACEHOLDER if secure_value is None else secure_value
     out: dict[str, str] = {}
     secrets: list[str] = []
     for key, value in config.items():
         full = key if ":" in key else f"{NAMESPACE}:{key}"
-        value, secret = _strip_secure(value)
+        value, secret = _strip_secure(value, plaintext)
         if secret:
             secrets.append(full)
         out[full] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
     return out, secrets
 
 
-def _strip_secure(value: Any) -> tuple[Any, bool]:
+def _strip_secure(value: Any, plaintext: str) -> tuple[Any, bool]:
     if isinstance(value, dict):
         if set(value) == {"secure"}:
-            return SECRET_PLACEHOLDER, True
+            return plaintext, True
         found = False
         out = {}
         for k, v in value.items():
-            out[k], s = _strip_secure(v)
+            out[k], s = _strip_secure(v, plaintext)
             found = found or s
         return out, found
     if isinstance(value, list):
-        items = [_strip_secure(v) for v in value]
+        items = [_strip_secure(v, plaintext) for v in value]
         return [v for v, _ in items], any(s for _, s in items)
     return value, False
 

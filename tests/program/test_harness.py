@@ -1,4 +1,5 @@
-"""The mock harness stays shallow on large stacks, so renders are green every time, not most times."""
+"""The mock harness: shallow on large stacks (green every time, not most times), the deploy checks' run mode, the
+resource options it records, and the engine rules it keeps (URNs, duplicate URNs, secret outputs)."""
 
 from __future__ import annotations
 
@@ -123,15 +124,83 @@ def test_records_carry_the_resource_options_as_registered(rendered):
     assert by_name["capacity-block-efa-us-east-2b"]["options"]["aliases"] == [
         {"urn": "urn:pulumi:capacity-block::disagg::disagg:aws:GpuNodePool$aws:ec2/placementGroup:PlacementGroup::capacity-block-decode-pg"}
     ]
+    gate = by_name["capacity-block-gate-lws"]["options"]
+    assert gate["customTimeouts"] == {"create": "1200s"} and gate["deleteBeforeReplace"] is True
+    topology = by_name["capacity-block-topology"]["options"]
+    assert topology["replaceOnChanges"] == ["spec"] and topology["deleteBeforeReplace"] is True
+    assert by_name["capacity-block-grafana-admin"]["options"]["additionalSecretOutputs"] == ["bcryptHash", "result"]
+    # The plugin each resource asks the engine for is the SDK pinned in requirements.txt.
+    pins = dict(line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("pulumi-"))
+    for x in r.records:
+        pkg = x["type"].split(":")[0] if not x["type"].startswith("pulumi:providers:") else x["type"].split(":")[2]
+        if pkg != "disagg":
+            assert x["options"]["version"] == pins[f"pulumi-{pkg}"], (x["urn"], x["options"]["version"])
+    # Every option has its key in every record, empty when unset, so resources.json diffs stay readable.
+    keys = {
+        "protect", "retainOnDelete", "deleteBeforeReplace", "ignoreChanges", "replaceOnChanges", "aliases", "customTimeouts",
+        "dependsOn", "additionalSecretOutputs", "hideDiffs", "deletedWith", "replaceWith", "replacementTrigger", "importId",
+        "version", "pluginDownloadURL", "hooks", "envVarMappings",
+    }  # fmt: skip
+    assert all(set(x["options"]) == keys for x in r.records)
 
 
-def test_urns_follow_the_engine_rule(rendered):
-    """Children are qualified with their parent's whole type chain and top-level resources carry no root-stack type,
-    as the engine names them, so an alias can be checked against a deployed stack's URNs."""
-    for r in rendered.values():
-        by_urn = {x["urn"]: x for x in r.records}
-        for x in r.records:
-            assert "pulumi:pulumi:Stack$" not in x["urn"]
-            parent = by_urn.get(x["parent"])
-            if parent is not None:
-                assert x["urn"] == f"{parent['urn'].rsplit('::', 1)[0]}${x['type']}::{x['name']}"
+def test_urns_follow_the_engine_rule():
+    """Children carry their parent's whole type chain, top-level resources no root-stack type (the engine's
+    generateURN); the stock mock would give `...Stack$disagg:aws:Network::prod` and keep only the last parent type,
+    and no alias written against a deployed stack (the pulumi-eks node group moved out of its component) would match."""
+    from stacks.harness import engine_urn
+
+    stack_root = "urn:pulumi:prod::disagg::pulumi:pulumi:Stack::disagg-prod"
+    assert engine_urn("prod", "disagg", stack_root, "disagg:aws:Network", "prod") == "urn:pulumi:prod::disagg::disagg:aws:Network::prod"
+    assert engine_urn("prod", "disagg", None, "pulumi:providers:aws", "prod-aws") == "urn:pulumi:prod::disagg::pulumi:providers:aws::prod-aws"
+    mng = "urn:pulumi:prod::disagg::disagg:aws:GpuNodePool$eks:index:ManagedNodeGroup::prod-decode-ng"
+    assert engine_urn("prod", "disagg", mng, "aws:eks/nodeGroup:NodeGroup", "prod-decode-ng") == (
+        "urn:pulumi:prod::disagg::disagg:aws:GpuNodePool$eks:index:ManagedNodeGroup$aws:eks/nodeGroup:NodeGroup::prod-decode-ng"
+    )
+
+
+_TINY = """
+import json, pulumi, sys
+from stacks import harness, fakes
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+_ensure_event_loop().set_default_executor(harness._InlineExecutor())
+mocks = fakes.FakeCloud(stack="tiny", config={})
+monitor = harness.RecordingMonitor(mocks)
+mocks.monitor = monitor
+pulumi.runtime.set_mocks(mocks, project="disagg", stack="tiny", preview=False, monitor=monitor)
+import pulumi_random as random
+def program():
+%s
+try:
+    _sync_await(run_pulumi_func(program))
+except Exception as err:
+    print("ERROR", err)
+root = pulumi.runtime.get_root_resource()
+secret = {k: _sync_await(pulumi.Output.from_input(v).is_secret()) for k, v in (root.outputs or {}).items()}
+print(json.dumps({"records": len(monitor.records), "secret": secret}))
+"""
+
+
+def _tiny(program: str) -> tuple[dict, str]:
+    """Run a few lines of program under the harness's monitor; (last JSON line, whole output)."""
+    body = "\n".join(f"    {line}" for line in program.strip().splitlines())
+    proc = subprocess.run([sys.executable, "-c", _TINY % body], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    import json
+
+    return json.loads(proc.stdout.strip().splitlines()[-1]), out
+
+
+def test_the_harness_refuses_what_the_engine_refuses():
+    """Two registrations of one URN fail `pulumi up`; the stock mock monitor records both."""
+    result, out = _tiny('random.RandomPassword("same", length=8)\nrandom.RandomPassword("same", length=9)')
+    assert "Duplicate resource URN 'urn:pulumi:tiny::disagg::random:index/randomPassword:RandomPassword::same'" in out
+    assert result["records"] == 1
+
+
+def test_outputs_the_provider_declares_secret_stay_secret_as_under_the_engine():
+    """pulumi-random lists `result` in additionalSecretOutputs: the engine returns it secret, so a program exporting
+    it unwrapped still keeps it secret. The stock mock would hand it back in plain text."""
+    result, out = _tiny('pw = random.RandomPassword("pw", length=8)\npulumi.export("pw", pw.result)\npulumi.export("len", pw.length)')
+    assert result["secret"] == {"pw": True, "len": False}, out

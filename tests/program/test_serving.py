@@ -189,7 +189,7 @@ def test_hf_token_is_a_kubernetes_secret_from_the_pulumi_secret(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = Rendered(out)
     (secret,) = [rec for rec in r.of_type("kubernetes:core/v1:Secret") if rec["inputs"]["metadata"]["name"] == "tok-hf-token"]
-    assert secret["inputs"]["stringData"] == "[secret]"
+    assert secret["inputs"]["stringData"] == {"token": "[secret]"}
     assert "hf_" not in (out / "resources.json").read_text().replace("hf-token", "")
     lws = _cr(r, "LeaderWorkerSet", "tok-prefill")
     env = lws["inputs"]["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]["env"]
