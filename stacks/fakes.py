@@ -52,6 +52,8 @@ _AUTONAMED = {
     "aws:ec2/launchTemplate:LaunchTemplate": "name",
     "aws:ec2/securityGroup:SecurityGroup": "name",
     "aws:eks/nodeGroup:NodeGroup": "nodeGroupName",
+    # Karpenter's interruption rules: their targets name the rule by its (auto-)name.
+    "aws:cloudwatch/eventRule:EventRule": "name",
 }
 
 

@@ -66,11 +66,11 @@ def test_no_render_holds_the_secure_value(rendered, previewed):
 
 def test_the_token_travels_as_a_secret_into_a_kubernetes_secret(rendered):
     """The path the canary check covers: the hfToken stack has the Secret (its data masked as a Pulumi secret, the
-    object still valid: tests/conformance validate it) and the pods read it by reference."""
+    object still valid: tests/conformance validate it) and the pods mount it by reference."""
     r = rendered["grove"]
     (secret,) = [x for x in r.of_type("kubernetes:core/v1:Secret") if x["inputs"]["metadata"]["name"] == "grove-hf-token"]
     assert secret["inputs"]["stringData"] == {"token": "[secret]"}
-    refs = [m for m in r.manifests.values() if "secretKeyRef" in str(m) and "grove-hf-token" in str(m)]
+    refs = [m for m in r.manifests.values() if "'secretName': 'grove-hf-token'" in str(m)]
     assert refs, "no workload reads the token Secret"
 
 
@@ -91,11 +91,11 @@ def token(cfg):
 
 def build(cfg):
     if mutation == "env-value":
-        # A builder that writes the token into a container's env instead of a secretKeyRef.
+        # A builder that writes the token into a container's env instead of the mounted Secret file.
         def env_value(args):
             def walk(v):
                 if isinstance(v, dict):
-                    if v.get("name") == "HF_TOKEN" and "valueFrom" in v:
+                    if v.get("name") == "HF_TOKEN_PATH" and "value" in v:
                         return {"name": "HF_TOKEN", "value": token(cfg)}
                     return {k: walk(x) for k, x in v.items()}
                 if isinstance(v, list):

@@ -192,8 +192,9 @@ def test_hf_token_is_a_kubernetes_secret_from_the_pulumi_secret(tmp_path):
     assert secret["inputs"]["stringData"] == {"token": "[secret]"}
     assert "hf_" not in (out / "resources.json").read_text().replace("hf-token", "")
     lws = _cr(r, "LeaderWorkerSet", "tok-prefill")
-    env = lws["inputs"]["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]["env"]
-    assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "tok-hf-token", "key": "token"}}} in env
+    pod = lws["inputs"]["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]
+    assert {"name": "HF_TOKEN_PATH", "value": "/var/run/secrets/huggingface/token"} in pod["containers"][0]["env"]
+    assert {"name": "hf-token", "secret": {"secretName": "tok-hf-token", "items": [{"key": "token", "path": "token"}], "defaultMode": 0o400}} in pod["volumes"]
 
 
 def test_glm5_is_servable_both_ways(rendered):

@@ -188,10 +188,18 @@ def test_model_cache_on_a_shared_claim(base):
     assert vol == {"name": "model-cache", "persistentVolumeClaim": {"claimName": "t-model-cache"}}
 
 
-def test_hf_token_comes_from_the_secret_only_when_set():
-    assert "HF_TOKEN" not in env_of(container(spec(prod(), "prefill")))
-    env = env_of(container(spec(with_token(prod()), "prefill")))
-    assert env["HF_TOKEN"] == {"secretKeyRef": {"name": "t-hf-token", "key": "token"}}
+def test_hf_token_comes_from_the_secret_as_a_file_only_when_set():
+    plain = spec(prod(), "prefill")
+    assert not {"HF_TOKEN", "HF_TOKEN_PATH"} & set(env_of(container(plain)))
+    assert "hf-token" not in {v["name"] for v in plain["volumes"]}
+    s = spec(with_token(prod()), "prefill")
+    c = container(s)
+    env = env_of(c)
+    assert "HF_TOKEN" not in env, "never as an env var (CKV_K8S_35): huggingface_hub reads HF_TOKEN_PATH"
+    assert env["HF_TOKEN_PATH"] == "/var/run/secrets/huggingface/token"
+    vol = next(v for v in s["volumes"] if v["name"] == "hf-token")
+    assert vol["secret"] == {"secretName": "t-hf-token", "items": [{"key": "token", "path": "token"}], "defaultMode": 0o400}
+    assert {"name": "hf-token", "mountPath": "/var/run/secrets/huggingface", "readOnly": True} in c["volumeMounts"]
 
 
 def test_probes_on_the_engine_health_endpoint_with_a_long_startup():

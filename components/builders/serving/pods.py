@@ -99,7 +99,8 @@ def volumes(cfg: StackConfig, role: str) -> tuple[list[dict], list[dict]]:
     if cfg.serving.engine.read_only_root_filesystem:
         vols += [{"name": "home", "emptyDir": {"sizeLimit": HOME_SIZE}}, {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}}]
         mounts += [{"name": "home", "mountPath": HOME}, {"name": "tmp", "mountPath": "/tmp"}]
-    return vols, mounts
+    hv, hm = hf_volume(cfg)
+    return vols + hv, mounts + hm
 
 
 def fabric_env(cfg: StackConfig, role: str, part: Part) -> list[dict]:
@@ -124,11 +125,27 @@ def fabric_env(cfg: StackConfig, role: str, part: Part) -> list[dict]:
     return env
 
 
+# The HF token reaches the engine as a file, not an env var: an env value shows in `kubectl describe`, crash dumps and
+# the environment of every child process, while a secret volume is only readable inside the container (and is updated
+# in place when the Secret changes). huggingface_hub reads the token from the file HF_TOKEN_PATH names when HF_TOKEN is
+# unset (huggingface_hub 2.4.0, the version vllm 0.30.0 resolves: constants.py HF_TOKEN_PATH, utils/_auth.py
+# _get_token_from_file).
+HF_TOKEN_DIR = "/var/run/secrets/huggingface"
+HF_TOKEN_FILE = "token"
+
+
 def hf_env(cfg: StackConfig) -> list[dict]:
     if cfg.hf_token is None:
         return []
-    ref = {"name": hf_secret_name(cfg), "key": "token"}
-    return [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": ref}}]
+    return [{"name": "HF_TOKEN_PATH", "value": f"{HF_TOKEN_DIR}/{HF_TOKEN_FILE}"}]
+
+
+def hf_volume(cfg: StackConfig) -> tuple[list[dict], list[dict]]:
+    """(pod volumes, container mounts) of the HF token Secret; empty without a token."""
+    if cfg.hf_token is None:
+        return [], []
+    secret = {"secretName": hf_secret_name(cfg), "items": [{"key": "token", "path": HF_TOKEN_FILE}], "defaultMode": 0o400}
+    return [{"name": "hf-token", "secret": secret}], [{"name": "hf-token", "mountPath": HF_TOKEN_DIR, "readOnly": True}]
 
 
 def startup_minutes(cfg: StackConfig, role: str) -> int:
