@@ -21,18 +21,18 @@ venv: $(VENV)/.installed
 
 ## Render one stack offline into build/<stack> (no AWS, no Pulumi CLI): make render STACK=prod
 render: venv
-	$(PY) -m stacks.render --stack $(STACK)
+	$(PY) -m tooling.render --stack $(STACK)
 
 ## Render every committed stack offline into build/<stack>.
 render-all: venv
-	@for s in $(STACKS); do $(PY) -m stacks.render --stack $$s || exit $$?; done
+	@for s in $(STACKS); do $(PY) -m tooling.render --stack $$s || exit $$?; done
 
 ## Rewrite tests/golden/urns/<stack>.txt from a render of every stack file (when a change of the resource set is meant; review the diff).
 urns: venv
 	@rm -rf build/urns
 	@for f in Pulumi.*.yaml tests/configs/Pulumi.*.yaml; do \
 	  s=$$(basename $$f .yaml); s=$${s#Pulumi.}; \
-	  $(PY) -m stacks.render --config $$f --out build/urns/$$s 2>/dev/null || { $(PY) -m stacks.render --config $$f --out build/urns/$$s; exit 1; }; \
+	  $(PY) -m tooling.render --config $$f --out build/urns/$$s 2>/dev/null || { $(PY) -m tooling.render --config $$f --out build/urns/$$s; exit 1; }; \
 	done
 	@mkdir -p tests/golden/urns && rm -f tests/golden/urns/*.txt
 	@for d in build/urns/*/; do cp $$d/urns.txt tests/golden/urns/$$(basename $$d).txt; done
@@ -61,13 +61,13 @@ check-engine: venv
 	PYTHON=$(PYTHON) scripts/vllm-venv.sh $(VLLM_VENV)
 	rm -rf $(ENGINE_CHECK) && mkdir -p $(ENGINE_CHECK)
 	@for f in Pulumi.*.yaml tests/configs/Pulumi.*.yaml; do n=$$(basename $$f .yaml); n=$${n#Pulumi.}; \
-	  $(PY) -m stacks.render --config $$f --out $(ENGINE_CHECK)/$$n > /dev/null || exit $$?; done
+	  $(PY) -m tooling.render --config $$f --out $(ENGINE_CHECK)/$$n > /dev/null || exit $$?; done
 	$(PY) -m tests.tools.serving_commands --out $(ENGINE_CHECK)/engine-commands.json $(ENGINE_CHECK)/*/manifests
 	$(VLLM_VENV)/bin/python tests/tools/vllm_argv_check.py $(ENGINE_CHECK)/engine-commands.json
 
 ## Regenerate the README config reference and docs/config.schema.json from the config models.
 docs: venv
-	$(PY) -m stacks.docs --write
+	$(PY) -m tooling.docs --write
 
 ## Render-time benchmark (prints figures).
 bench: venv
@@ -75,7 +75,7 @@ bench: venv
 
 ## Sizing planner (docs/sizing.md): make sizing-plan ARGS="--model <id> --instance p5.48xlarge --isl 4096 --osl 512 ..."
 sizing-plan: venv
-	$(PY) -m stacks.sizing plan $(ARGS)
+	$(PY) -m tooling.sizing plan $(ARGS)
 
 # Calibration and its benchmark read the Parquet tables in ../shared: numpy/pandas/pyarrow live in their own venv.
 SIZING_VENV ?= .venv-sizing
@@ -84,9 +84,9 @@ $(SIZING_VENV)/.installed: requirements.txt requirements-sizing.txt
 	$(SIZING_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-sizing.txt
 	touch $@
 
-## Re-derive stacks/sizing/data/calibration.json from ../shared/reference/data (commit the result).
+## Re-derive tooling/sizing/data/calibration.json from ../shared/reference/data (commit the result).
 sizing-calibrate: $(SIZING_VENV)/.installed
-	$(SIZING_VENV)/bin/python -m stacks.sizing.calibrate
+	$(SIZING_VENV)/bin/python -m tooling.sizing.calibrate
 
 ## Sizing-model accuracy and search-time figures (prints, asserts nothing).
 bench-sizing: $(SIZING_VENV)/.installed

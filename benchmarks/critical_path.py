@@ -92,7 +92,7 @@ def load(path: Path) -> list[dict[str, Any]]:
 
 
 def render_prod(out: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "stacks.render", "--stack", "prod", "--out", str(out)], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "tooling.render", "--stack", "prod", "--out", str(out)], cwd=ROOT, check=True, capture_output=True)
     return out / "resources.json"
 
 

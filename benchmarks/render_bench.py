@@ -3,7 +3,7 @@
 Measures, each as the median of N fresh processes (wall time and peak RSS):
   - the import floor: `import pulumi, pulumi_aws, pulumi_eks, pulumi_kubernetes` (the issue's bare floor), and the
     imports the program really does (the AWS, EKS and Kubernetes submodules it uses);
-  - `python -m stacks.render` of every stack file in the repo;
+  - `python -m tooling.render` of every stack file in the repo;
   - renders of generated configs with 1, 4 and 16 GPU pools per role (2, 8 and 32 pools: a stack needs a
     prefill and a decode pool, so one pool in total is not a valid stack).
 Target from the foundation issue: the prod render within 3x the bare import floor.
@@ -81,13 +81,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for stack_file in sorted(ROOT.glob("Pulumi.*.yaml")):
             stack = stack_file.name.split(".")[1]
-            wall, rss = measure([py, "-m", "stacks.render", "--stack", stack, "--out", f"{tmp}/{stack}"], args.runs)
+            wall, rss = measure([py, "-m", "tooling.render", "--stack", stack, "--out", f"{tmp}/{stack}"], args.runs)
             results[stack] = wall
             print(f"{'render ' + stack:<44} {wall:>8.2f} {wall / bare:>13.2f} {rss:>9.0f}")
         for per_role in (1, 4, 16):
             path = Path(tmp) / f"Pulumi.pools{per_role}.yaml"
             path.write_text(yaml.safe_dump(pools_config(per_role, ROOT / "Pulumi.prod.yaml")))
-            wall, rss = measure([py, "-m", "stacks.render", "--config", str(path), "--out", f"{tmp}/p{per_role}"], args.runs)
+            wall, rss = measure([py, "-m", "tooling.render", "--config", str(path), "--out", f"{tmp}/p{per_role}"], args.runs)
             print(f"{f'render prod, {per_role} GPU pools per role ({2 * per_role} pools)':<44} {wall:>8.2f} {wall / bare:>13.2f} {rss:>9.0f}")
     ratio = results.get("prod", float("nan")) / bare
     print(f"\nprod render / bare import floor = {ratio:.2f} (target <= 3.00): {'met' if ratio <= 3 else 'NOT met'}")

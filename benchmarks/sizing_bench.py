@@ -26,10 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stacks.sizing import calibrate, fits, perf, planner  # noqa: E402
-from stacks.sizing.fits import calibration  # noqa: E402
-from stacks.sizing.models import CATALOG, from_hf_config, lookup  # noqa: E402
-from stacks.sizing.predict import predict_file  # noqa: E402
+from tooling.sizing import calibrate, fits, perf, planner  # noqa: E402
+from tooling.sizing.fits import calibration  # noqa: E402
+from facts.models import CATALOG, from_hf_config, lookup  # noqa: E402
+from tooling.sizing.predict import predict_file  # noqa: E402
 
 TABLE_DTYPE = {"bf16": "bfloat16", "fp8": "fp8", "fp8_block": "fp8_block"}
 
@@ -57,7 +57,7 @@ def check_calibration(data: Path) -> None:
     secs = time.perf_counter() - t0
     committed = json.loads(fits.CALIBRATION_FILE.read_text())
     same = json.dumps(fresh, sort_keys=True) == json.dumps(committed, sort_keys=True)
-    print(f"fit in {secs:.1f} s; the committed stacks/sizing/data/calibration.json {'MATCHES' if same else 'DIFFERS FROM'} a fresh fit")
+    print(f"fit in {secs:.1f} s; the committed tooling/sizing/data/calibration.json {'MATCHES' if same else 'DIFFERS FROM'} a fresh fit")
     for system, s in committed["systems"].items():
         for dtype, f in s["gemm"].items():
             print(f"  {system} GEMM {dtype:9} in-sample {stats_line(f['fit'])} (held out: {f['heldout_shapes']} rows of the Llama shapes)")
@@ -242,7 +242,7 @@ def check_dynamo(data: Path) -> None:
     section("end to end: Dynamo H200 profile, Llama-3.1-8B-FP8 TP1 (IN-SAMPLE: the vLLM overheads are fitted on it)")
     cal = calibration()
     shape = perf.Shape(model=CATALOG["llama-3.1-8b"], system="h200_sxm", weights="fp8", tp=1)
-    from stacks.sizing import serving
+    from tooling.sizing import serving
 
     pre = [serving.request_ms(cal, shape, int(r["prefill_isl"])) + perf.prefill_ms(cal, shape, int(r["prefill_isl"])) - float(r["prefill_ttft_ms"])
            for r in csv.DictReader((data / "dynamo-planner" / "selected_prefill_interpolation" / "raw_data.csv").open())]

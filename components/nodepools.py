@@ -26,7 +26,7 @@ from components.network import Network
 from stacks.config.aws import GpuPoolConfig
 from stacks.config.stack import StackConfig
 from stacks.plan import ami_release_version, kubernetes_version, pool_efa, pool_instance, pool_placement_group, pool_zones
-from stacks.versions import pin
+from facts.versions import pin
 
 SYSTEM_TYPE = "disagg:aws:SystemNodePool"
 GPU_TYPE = GPU_POOL_TYPE

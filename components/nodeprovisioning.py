@@ -33,7 +33,7 @@ from components.nodepools import _node_role
 from stacks.config.aws import GpuPoolConfig
 from stacks.config.stack import StackConfig
 from stacks.plan import pool_efa, pool_uses_placement_group, pool_zones
-from stacks.versions import pin
+from facts.versions import pin
 
 KARPENTER_TYPE = "disagg:aws:Karpenter"
 KARPENTER_POOL_TYPE = "disagg:aws:KarpenterGpuPool"

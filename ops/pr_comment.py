@@ -1,6 +1,6 @@
 """The pull-request comment of the offline render: what the change costs, then each stack's policy result and diff.
 
-CI renders every stack twice, at the PR head and at the base commit (`python -m stacks.render --stack S --out
+CI renders every stack twice, at the PR head and at the base commit (`python -m tooling.render --stack S --out
 DIR`), into `<head>/<stack>/` and `<base>/<stack>/`. This module turns those directories into one Markdown
 comment. It only reads files: the comment is posted by a separate workflow that never runs PR code.
 
@@ -379,7 +379,7 @@ def cost_block(sections: list[StackSection]) -> list[str]:
             warns.extend(warnings(s.stack, s.base, s.head))
     out = []
     if rows:
-        out.append("### What it costs\n\nOn-Demand list prices of the instance catalog (`stacks/catalog.py`), base → head.\n\n" + "\n".join(COST_HEADER + rows))
+        out.append("### What it costs\n\nOn-Demand list prices of the instance catalog (`facts/catalog.py`), base → head.\n\n" + "\n".join(COST_HEADER + rows))
     if warns:
         out.append("> [!WARNING]\n" + "\n>\n".join(f"> {w}" for w in warns))
     if quiet:

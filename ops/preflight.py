@@ -23,7 +23,7 @@ def stack_path(stack: str | None, config: str | None, root: Path = ROOT) -> Path
 
 def answers_for(region: str, recorded: str | None) -> Answers:
     if recorded:
-        from stacks.fakes import RecordedAnswers
+        from tooling.fakes import RecordedAnswers
 
         data = json.loads(Path(recorded).read_text())
         if data.get("region") != region:

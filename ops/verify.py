@@ -33,16 +33,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Protocol
 
-from components.builders.serving.common import (
-    ROLES,
-    ROUTER,
-    endpoint_selector,
-    namespace,
-    role_selector,
-    selector_args,
-    served_model_name,
-    workload_name,
-)
+from components.builders.serving.common import endpoint_selector, namespace, role_selector, selector_args, served_model_name, workload_name
+from facts.conventions import ROLES, ROUTER
 from components.builders.serving.engine import engine_for
 from components.builders.serving.pods import CONTAINER, role_efa
 from components.builders.serving.router import router_url
@@ -753,7 +745,7 @@ def _count(n: int | None, what: str) -> str:
 def load_target(work_dir: Path, stack: str) -> tuple[StackConfig, Target]:
     """The stack's typed config from Pulumi.<stack>.yaml (as `pulumi up` validates it) and what to check. Raises
     ConfigError or OSError."""
-    from stacks.render import load
+    from tooling.render import load
 
     _, _, cfg = load(Path(work_dir) / f"Pulumi.{stack}.yaml", stack)
     return cfg, Target.from_config(cfg)

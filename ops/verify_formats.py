@@ -1,6 +1,6 @@
 """The upstream formats `ops verify` reads, as pure parsers: vLLM's Prometheus page, NIXL's log lines, the EFA
 driver's sysfs counters and vLLM's server-sent event stream. Each name and format is cited at the version the stack
-pins (stacks/versions.py); tests/fixtures/verify holds a sample of each."""
+pins (facts/versions.py); tests/fixtures/verify holds a sample of each."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
     python -m scripts.fetch_crds --out build/crds            # then: DISAGG_CRD_DIR=build/crds make test
     python -m scripts.fetch_crds --record                    # after a pin bump: print the new checksums
 
-Each CRD is one file from its project's repository at the tag of the version pinned in `stacks/versions.py` (the
+Each CRD is one file from its project's repository at the tag of the version pinned in `facts/versions.py` (the
 file the chart or release installs), fetched from GitHub's raw file service, checked against the sha256 recorded
 below for that version, and kept in a content-addressed cache (`--cache`, default `~/.cache/disagg/crds`), so a
 second run needs no network. A pin bump without new checksums fails loudly instead of validating against files
@@ -32,7 +32,7 @@ RAW = "https://raw.githubusercontent.com"
 
 @dataclass(frozen=True)
 class Crd:
-    pin: str  # key in stacks/versions.py whose version selects the tag
+    pin: str  # key in facts/versions.py whose version selects the tag
     repo: str  # GitHub owner/name
     tag: str  # tag template: {version} is the pin's version
     path: str  # file in the repository at that tag
@@ -114,7 +114,7 @@ CRDS: tuple[Crd, ...] = (
     Crd("network-operator", "Mellanox/network-operator", "v{version}", "deployment/network-operator/crds/mellanox.com_nicclusterpolicies.yaml",
         "nicclusterpolicies.mellanox.com.yaml", "mellanox.com", "NicClusterPolicy", "26.4.1",
         "6e7233dcad83ff1f2f2e14dde7b7bce85129cfd249ec87780f76d67c49fc67df"),
-    # aws/karpenter-provider-aws v1.14.1 = bde00654cd31; = reference. stacks/versions.py has no `karpenter` pin yet
+    # aws/karpenter-provider-aws v1.14.1 = bde00654cd31; = reference. facts/versions.py has no `karpenter` pin yet
     # (nothing renders Karpenter objects): skipped until one lands, then checked against this row.
     Crd("karpenter", "aws/karpenter-provider-aws", "v{version}", "pkg/apis/crds/karpenter.sh_nodepools.yaml",
         "nodepools.karpenter.sh.yaml", "karpenter.sh", "NodePool", "1.14.1",
@@ -160,14 +160,14 @@ class Result:
 def fetch_all(out: Path, cache: Path, *, pins: dict | None = None, get: Fetch = http_get, log: Log = print) -> list[Result]:
     """Put every pinned CRD into `out`, verified; report each one."""
     if pins is None:
-        from stacks.versions import PINS as pins
+        from facts.versions import PINS as pins
     out.mkdir(parents=True, exist_ok=True)
     cache.mkdir(parents=True, exist_ok=True)
     results = []
     for crd in CRDS:
         version = crd.version(pins)
         if version is None:
-            results.append(Result(crd, "skipped", f"no `{crd.pin}` pin in stacks/versions.py"))
+            results.append(Result(crd, "skipped", f"no `{crd.pin}` pin in facts/versions.py"))
             continue
         if version != crd.recorded_for:
             results.append(Result(crd, "failed", (
@@ -206,7 +206,7 @@ def fetch_all(out: Path, cache: Path, *, pins: dict | None = None, get: Fetch = 
 def record(*, pins: dict | None = None, get: Fetch = http_get, log: Log = print) -> int:
     """Download each pinned CRD and print its row's version and sha256 (to review and paste into CRDS)."""
     if pins is None:
-        from stacks.versions import PINS as pins
+        from facts.versions import PINS as pins
     failed = 0
     for crd in CRDS:
         version = crd.version(pins)

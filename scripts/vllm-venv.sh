@@ -12,7 +12,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="${1:-$ROOT/.venv-vllm}"
 PYTHON="${PYTHON:-python3}"
-VLLM_VERSION="$(cd "$ROOT" && "$PYTHON" -c 'from stacks.versions import pin; print(pin("vllm").version.lstrip("v"))')"
+VLLM_VERSION="$(cd "$ROOT" && "$PYTHON" -c 'from facts.versions import pin; print(pin("vllm").version.lstrip("v"))')"
 stamp="$VENV/.vllm-$VLLM_VERSION"
 [ -f "$stamp" ] && exit 0
 

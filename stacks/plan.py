@@ -6,15 +6,15 @@ so the three can never disagree.
 
 from __future__ import annotations
 
+from facts.conventions import ROLES
 import math
 from dataclasses import asdict, dataclass
 
-from stacks.catalog import InstanceType, instance_type
+from facts.catalog import InstanceType, instance_type
 from stacks.config.aws import GpuPoolConfig
 from stacks.config.stack import StackConfig
-from stacks.versions import pin
+from facts.versions import pin
 
-ROLES = ("prefill", "decode")
 
 
 def pool_instance(pool: GpuPoolConfig) -> InstanceType:
@@ -281,7 +281,7 @@ class StackPlan:
 
 def plan(cfg: StackConfig) -> StackPlan:
     """The whole derived picture. Call only on a validated config."""
-    from stacks.catalog import service_price  # late import: keeps the price facts beside the instance facts
+    from facts.catalog import service_price  # late import: keeps the price facts beside the instance facts
 
     pools = tuple(
         PoolPlan(

@@ -13,7 +13,7 @@ Two kinds, both pure functions of the typed config and an `Answers` object:
   listed in `adminPrincipalArns` of a cluster that does not exist yet (sts:GetCallerIdentity, eks:DescribeCluster).
 
 The real program asks AWS (stacks/preflight_aws.py, boto3 with the credentials the AWS provider uses); the offline
-render and the tests answer from recorded responses (stacks/fakes.py). Only the render warns instead of failing:
+render and the tests answer from recorded responses (tooling/fakes.py). Only the render warns instead of failing:
 stacks/runmode.py says how the program tells the two apart.
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from stacks.catalog import instance_type, vcpu_quota
+from facts.catalog import instance_type, vcpu_quota
 from stacks.config.base import MISSING, ConfigError, Issue, key_path
 from stacks.config.stack import StackConfig
 from stacks.plan import pool_zones
@@ -243,7 +243,7 @@ def check_quotas(cfg: StackConfig, answers: Answers) -> list[Issue]:
     """The pools' On-Demand vCPUs at `maxNodes`, per instance class, fit the account's quota of that class. The quota
     is shared with everything else running in the account and region; this only catches a quota too small for the
     stack alone (new accounts start P instances at 0)."""
-    from stacks.catalog import VCPU_QUOTAS
+    from facts.catalog import VCPU_QUOTAS
 
     names = {q.code: q.name for q in VCPU_QUOTAS.values()}
     issues = []

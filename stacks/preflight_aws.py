@@ -8,7 +8,7 @@ as the same identity. Every call is read-only:
     (and GetAWSDefaultServiceQuota), sts:GetCallerIdentity, eks:DescribeCluster
 
 The raw responses are turned into answers by the `parse_*` functions, which the recorded answers of the offline
-render and the tests use too (stacks/fakes.py), so a recorded response goes through exactly the code a live one does.
+render and the tests use too (tooling/fakes.py), so a recorded response goes through exactly the code a live one does.
 """
 
 from __future__ import annotations

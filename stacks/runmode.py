@@ -16,7 +16,7 @@ from typing import Any
 
 @dataclass
 class OfflineRun:
-    """Installed by stacks/harness.py for one run of the program under its mock monitor."""
+    """Installed by tooling/harness.py for one run of the program under its mock monitor."""
 
     monitor: Any  # the harness's RecordingMonitor; the run counts as offline only while it is the runtime's monitor
     answers: Any  # what the deploy checks read instead of AWS (stacks.preflight.Answers)

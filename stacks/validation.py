@@ -8,24 +8,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from stacks.catalog import instance_type, known_instance_types
+from facts.catalog import instance_type, known_instance_types
 from stacks.config.base import Issue, key_path
 from stacks.config.serving import BYTES_PER_PARAM
 from stacks.config.stack import StackConfig
-from stacks.plan import (
-    ROLES,
-    ami_release_version,
-    kubernetes_version,
-    kv_backend,
-    node_autoscaling,
-    pool_efa,
-    pool_zones,
-    role_nodes_at_max,
-    role_nodes_available,
-    role_plan,
-)
+from stacks.plan import ami_release_version, kubernetes_version, kv_backend, node_autoscaling, pool_efa, pool_zones, role_nodes_at_max, role_nodes_available, role_plan
+from facts.conventions import ROLES
 from stacks.validation_nodes import check_node_provisioning
-from stacks.versions import pin
+from facts.versions import pin
 
 # The serving checks' helpers (a line of their own, so the line above stays as other checks extend it).
 from stacks.plan import autoscaling_enabled, kv_transfer, role_efa, role_pools_efa

@@ -49,7 +49,7 @@ def stack_file(path: Path, values: dict, secrets: dict | None = None) -> Path:
 
 def render(args: list[str], cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "stacks.render", *args],
+        [sys.executable, "-m", "tooling.render", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -1,7 +1,7 @@
 """The platform as data: one `AddonSpec` per Helm add-on, computed from the typed config.
 
 `components/platform.py` installs each spec the same way (a `helm.v3.Release`), so adding an add-on is a row here
-plus a values function, never new resource code. Chart, repository and version come only from stacks/versions.py
+plus a values function, never new resource code. Chart, repository and version come only from facts/versions.py
 (or the `platform.<addon>.version` override); dependencies between add-ons are spec data, in install order.
 """
 
@@ -15,7 +15,7 @@ from components.builders import platform_values as pv
 from components.builders.tags import default_tags
 from stacks.config.platform import AddonConfig
 from stacks.config.stack import StackConfig
-from stacks.versions import pin
+from facts.versions import pin
 
 # Helm waits for the chart's Deployments/DaemonSets; the GPU and Network Operators roll DaemonSets over every GPU
 # node (and the Network Operator may build a driver container), which outlasts Helm's 300 s default
@@ -35,7 +35,7 @@ PRIVILEGED = {"pod-security.kubernetes.io/enforce": "privileged"}
 class AddonSpec:
     """One Helm add-on, exactly as the generic installer needs it."""
 
-    key: str  # pin key in stacks/versions.py, Helm release name and `Platform.releases` key
+    key: str  # pin key in facts/versions.py, Helm release name and `Platform.releases` key
     chart: str  # chart name, or the full oci:// reference
     repository: str | None  # https chart repository; None for OCI charts
     version: str

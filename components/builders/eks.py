@@ -13,7 +13,7 @@ from components.builders.launch_template import node_group_capacity_type
 from components.builders.network import vpc_cni_configuration
 from stacks.config.aws import GpuPoolConfig
 from stacks.config.stack import StackConfig
-from stacks.versions import pin
+from facts.versions import pin
 
 # before-compute: DaemonSets every node needs from its first boot (pod networking, service routing, Pod Identity);
 # they go ACTIVE with zero nodes, and the node groups wait for them.
@@ -35,7 +35,7 @@ def control_plane_log_group(cluster_name: str) -> str:
 @dataclass(frozen=True)
 class AddonSpec:
     name: str  # EKS add-on name
-    pin_key: str  # key in stacks/versions.py
+    pin_key: str  # key in facts/versions.py
     phase: Phase
     configuration: dict | None = None  # configuration_values (sent as JSON)
     # Pod Identity: (namespace, service account, managed policy under arn:aws:iam::aws:policy/)

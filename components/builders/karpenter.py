@@ -1,7 +1,7 @@
 """Karpenter and EKS Auto Mode as plain data: the controller's IAM policies, interruption queue and EventBridge rules,
 its Helm values, and one EC2NodeClass and NodePool per GPU pool (`disagg:nodeProvisioning` karpenter / autoMode).
 
-Every fact below is read from aws/karpenter-provider-aws at the pinned release (stacks/versions.py `karpenter`,
+Every fact below is read from aws/karpenter-provider-aws at the pinned release (facts/versions.py `karpenter`,
 v1.14.1, commit bde0065) unless it says otherwise; the CRDs of that release are the ones our objects are checked
 against (tests/conformance, tests/unit/test_karpenter_builders.py). What the managed node groups already compute
 (EFA interface layout, root volume, instance metadata options, the RAID0 decision, labels and taints) is reused from
@@ -13,11 +13,13 @@ returned untouched: Outputs in the program, plain strings in tests.
 
 from __future__ import annotations
 
+from facts.conventions import INSTANCE_TYPE_LABEL, ZONE_LABEL
 from collections.abc import Sequence
 from typing import Any
 
 from components.builders.launch_template import efa_network_interfaces, metadata_options, root_volume
-from components.builders.scheduling import SYSTEM_POOL, POOL_LABEL, gpu_pool_labels, gpu_pool_taints
+from components.builders.scheduling import gpu_pool_labels, gpu_pool_taints
+from facts.conventions import SYSTEM_POOL, POOL_LABEL
 from components.builders.userdata import node_config
 from stacks.config.aws import GpuPoolConfig
 from stacks.config.stack import StackConfig
@@ -442,8 +444,6 @@ def ec2_node_class(
 
 # --- NodePool ------------------------------------------------------------------------------------------------------
 
-INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
-ZONE_LABEL = "topology.kubernetes.io/zone"
 CAPACITY_TYPE_LABEL = "karpenter.sh/capacity-type"
 GPU_RESOURCE = "nvidia.com/gpu"
 # An empty GPU node goes after an hour, the figure the EKS Auto Mode GPU NodePool example uses "to support spiky

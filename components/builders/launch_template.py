@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from stacks.catalog import InstanceType
+from facts.catalog import InstanceType
 from stacks.config.aws import CapacityConfig
 
 # Root device of the EKS AL2023 AMIs (pulumi-eks uses the same name for its own launch templates).

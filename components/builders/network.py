@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from components.builders.tags import cluster_tag
-from stacks.catalog import InstanceType, instance_type
+from facts.catalog import InstanceType, instance_type
 from stacks.config.stack import StackConfig
 from stacks.plan import pool_zones
 

@@ -7,16 +7,18 @@ on that release: created after the CRD exists, deleted before the chart is unins
 
 from __future__ import annotations
 
+from facts.conventions import ZONE_LABEL, HOSTNAME_LABEL
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from components.builders import platform_values as pv
-from components.builders.scheduling import GPU_TAINT, POOL_LABEL, daemon_tolerations
-from stacks.catalog import instance_type
+from components.builders.scheduling import daemon_tolerations
+from facts.conventions import GPU_TAINT, POOL_LABEL
+from facts.catalog import instance_type
 from stacks.config.stack import StackConfig
 from stacks.plan import plan
-from stacks.versions import pin
+from facts.versions import pin
 
 # KAI's own queues (created by the chart at install: deployments/kai-scheduler/values.yaml defaultQueue.parentName /
 # childName; `default-queue` is also the podgrouper's fallback, pkg/podgrouper/podgrouper/plugins/constants).
@@ -25,9 +27,7 @@ KAI_DEFAULT_QUEUES = ("default-parent-queue", "default-queue")
 # EKS network topology labels, broadest to narrowest (docs.aws.amazon.com/eks/latest/userguide/ml-workload-topology.html):
 # layer-1 is the top of the AWS network hierarchy, the highest layer present the node the instance connects to. EKS
 # writes one label per network node DescribeInstanceTopology returns: 3 or 4 depending on the instance type, none on
-# types the API does not cover (stacks/catalog.py network_topology_layers, with its sources).
-ZONE_LABEL = "topology.kubernetes.io/zone"
-HOSTNAME_LABEL = "kubernetes.io/hostname"
+# types the API does not cover (facts/catalog.py network_topology_layers, with its sources).
 LAYER_LABEL = "topology.k8s.aws/network-node-layer-{}"
 
 

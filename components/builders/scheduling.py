@@ -6,19 +6,12 @@ functions, so a renamed label or an extra taint cannot leave a DaemonSet or a ro
 
 from __future__ import annotations
 
+from facts.conventions import POOL_LABEL, ROLE_LABEL, EFA_LABEL, SYSTEM_POOL, SYSTEM_ROLE, GPU_TAINT
 from stacks.config.aws import GpuPoolConfig
 from stacks.config.stack import StackConfig
 from stacks.plan import pool_efa
 
-PREFIX = "disagg.io"
-POOL_LABEL = f"{PREFIX}/pool"
-ROLE_LABEL = f"{PREFIX}/role"
-EFA_LABEL = f"{PREFIX}/efa"
-SYSTEM_POOL = "system"
-SYSTEM_ROLE = "system"
 
-# The GPU taint keeps non-GPU pods off nodes that cost $55+/h; the GPU Operator's own daemons tolerate it.
-GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 
 
 def role_taint(role: str) -> dict[str, str]:

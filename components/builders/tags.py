@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
+from facts.conventions import STACK_TAG, DEPLOYMENT_TAG, MANAGED_BY_TAG, MANAGED_BY
 from stacks.config.stack import StackConfig
 
-STACK_TAG = "disagg.io/stack"
-DEPLOYMENT_TAG = "disagg.io/deployment"
-MANAGED_BY_TAG = "ManagedBy"
 REQUIRED_TAGS = (STACK_TAG, DEPLOYMENT_TAG, MANAGED_BY_TAG)
-MANAGED_BY = "pulumi"
 
 
 def default_tags(cfg: StackConfig, stack: str) -> dict[str, str]:

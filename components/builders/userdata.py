@@ -12,7 +12,7 @@ import base64
 
 import yaml
 
-from stacks.catalog import InstanceType
+from facts.catalog import InstanceType
 
 NODEADM_CONTENT_TYPE = "application/node.eks.aws"
 NODEADM_API_VERSION = "node.eks.aws/v1alpha1"

@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from components.builders.scheduling import POOL_LABEL, SYSTEM_POOL
+from facts.conventions import POOL_LABEL, SYSTEM_POOL
 from components.builders.webhook_probe import command
 from stacks.config.stack import StackConfig
-from stacks.versions import pin
+from facts.versions import pin
 
 VWC = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/"
 MWC = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/"
@@ -152,7 +152,7 @@ def gate_manifests(gate: Gate) -> list[dict[str, Any]]:
                     "CKV_K8S_38=the gate dry-runs objects through the Kubernetes API with its own ServiceAccount, "
                     "whose ClusterRole allows only get on the named webhook configurations and create on the probed kinds"
                 ),
-                "checkov.io/skip2": "CKV_K8S_43=images are pinned by tag in stacks/versions.py; digests cannot be resolved in the offline render",
+                "checkov.io/skip2": "CKV_K8S_43=images are pinned by tag in facts/versions.py; digests cannot be resolved in the offline render",
                 "checkov.io/skip3": "CKV_K8S_15=IfNotPresent with a pinned tag: re-pulling on every start only adds registry round trips and rate-limit hits",
             },
         },

@@ -28,7 +28,7 @@ class ModelConfig(Model):
         None,
         description=(
             "Parameter count in billions (for the memory check and sizing). Default: the count of `id` in the sizing "
-            "model catalog (`python -m stacks.sizing models`); required for a model the catalog does not list."
+            "model catalog (`python -m tooling.sizing models`); required for a model the catalog does not list."
         ),
     )
     weight_dtype: WeightDtype = Field(description="Dtype of the weights as loaded: fp32, bf16, fp16, fp8, int8, int4 or fp4.")
@@ -44,14 +44,14 @@ class ModelConfig(Model):
         model_id = data.get("id")
         if not isinstance(model_id, str):
             return data  # the id's own error is reported
-        from stacks.sizing.models import known_models, lookup
+        from facts.models import known_models, lookup
 
         arch = lookup(model_id)
         if arch is None:
             raise FixableError(
                 f"parametersBillions is not set and {model_id!r} is not in the sizing model catalog",
                 f"set serving.model.parametersBillions, or use a catalogued id ({', '.join(known_models()[:6])}, ... see "
-                "`python -m stacks.sizing models`)",
+                "`python -m tooling.sizing models`)",
                 field="parametersBillions",
             )
         return {**data, "parametersBillions": round(arch.params_billions, 2)}

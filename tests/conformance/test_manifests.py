@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from stacks.versions import pin
+from facts.versions import pin
 
 CRD_ENV = "DISAGG_CRD_DIR"
 

@@ -10,7 +10,7 @@ from components.builders.platform_values import KAI_SCHEDULER_NAME
 from components.builders.serving.common import KAI_QUEUE_LABEL
 from policy import rules
 from stacks.config.loader import SECRET_PLACEHOLDER
-from stacks.plan import ROLES
+from facts.conventions import ROLES
 
 
 def test_policy_tags_are_the_stacks_required_tags():

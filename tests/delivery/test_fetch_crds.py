@@ -10,7 +10,7 @@ import pytest
 
 from scripts import fetch_crds
 from scripts.fetch_crds import CRDS, Crd, fetch_all
-from stacks.versions import PINS, pin
+from facts.versions import PINS, pin
 from tests.conftest import ROOT
 
 REFERENCE = ROOT.parent / "shared" / "reference" / "crds"
@@ -64,7 +64,7 @@ def test_every_custom_resource_the_stacks_render_has_a_pinned_crd(rendered):
     missing = sorted(used - set(table))
     assert not missing, f"add a row to scripts/fetch_crds.py CRDS for {missing}, or the conformance test cannot check them in CI"
     skipped = sorted(k for k in used if table[k].pin not in PINS)
-    assert not skipped, f"{skipped} are rendered but their pin is not in stacks/versions.py: CI would skip them"
+    assert not skipped, f"{skipped} are rendered but their pin is not in facts/versions.py: CI would skip them"
 
 
 def test_urls_follow_the_versions_table():

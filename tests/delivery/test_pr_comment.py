@@ -10,7 +10,7 @@ import yaml
 
 from ops import pr_comment
 from ops.__main__ import main as ops_main
-from stacks.catalog import instance_type
+from facts.catalog import instance_type
 from tests.conftest import ROOT, render
 
 LT = "aws:ec2/launchTemplate:LaunchTemplate"

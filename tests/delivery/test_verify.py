@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.builders.serving.common import ROUTER, endpoint_selector, role_selector, served_model_name, workload_name
+from components.builders.serving.common import endpoint_selector, role_selector, served_model_name, workload_name
+from facts.conventions import ROUTER
 from components.builders.serving.router import router_url
 from ops import verify, verify_formats
 from ops.verify import (
@@ -39,7 +40,7 @@ from ops.verify_formats import (
     parse_stream,
     percentile,
 )
-from stacks.render import ROOT, load
+from tooling.render import ROOT, load
 from tests.delivery.verify_fakes import fixture
 
 KV = 2 * 80 * 8 * 128 * 2  # bytes of KV per token of Llama-3.3-70B in bf16, what the fixtures were built with

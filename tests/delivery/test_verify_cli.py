@@ -12,7 +12,7 @@ from ops import verify_io
 from ops.__main__ import main as ops_main
 from ops.kube import KubeError
 from ops.verify import Target
-from stacks.render import ROOT, load
+from tooling.render import ROOT, load
 from tests.delivery.verify_fakes import FakeKubectl, FakeRouter, World, fixture
 
 

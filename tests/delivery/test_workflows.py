@@ -142,7 +142,7 @@ def test_ci_is_secret_free_and_hands_the_comment_to_a_separate_workflow():
             assert s["with"]["persist-credentials"] is False
     render = ci["jobs"]["render"]
     run = "\n".join(s.get("run", "") for s in steps(render))
-    assert "python -m stacks.render --stack" in run and "python -m ops comment" in run and "python -m ops policy" in run
+    assert "python -m tooling.render --stack" in run and "python -m ops comment" in run and "python -m ops policy" in run
     assert any(s.get("with", {}).get("name") == "pr-comment" for s in uses(render, "actions/upload-artifact"))
     assert "make test" in "\n".join(s.get("run", "") for s in steps(ci["jobs"]["test"]))
     assert "actionlint" in "\n".join(s.get("run", "") for s in steps(ci["jobs"]["lint"]))

@@ -15,10 +15,11 @@ import subprocess
 
 import pytest
 
-from components.builders.scheduling import POOL_LABEL
-from components.builders.serving.common import ROLES, ROUTER, role_selector, selector_args, served_model_name, workload_name
+from facts.conventions import POOL_LABEL
+from components.builders.serving.common import role_selector, selector_args, served_model_name, workload_name
+from facts.conventions import ROLES, ROUTER
 from stacks.plan import plan
-from stacks.render import ROOT, load
+from tooling.render import ROOT, load
 
 from tests.integration.deployed import KUBECONFIG, MARKS, STACK
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from ops import verify, verify_io
-from stacks.render import ROOT
+from tooling.render import ROOT
 from tests.integration.deployed import KUBECONFIG, MARKS, ROUTER_URL, STACK
 
 pytestmark = MARKS

@@ -8,8 +8,8 @@ import json
 
 import yaml
 
-from stacks.catalog import instance_type
-from stacks.versions import pin
+from facts.catalog import instance_type
+from facts.versions import pin
 from tests.conftest import ROOT, render
 
 P5 = "p5.48xlarge"

@@ -27,9 +27,9 @@ import pulumi
 import pytest
 from pulumi import _types
 
-from stacks import fakes
-from stacks.fakes import sdk_class
-from stacks.harness import shape_of
+from tooling import fakes
+from tooling.fakes import sdk_class
+from tooling.harness import shape_of
 
 # Importing a whole SDK module warns about its deprecated resources; none of them is ours.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -28,7 +28,7 @@ def test_large_stack_renders_within_a_shallow_stack(tmp_path):
     code = (
         f"import sys, runpy; sys.setrecursionlimit({SHALLOW_LIMIT}); "
         f"sys.argv = ['render', '--config', {str(path)!r}, '--out', {str(tmp_path / 'out')!r}]; "
-        "runpy.run_module('stacks.render', run_name='__main__')"
+        "runpy.run_module('tooling.render', run_name='__main__')"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -41,8 +41,8 @@ def test_large_stack_renders_within_a_shallow_stack(tmp_path):
 _STRICT_RUN = """
 import json, sys
 from pathlib import Path
-from stacks.render import load
-from stacks import fakes, harness
+from tooling.render import load
+from tooling import fakes, harness
 import pulumi
 
 path = Path(sys.argv[1])
@@ -148,7 +148,7 @@ def test_urns_follow_the_engine_rule():
     """Children carry their parent's whole type chain, top-level resources no root-stack type (the engine's
     generateURN); the stock mock would give `...Stack$disagg:aws:Network::prod` and keep only the last parent type,
     and no alias written against a deployed stack (the pulumi-eks node group moved out of its component) would match."""
-    from stacks.harness import engine_urn
+    from tooling.harness import engine_urn
 
     stack_root = "urn:pulumi:prod::disagg::pulumi:pulumi:Stack::disagg-prod"
     assert engine_urn("prod", "disagg", stack_root, "disagg:aws:Network", "prod") == "urn:pulumi:prod::disagg::disagg:aws:Network::prod"
@@ -161,7 +161,7 @@ def test_urns_follow_the_engine_rule():
 
 _TINY = """
 import json, pulumi, sys
-from stacks import harness, fakes
+from tooling import harness, fakes
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 _ensure_event_loop().set_default_executor(harness._InlineExecutor())

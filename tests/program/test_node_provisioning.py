@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import pytest
 
-from stacks.versions import pin
+from facts.versions import pin
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"

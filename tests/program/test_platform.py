@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stacks.versions import pin
+from facts.versions import pin
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CR_PREFIX = "kubernetes:"

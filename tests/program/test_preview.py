@@ -3,12 +3,12 @@
 At preview nothing exists yet: every id, ARN, endpoint and kubeconfig is unknown and no `apply` on them runs. A
 resource created inside such an apply, or a count or name read from one, shows at up and not at preview (or the
 reverse): the preview would lie about what `up` creates, and a policy or a reviewer reading it would miss it.
-The preview-mode render (`--preview`, stacks/fakes.py `unknown_at_preview`) answers as the engine does then.
+The preview-mode render (`--preview`, tooling/fakes.py `unknown_at_preview`) answers as the engine does then.
 """
 
 from __future__ import annotations
 
-from stacks.harness import UNKNOWN
+from tooling.harness import UNKNOWN
 from tests.conftest import leaves
 
 

@@ -123,7 +123,7 @@ def test_unknown_stack_exits_2():
 
 
 def test_readme_reference_and_schema_are_up_to_date():
-    from stacks.docs import main
+    from tooling.docs import main
 
     assert main(["--check"]) == 0, "run `make docs`"
 

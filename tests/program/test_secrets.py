@@ -117,7 +117,7 @@ def build(cfg):
 
 
 stacks.stack.build = build
-from stacks.render import main
+from tooling.render import main
 sys.exit(main(sys.argv[2:]))
 '''
 

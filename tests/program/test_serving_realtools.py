@@ -21,7 +21,7 @@ import pytest
 from components.builders.serving.router import aggregated_selector, discovery_selector
 from stacks.config import decode, engine_config_from_file, parse
 from stacks.plan import kv_transfer, pool_efa, role_efa, role_plan
-from stacks.versions import VLLM_ROUTER_PYPI, VLLM_ROUTER_PYPI_SHA256
+from facts.versions import VLLM_ROUTER_PYPI, VLLM_ROUTER_PYPI_SHA256
 from tests.conftest import ROOT, stack_files
 from tests.tools.serving_commands import Command, from_dir, python_snippets
 

@@ -12,7 +12,7 @@ import copy
 
 import pytest
 
-from stacks.render import GOLDEN_URNS, golden_urns_of, urn_drift
+from tooling.render import GOLDEN_URNS, golden_urns_of, urn_drift
 from tests.conftest import stack_files
 
 STACKS = [p.name[len("Pulumi."):-len(".yaml")] for p in stack_files()]

@@ -1,7 +1,7 @@
 """Parse rendered vllm-router command lines with vllm-router's own parser, from its pinned wheel.
 
 Runs inside the router's virtualenv (the test builds .venv-router from the wheel pinned by sha256 in
-stacks/versions.py VLLM_ROUTER_PYPI), imports nothing of this project, starts no server:
+facts/versions.py VLLM_ROUTER_PYPI), imports nothing of this project, starts no server:
 
     .venv-router/bin/python tests/tools/router_args_check.py ARGV_JSON
 

@@ -20,7 +20,7 @@ from components.builders.iam import (
     service_trust_policy,
 )
 from stacks.config import ConfigError, parse
-from stacks.versions import pin
+from facts.versions import pin
 
 ADDONS = {
     "vpc-cni": "addon-vpc-cni",

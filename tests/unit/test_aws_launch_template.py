@@ -19,7 +19,7 @@ from components.builders.launch_template import (
     root_volume,
     tag_specifications,
 )
-from stacks.catalog import CATALOG, instance_type
+from facts.catalog import CATALOG, instance_type
 from stacks.config.aws import CapacityConfig
 
 EFA_TYPES = sorted(n for n, it in CATALOG.items() if it.supports_efa)
@@ -187,7 +187,7 @@ def test_pinned_vpc_cni_supports_efa_only_interfaces():
     manage them as ENIs."""
     import re
 
-    from stacks.versions import pin
+    from facts.versions import pin
 
     m = re.match(r"^v(\d+)\.(\d+)\.(\d+)-eksbuild\.\d+$", pin("addon-vpc-cni").version)
     assert m, pin("addon-vpc-cni").version

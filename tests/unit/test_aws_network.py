@@ -20,7 +20,7 @@ from components.builders.network import (
     vpc_cni_configuration,
     zone_address_demand,
 )
-from stacks.catalog import instance_type
+from facts.catalog import instance_type
 from stacks.config import parse
 
 ZONES = [f"us-east-1{c}" for c in "abcdef"]

@@ -17,7 +17,7 @@ from moto import mock_aws
 
 from stacks import preflight
 from stacks.config import parse
-from stacks.fakes import RecordedAnswers, recorded_for
+from tooling.fakes import RecordedAnswers, recorded_for
 from stacks.preflight_aws import AwsAnswers, parse_reservation
 from tests.conftest import BASE, CONFIGS, ROOT
 
@@ -31,7 +31,7 @@ def recorded(name: str) -> dict:
 
 
 def cb_cfg():
-    from stacks.render import load
+    from tooling.render import load
 
     return load(CB_CONFIG, "capacity-block")[2]
 
@@ -84,7 +84,7 @@ def test_cidrs_of_a_private_only_endpoint_are_not_checked():
 
 
 def test_the_committed_prod_file_is_refused_until_its_cidr_is_set():
-    from stacks.render import load
+    from tooling.render import load
 
     cfg = load(ROOT / "Pulumi.prod.yaml", "prod")[2]
     assert keys(preflight.check_public_access_cidrs(cfg)) == ["disagg:cluster.publicAccessCidrs[0]"]
@@ -94,7 +94,7 @@ def test_the_committed_prod_file_is_refused_until_its_cidr_is_set():
 
 
 def test_the_committed_prod_file_is_refused_until_its_engine_image_is_set():
-    from stacks.render import load
+    from tooling.render import load
 
     cfg = load(ROOT / "Pulumi.prod.yaml", "prod")[2]
     (issue,) = preflight.check_engine_images(cfg)
@@ -103,7 +103,7 @@ def test_the_committed_prod_file_is_refused_until_its_engine_image_is_set():
 
 
 def test_an_image_the_user_built_passes_and_a_stack_without_efa_needs_none():
-    from stacks.render import load
+    from tooling.render import load
 
     assert preflight.check_engine_images(load(ROOT / "tests/configs/Pulumi.capacity-block.yaml", "capacity-block")[2]) == []
     assert preflight.check_engine_images(load(ROOT / "Pulumi.dev.yaml", "dev")[2]) == []
@@ -223,7 +223,7 @@ def test_an_unknown_reservation_id_is_named():
 
 
 def test_a_reservation_in_the_pools_placement_group_passes(tmp_path):
-    from stacks.render import load
+    from tooling.render import load
     from tests.conftest import stack_file
 
     values = {k.removeprefix("disagg:"): v for k, v in __import__("yaml").safe_load(CB_CONFIG.read_text())["config"].items() if k.startswith("disagg:")}

@@ -16,7 +16,7 @@ from components.builders.userdata import (
     node_config,
     node_user_data,
 )
-from stacks.catalog import CATALOG, instance_type
+from facts.catalog import CATALOG, instance_type
 
 NVME_TYPES = sorted(n for n, it in CATALOG.items() if it.nvme_disks > 0)
 NO_NVME_TYPES = sorted(n for n, it in CATALOG.items() if it.nvme_disks == 0)

@@ -5,8 +5,8 @@ import datetime as dt
 
 import pytest
 
-from stacks import catalog
-from stacks.catalog import CATALOG, PRICE_REGION, InstanceType, instance_type, known_instance_types, service_price
+from facts import catalog
+from facts.catalog import CATALOG, PRICE_REGION, InstanceType, instance_type, known_instance_types, service_price
 
 REQUIRED = [
     "p6-b200.48xlarge", "p6-b300.48xlarge",
@@ -78,7 +78,7 @@ def test_every_price_row_says_its_region_and_date_and_whether_it_is_an_estimate(
 
 
 def test_vcpu_quota_classes():
-    from stacks.catalog import vcpu_quota
+    from facts.catalog import vcpu_quota
 
     assert vcpu_quota("p5.48xlarge").code == vcpu_quota("p6-b200.48xlarge").code == "L-417A185B"
     assert vcpu_quota("g6e.xlarge").code == "L-DB2E81BA"

@@ -16,9 +16,9 @@ import pytest
 from components.builders import karpenter as kb
 from components.builders.launch_template import efa_network_interfaces
 from components.builders.scheduling import gpu_pool_labels, gpu_pool_taints
-from stacks.catalog import instance_type
+from facts.catalog import instance_type
 from stacks.config import parse
-from stacks.versions import pin
+from facts.versions import pin
 from tests.conftest import BASE
 
 needs_crds = pytest.mark.skipif(not os.environ.get("DISAGG_CRD_DIR"), reason="set DISAGG_CRD_DIR to the upstream CRDs")

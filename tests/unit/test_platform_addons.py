@@ -14,7 +14,7 @@ from components.builders.addons import (
     managed_namespaces,
 )
 from stacks.config import parse
-from stacks.versions import PINS, pin
+from facts.versions import PINS, pin
 from tests.conftest import BASE
 
 

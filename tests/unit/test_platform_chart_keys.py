@@ -24,7 +24,7 @@ import pytest
 from components.builders import platform_values as pv
 from components.builders.addons import ADDON_KEYS, addon_specs
 from stacks.config import parse
-from stacks.versions import pin
+from facts.versions import pin
 from tests.conftest import BASE
 
 @dataclass(frozen=True)
@@ -308,7 +308,7 @@ def test_chart_keys_were_read_at_the_pinned_version(key):
 
 
 def test_a_moved_pin_is_caught(monkeypatch):
-    from stacks import versions
+    from facts import versions
 
     moved = dataclasses.replace(versions.PINS["grove"], version="v0.1.0-alpha.12")
     monkeypatch.setitem(versions.PINS, "grove", moved)

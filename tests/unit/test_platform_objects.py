@@ -24,10 +24,11 @@ from components.builders.platform_objects import (
     platform_objects,
     serving_gpu_quota,
 )
-from components.builders.scheduling import POOL_LABEL, gpu_pool_labels
+from components.builders.scheduling import gpu_pool_labels
+from facts.conventions import POOL_LABEL
 from stacks.config import parse
 from stacks.plan import plan
-from stacks.versions import pin
+from facts.versions import pin
 from tests.conformance.test_manifests import CRD_ENV, _strict
 from tests.conftest import BASE
 
@@ -245,7 +246,7 @@ def test_objects_validate_against_upstream_crds(platform):
 # --- topology profiles: never a level a pool's nodes lack -------------------------------------------------------------
 from components.builders.platform_objects import role_packs, topology_levels, topology_profiles  # noqa: E402
 from components.platform import object_options  # noqa: E402
-from stacks import catalog  # noqa: E402
+from facts import catalog  # noqa: E402
 
 
 def pools_of(prefill: str, decode: str, **platform):

@@ -19,7 +19,7 @@ from components.builders.scheduling import (
     gpu_pool_taints,
     system_pool_labels,
 )
-from components.builders.tags import STACK_TAG
+from facts.conventions import STACK_TAG
 from stacks.config import parse
 from stacks.plan import pool_efa
 from tests.conftest import BASE

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stacks.efa_image import DOCKERFILE, inputs, main
-from stacks.versions import AWS_EFA_INSTALLER_URL, pin
+from tooling.efa_image import DOCKERFILE, inputs, main
+from facts.versions import AWS_EFA_INSTALLER_URL, pin
 from tests.conftest import ROOT
 
 TEXT = (ROOT / DOCKERFILE).read_text()

@@ -9,7 +9,7 @@ import pytest
 from components.builders.serving import pods
 from components.builders.serving.engine import Group, engine_for
 from components.builders.serving.vllm import NIXL_PREFLIGHT, Vllm
-from stacks.versions import pin
+from facts.versions import pin
 from tests.unit.serving_helpers import EFA_IMAGE, aggregated, container, env_of, facts, multinode, non_efa, prod, with_token
 
 
@@ -140,7 +140,7 @@ def test_read_only_root_can_be_turned_off(base):
     ],
 )
 def test_every_pod_on_an_efa_pool_gets_whole_interfaces(base, instance, tp, want):
-    from stacks.catalog import instance_type
+    from facts.catalog import instance_type
     from tests.unit.serving_helpers import cfg_of
 
     it = instance_type(instance)
@@ -156,7 +156,7 @@ def test_every_pod_on_an_efa_pool_gets_whole_interfaces(base, instance, tp, want
 
 
 def test_efa_catalog_types_all_give_a_pod_of_a_whole_node_its_interfaces():
-    from stacks.catalog import instance_type, known_instance_types
+    from facts.catalog import instance_type, known_instance_types
     from stacks.plan import efa_per_pod_default
 
     for name in known_instance_types(gpu=True):

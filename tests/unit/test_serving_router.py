@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 
 from components.builders.serving import lws, router
-from stacks.versions import VLLM_ROUTER_PYPI, VLLM_ROUTER_PYPI_SHA256, pin
+from facts.versions import VLLM_ROUTER_PYPI, VLLM_ROUTER_PYPI_SHA256, pin
 from components.builders.serving.engine import engine_revision
 from tests.unit.serving_helpers import aggregated, cfg_of, facts, prod
 

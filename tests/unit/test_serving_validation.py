@@ -170,7 +170,7 @@ def test_decode_pp_config_exits_2_naming_pipeline_parallel(tmp_path):
 def test_every_efa_type_of_the_catalog_gives_each_pod_an_interface_or_refuses_the_layout(v):
     """For every EFA instance type and every whole-node split of its GPUs: the pods get >= 1 EFA device each, or
     validation refuses the layout naming tensorParallel. No pod on an EFA pool ever gets 0."""
-    from stacks.catalog import instance_type, known_instance_types
+    from facts.catalog import instance_type, known_instance_types
     from stacks.plan import role_plan
 
     checked = 0

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from stacks.sizing import models
-from stacks.sizing.models import CATALOG, from_hf_config, load_config_json, lookup
+from facts import models
+from facts.models import CATALOG, from_hf_config, load_config_json, lookup
 
 
 def test_llama_8b_parameter_count_by_hand():

@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from stacks.sizing import fits, perf
-from stacks.sizing.fits import calibration
-from stacks.sizing.gpus import GPUS
-from stacks.sizing.models import CATALOG
+from tooling.sizing import fits, perf
+from tooling.sizing.fits import calibration
+from tooling.sizing.gpus import GPUS
+from facts.models import CATALOG
 
 H100 = GPUS["H100-SXM"]
 GIB = 2**30

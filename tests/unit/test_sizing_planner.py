@@ -9,12 +9,12 @@ import sys
 import pytest
 import yaml
 
-from stacks.catalog import instance_type
+from facts.catalog import instance_type
 from stacks.config import ConfigError, decode, engine_config_from_file, parse
 from stacks.plan import role_plan
-from stacks.sizing import planner, stackfile
-from stacks.sizing.cli import main
-from stacks.sizing.models import lookup
+from tooling.sizing import planner, stackfile
+from tooling.sizing.cli import main
+from facts.models import lookup
 from tests.conftest import ROOT, render
 
 LLAMA = "nvidia/Llama-3.3-70B-Instruct-FP8"
@@ -100,7 +100,7 @@ def test_written_stack_validates_and_keeps_what_the_planner_decided(llama_plan, 
     out = tmp_path / "Pulumi.sized.yaml"
     assert main(["plan", "--model", LLAMA, "--instance", "p5.48xlarge", "--isl", "4096", "--osl", "512", "--rate", "10",
                  "--ttft-ms", "1000", "--itl-ms", "40", "--out", str(out)]) == 0
-    assert out.read_text().startswith("# Written by `python -m stacks.sizing plan`")
+    assert out.read_text().startswith("# Written by `python -m tooling.sizing plan`")
     config, secrets = engine_config_from_file(out)
     cfg = parse(decode(config), stack="sized")
     best = llama_plan.best
@@ -159,7 +159,7 @@ def test_predict_cli_leaves_unknown_rows_blank(tmp_path):
     src, dst = tmp_path / "rows.csv", tmp_path / "pred.csv"
     with src.open("w", newline="") as f:
         csv.writer(f).writerows([cols, *rows])
-    res = subprocess.run([sys.executable, "-m", "stacks.sizing", "predict", "--in", str(src), "--out", str(dst)],
+    res = subprocess.run([sys.executable, "-m", "tooling.sizing", "predict", "--in", str(src), "--out", str(dst)],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     out = list(csv.DictReader(dst.open()))

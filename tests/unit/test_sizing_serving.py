@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from stacks.sizing import perf, serving
-from stacks.sizing.fits import calibration
-from stacks.sizing.models import CATALOG
+from tooling.sizing import perf, serving
+from tooling.sizing.fits import calibration
+from facts.models import CATALOG
 
 
 def _shape(key="llama-3.3-70b", weights="fp8", tp=4, system="h100_sxm"):

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from stacks.versions import KINDS, PINS, Pin, pin
+from facts.versions import KINDS, PINS, Pin, pin
 
 REQUIRED = {
     "kubernetes": "kubernetes",

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from components.builders.serving import grove, lws, policies, router, scaling
-from components.builders.serving.common import ROLES, ROUTER, PlatformFacts
+from components.builders.serving.common import PlatformFacts
+from facts.conventions import ROLES, ROUTER
 from stacks.config.stack import StackConfig
 
 

@@ -8,29 +8,15 @@ would match nothing under `grove` (grove `operator/internal/controller/podclique
 
 from __future__ import annotations
 
+from facts.conventions import ROUTER, PART_OF, ENDPOINT_LABEL, PART_LABEL, DEPLOYMENT_LABEL
 from dataclasses import dataclass, field
 
 from components.builders.platform_objects import Pack, role_packs
 from components.builders.platform_values import KAI_SCHEDULER_NAME
-from components.builders.scheduling import PREFIX, ROLE_LABEL
+from facts.conventions import ROLE_LABEL
 from stacks.config.stack import StackConfig
 
-ROLES = ("prefill", "decode")
-ROUTER = "router"
-PART_OF = "disagg"
 
-# On the pods that serve the engine's HTTP API (single-node pods and multi-node leaders): what the router
-# discovers, the role Services select and the metrics are scraped from. Multi-node workers run only the
-# engine's distributed runtime and must never receive requests.
-ENDPOINT_LABEL = f"{PREFIX}/endpoint"
-# On the Services the ServiceMonitor scrapes.
-METRICS_LABEL = f"{PREFIX}/metrics"
-# Which part of a multi-node group a pod is.
-PART_LABEL = f"{PREFIX}/part"
-DEPLOYMENT_LABEL = f"{PREFIX}/deployment"
-# On every engine pod: the engine revision (engine.engine_revision). The router selects only the current revision
-# of both roles, so it never pairs a prefill pod with a decode pod of another engine or connector version.
-REVISION_LABEL = f"{PREFIX}/engine-revision"
 
 KAI_SCHEDULER = KAI_SCHEDULER_NAME  # the scheduler the platform installs
 KAI_QUEUE_LABEL = "kai.scheduler/queue"

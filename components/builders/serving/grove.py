@@ -10,7 +10,8 @@ role that has no ready pod.
 
 from __future__ import annotations
 
-from components.builders.serving.common import KAI_PRIORITY_CLASS, KAI_QUEUE_LABEL, ROLES, ROUTER, PlatformFacts, meta
+from components.builders.serving.common import KAI_PRIORITY_CLASS, KAI_QUEUE_LABEL, PlatformFacts, meta
+from facts.conventions import ROLES, ROUTER
 from components.builders.serving.engine import Group, engine_for
 from components.builders.serving.pods import pod_template
 from components.builders.serving.router import router_pod_template

@@ -7,25 +7,17 @@ engine specifics (command, ports, health path) from the engine seam.
 
 from __future__ import annotations
 
+from facts.conventions import ZONE_LABEL
 from components.builders.scheduling import gpu_pool_taints, role_node_selector, tolerations_for
-from components.builders.serving.common import (
-    HTTP_PORT_NAME,
-    KAI_PRIORITY_CLASS,
-    KAI_SCHEDULER,
-    REVISION_LABEL,
-    PlatformFacts,
-    checkov_skips,
-    hf_secret_name,
-    model_cache_claim_name,
-    pod_labels,
-)
+from components.builders.serving.common import HTTP_PORT_NAME, KAI_PRIORITY_CLASS, KAI_SCHEDULER, PlatformFacts, checkov_skips, hf_secret_name, model_cache_claim_name, pod_labels
+from facts.conventions import REVISION_LABEL
 from components.builders.serving.engine import Engine, Group, Part, engine_for, engine_revision
 from components.builders.serving.vllm import CACHE_MOUNT, HOME, NCCL_NET_OFI
-from stacks.catalog import instance_type
+from facts.catalog import instance_type
 from stacks.config.stack import StackConfig
-from stacks.plan import ROLES, pool_zones, role_efa, role_plan
+from stacks.plan import pool_zones, role_efa, role_plan
+from facts.conventions import ROLES
 
-ZONE_LABEL = "topology.kubernetes.io/zone"
 EFA_RESOURCE = "vpc.amazonaws.com/efa"
 GPU_RESOURCE = "nvidia.com/gpu"
 HUGEPAGES_RESOURCE = "hugepages-2Mi"
@@ -192,7 +184,7 @@ def checkov_annotations(cfg: StackConfig, role: str, part: Part) -> dict[str, st
     """Suppressions of the engine pod template (checkov sees it lifted out of the LWS / PodCliqueSet,
     scripts/checkov_lift.py), each with the reason the engine or the fabric forces it."""
     skips = [
-        ("CKV_K8S_43", "engine images are pinned by tag in stacks/versions.py or set by digest in serving.engine; the offline render cannot resolve tags to digests"),
+        ("CKV_K8S_43", "engine images are pinned by tag in facts/versions.py or set by digest in serving.engine; the offline render cannot resolve tags to digests"),
         ("CKV_K8S_15", "IfNotPresent with a pinned tag or digest: re-pulling a 20 GB engine image on every start only adds minutes and registry traffic"),
         ("CKV_K8S_23", "the vLLM image runs as root and the NVMe model cache is a hostPath the kubelet creates root-owned; fsGroup does not apply to hostPath"),
         ("CKV_K8S_40", "the vLLM image runs as root and the NVMe model cache is a hostPath the kubelet creates root-owned; fsGroup does not apply to hostPath"),

@@ -3,23 +3,8 @@ the engine scrape config."""
 
 from __future__ import annotations
 
-from components.builders.serving.common import (
-    HTTP_PORT_NAME,
-    METRICS_LABEL,
-    PART_OF,
-    ROLES,
-    ROUTER,
-    ROUTER_METRICS_PORT_NAME,
-    PlatformFacts,
-    hf_secret_name,
-    labels,
-    meta,
-    model_cache_claim_name,
-    namespace,
-    role_selector,
-    router_selector,
-    workload_name,
-)
+from components.builders.serving.common import HTTP_PORT_NAME, ROUTER_METRICS_PORT_NAME, PlatformFacts, hf_secret_name, labels, meta, model_cache_claim_name, namespace, role_selector, router_selector, workload_name
+from facts.conventions import METRICS_LABEL, PART_OF, ROLES, ROUTER
 from components.builders.serving.engine import engine_for
 from stacks.config.stack import StackConfig
 

@@ -6,7 +6,7 @@ answer. With `--service-discovery` it watches pods in the namespace (RBAC: get/l
 ones matching `--prefill-selector` / `--decode-selector` (docs/environment/kubernetes.md, docs/cli_reference.md).
 
 Image: vllm-project/router publishes only floating `nightly` images, so by default the router runs from its
-pinned PyPI wheel and pinned dependency closure (`stacks.versions.VLLM_ROUTER_PYPI`, each wheel by its sha256),
+pinned PyPI wheel and pinned dependency closure (`facts.versions.VLLM_ROUTER_PYPI`, each wheel by its sha256),
 installed by an init container onto a pinned Python image. `serving.router.image` replaces both with an image that already has the
 `vllm-router` entry point (e.g. one built from the same wheel for air-gapped clusters).
 """
@@ -15,34 +15,14 @@ from __future__ import annotations
 
 import shlex
 
-from components.builders.scheduling import POOL_LABEL, SYSTEM_POOL
-from components.builders.serving.common import (
-    DEPLOYMENT_LABEL,
-    ENDPOINT_LABEL,
-    HTTP_PORT_NAME,
-    KAI_QUEUE_LABEL,
-    KAI_SCHEDULER,
-    METRICS_LABEL,
-    REVISION_LABEL,
-    ROLES,
-    ROUTER,
-    ROUTER_METRICS_PORT_NAME,
-    PlatformFacts,
-    checkov_skips,
-    endpoint_selector,
-    meta,
-    namespace,
-    pod_labels,
-    role_service_name,
-    router_selector,
-    selector_args,
-    workload_name,
-)
+from facts.conventions import POOL_LABEL, SYSTEM_POOL
+from components.builders.serving.common import HTTP_PORT_NAME, KAI_QUEUE_LABEL, KAI_SCHEDULER, ROUTER_METRICS_PORT_NAME, PlatformFacts, checkov_skips, endpoint_selector, meta, namespace, pod_labels, role_service_name, router_selector, selector_args, workload_name
+from facts.conventions import DEPLOYMENT_LABEL, ENDPOINT_LABEL, METRICS_LABEL, REVISION_LABEL, ROLES, ROUTER
 from components.builders.serving.engine import engine_for, engine_revision
 from components.builders.serving.pods import startup_minutes
 from stacks.config.stack import StackConfig
 from stacks.plan import kv_transfer
-from stacks.versions import VLLM_ROUTER_PYPI, VLLM_ROUTER_PYPI_SHA256, pin
+from facts.versions import VLLM_ROUTER_PYPI, VLLM_ROUTER_PYPI_SHA256, pin
 
 CONTAINER_PORT = 8080
 # vllm-router serves Prometheus metrics on its own listener (default 127.0.0.1:29000); bound to the pod IP here
@@ -60,7 +40,7 @@ NLB_ANNOTATIONS = {
 }
 
 IMAGE_SKIPS = (
-    ("CKV_K8S_43", "images are pinned by tag in stacks/versions.py; digests cannot be resolved in the offline render"),
+    ("CKV_K8S_43", "images are pinned by tag in facts/versions.py; digests cannot be resolved in the offline render"),
     ("CKV_K8S_15", "IfNotPresent with a pinned tag: re-pulling on every start only adds registry round trips and rate-limit hits"),
 )
 

@@ -28,7 +28,7 @@ from components.builders.serving.common import HTTP_PORT_NAME, served_model_name
 from components.builders.serving.engine import Group, Part, register
 from stacks.config.stack import StackConfig
 from stacks.plan import kv_backend, kv_transfer, role_efa, role_plan
-from stacks.versions import pin
+from facts.versions import pin
 
 NIXL_PORT_NAME = "nixl"
 DIST_PORT_NAME = "dist"

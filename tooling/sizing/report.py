@@ -1,7 +1,7 @@
 """The sizing of a rendered stack: per role, what the planner's models predict for the configured replicas.
 
-Used by the render's summary (stacks/summary.py). The workload comes from the `disagg.io/sized-for` tag that
-`python -m stacks.sizing plan` writes (stackfile.SIZED_FOR_TAG); without it the summary shows only what needs no
+Used by the render's summary (tooling/summary.py). The workload comes from the `disagg.io/sized-for` tag that
+`python -m tooling.sizing plan` writes (stackfile.SIZED_FOR_TAG); without it the summary shows only what needs no
 workload (KV capacity, weights per GPU) and says how to add one. Nothing is predicted for a model outside the
 catalog or a GPU without calibrated kernels: the reason is reported instead of a number.
 """
@@ -11,14 +11,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from stacks.catalog import instance_type
+from facts.catalog import instance_type
 from stacks.config.stack import StackConfig
-from stacks.plan import ROLES, role_plan
-from stacks.sizing import perf, serving
-from stacks.sizing.fits import calibration, system_of_gpu
-from stacks.sizing.gpus import efa_gbps_per_interface
-from stacks.sizing.models import lookup
-from stacks.sizing.stackfile import SIZED_FOR_TAG, parse_sized_for
+from stacks.plan import role_plan
+from facts.conventions import ROLES
+from tooling.sizing import perf, serving
+from tooling.sizing.fits import calibration, system_of_gpu
+from tooling.sizing.gpus import efa_gbps_per_interface
+from facts.models import lookup
+from tooling.sizing.stackfile import SIZED_FOR_TAG, parse_sized_for
 
 
 def _kv_dtype(cfg: StackConfig, role: str) -> str:
@@ -51,7 +52,7 @@ def role_sizing(cfg: StackConfig) -> dict[str, Any]:
     model_id = cfg.serving.model.id
     arch = lookup(model_id)
     if arch is None:
-        out["reason"] = f"{model_id} is not in the sizing catalog (python -m stacks.sizing models)"
+        out["reason"] = f"{model_id} is not in the sizing catalog (python -m tooling.sizing models)"
         return out
     weights = _weights(cfg, arch, arch.default_format(model_id))
     if weights is None:
@@ -94,7 +95,7 @@ def role_sizing(cfg: StackConfig) -> dict[str, Any]:
     out["model"] = arch.key
     out["weights"] = weights
     if workload is None:
-        out["reason"] = f"no workload: add the tag {SIZED_FOR_TAG} (python -m stacks.sizing plan writes it)"
+        out["reason"] = f"no workload: add the tag {SIZED_FOR_TAG} (python -m tooling.sizing plan writes it)"
         return out
     isl, osl, rate = workload["isl"], workload["osl"], workload["rate"]
     pct = workload.get("p", 90.0)

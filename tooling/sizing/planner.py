@@ -17,11 +17,11 @@ import time
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
-from stacks.catalog import InstanceType, instance_type, known_instance_types
-from stacks.sizing import perf, serving
-from stacks.sizing.fits import Calibration, calibration, system_of_gpu
-from stacks.sizing.gpus import efa_gbps_per_interface
-from stacks.sizing.models import ModelArch
+from facts.catalog import InstanceType, instance_type, known_instance_types
+from tooling.sizing import perf, serving
+from tooling.sizing.fits import Calibration, calibration, system_of_gpu
+from tooling.sizing.gpus import efa_gbps_per_interface
+from facts.models import ModelArch
 
 KV_TRANSFER_SHARE_OF_TTFT = 0.05  # performance.md section 6, goal 4
 KV_LINK_SHARE = 0.5  # aggregate KV traffic at most half of the pod's EFA line rate (same goal)
@@ -162,7 +162,7 @@ def planable_instances(names: tuple[str, ...] = ()) -> tuple[list[InstanceType],
         try:
             it = instance_type(name)
         except KeyError:
-            refused.append(f"{name}: not in the instance catalog (stacks/catalog.py)")
+            refused.append(f"{name}: not in the instance catalog (facts/catalog.py)")
             continue
         if not it.is_gpu:
             refused.append(f"{name}: has no GPU")

@@ -1,8 +1,8 @@
 """Sizing planner: from a model, a workload and latency targets to pools, roles, capacity and cost.
 
-    python -m stacks.sizing plan --model nvidia/Llama-3.3-70B-Instruct-FP8 --instance p5.48xlarge \\
+    python -m tooling.sizing plan --model nvidia/Llama-3.3-70B-Instruct-FP8 --instance p5.48xlarge \\
         --isl 4096 --osl 512 --rate 10 --ttft-ms 1000 --itl-ms 40 --out Pulumi.sized.yaml
-    python -m stacks.sizing predict --in ROWS.csv --out PRED.csv
+    python -m tooling.sizing predict --in ROWS.csv --out PRED.csv
 
 Layers, each a pure function of the one below (docs/sizing.md walks through them):
 

@@ -1,7 +1,7 @@
 """Instance catalog: every EC2 instance fact the stack uses, in one place, with its sources.
 
 Nothing else in the project may hard-code a GPU count, an EFA count, a disk layout or a price; read them here
-(`from stacks.catalog import instance_type`).
+(`from facts.catalog import instance_type`).
 
 Units (as the sources report them, converted in one place, `_entry`):
 

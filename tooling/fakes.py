@@ -290,7 +290,7 @@ class FakeCloud(pulumi_mocks.Mocks):
             # Built from the cluster's endpoint and certificate: unknown until the cluster exists.
             return {"result": _UNKNOWN if self.preview else json.dumps({"apiVersion": "v1", "kind": "Config"})}
         raise NotImplementedError(
-            f"the offline fake cloud has no answer for invoke {tok!r}; add one to stacks/fakes.py (FakeCloud.call)"
+            f"the offline fake cloud has no answer for invoke {tok!r}; add one to tooling/fakes.py (FakeCloud.call)"
         )
 
 
@@ -364,7 +364,7 @@ def recorded_for(config: dict[str, str]) -> dict[str, Any]:
     what any stack asks, each configured reservation matching its pool and active (a block: active for a week), a
     fresh account (no cluster yet) and a deployer that is nobody's admin. The offline render passes them, so what it
     reports is the config checks alone; a real account answers at `pulumi preview` and `python -m ops preflight`."""
-    from stacks.catalog import CATALOG, VCPU_QUOTAS
+    from facts.catalog import CATALOG, VCPU_QUOTAS
 
     def value(key: str, default: Any) -> Any:
         raw = config.get(f"disagg:{key}")

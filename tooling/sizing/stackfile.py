@@ -1,4 +1,4 @@
-"""Write a planned layout as a stack config file (`Pulumi.<stack>.yaml`) that `python -m stacks.render` renders.
+"""Write a planned layout as a stack config file (`Pulumi.<stack>.yaml`) that `python -m tooling.render` renders.
 
 The planner owns `disagg:gpuPools` and `disagg:serving` (model, roles, autoscaling); everything else comes from a
 base stack file when one is given (`--base Pulumi.prod.yaml`), otherwise from a minimal template whose public
@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from stacks.catalog import instance_type
-from stacks.sizing.models import lookup
-from stacks.sizing.planner import Layout, PlanResult, RoleLayout, Scenario
+from facts.catalog import instance_type
+from facts.models import lookup
+from tooling.sizing.planner import Layout, PlanResult, RoleLayout, Scenario
 
 SIZED_FOR_TAG = "disagg.io/sized-for"
 _WEIGHT_DTYPE = {"bf16": "bf16", "fp8": "fp8", "fp8_block": "fp8", "mxfp4": "fp4"}
@@ -105,7 +105,7 @@ def placeholder_efa_image(region: str) -> str:
     """Where the vllm-efa-image workflow pushes the EFA engine image, in AWS's documentation account: the offline render
     takes it, and `pulumi preview` refuses it until the user sets the image they built (stacks/preflight.py)."""
     from stacks.preflight import DOCUMENTATION_ACCOUNT
-    from stacks.versions import pin
+    from facts.versions import pin
 
     p = pin("vllm-efa")
     return f"{DOCUMENTATION_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{p.image}:{p.version}"
@@ -163,7 +163,7 @@ def header(result: PlanResult, layout: Layout) -> str:
     sc = result.scenario
     pre, dec = layout.role("prefill"), layout.role("decode")
     lines = [
-        "Written by `python -m stacks.sizing plan` (docs/sizing.md). Re-run the planner rather than editing the sizing by hand.",
+        "Written by `python -m tooling.sizing plan` (docs/sizing.md). Re-run the planner rather than editing the sizing by hand.",
         f"Scenario: {sc.describe()}.",
         f"Prefill: {pre.label()}, predicted TTFT p{sc.percentile:g} {layout.ttft_p_ms:.0f} ms "
         f"(incl. KV transfer {layout.kv_transfer_ms:.1f} ms over {layout.kv_pod_gbps:.0f} Gbps).",

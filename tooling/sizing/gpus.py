@@ -1,6 +1,6 @@
 """GPU performance limits the sizing model divides by, with their sources.
 
-Capacity facts (GPUs per instance, memory per GPU, EFA) stay in the instance catalog (`stacks.catalog`); this table
+Capacity facts (GPUs per instance, memory per GPU, EFA) stay in the instance catalog (`facts.catalog`); this table
 holds only what the catalog has no column for: dense tensor-core FLOP/s per dtype, HBM bandwidth and NVLink
 bandwidth. Only GPUs with measured per-operation tables in the calibration (`system` set) can be planned on; the
 others are listed so the planner can say why it refuses them instead of guessing.
@@ -25,7 +25,7 @@ _H200_DATASHEET = (
 @dataclass(frozen=True)
 class GpuSpec:
     name: str
-    catalog_model: str  # `InstanceType.gpu_model` in stacks.catalog
+    catalog_model: str  # `InstanceType.gpu_model` in facts.catalog
     system: str | None  # AIConfigurator system name of the calibrated per-op tables; None = not calibrated
     bf16_flops: float  # dense FLOP/s
     fp8_flops: float  # dense FLOP/s; 0 = no FP8 tensor cores

@@ -1,7 +1,7 @@
 """Every pinned version of the stack, in one table, each with the place it is published.
 
 Nothing else in the project may write a version, chart reference, repository URL or image tag inline; read it here
-(`from stacks.versions import pin`; `pin("gpu-operator").version`, `pin("vllm").image_ref`).
+(`from facts.versions import pin`; `pin("gpu-operator").version`, `pin("vllm").image_ref`).
 
 How to bump a pin
 -----------------
@@ -13,7 +13,7 @@ How to bump a pin
    and the EKS add-ons (published per Kubernetes minor) move as one; `llm-d-router` and `llm-d-routing-sidecar`
    come from the same release.
 3. Run the tests (`python -m pytest tests/unit/test_versions.py` and the whole suite) and the render
-   (`python -m stacks.render`), then read the diff of `build/<stack>/` -- every changed Release, image and add-on
+   (`python -m tooling.render`), then read the diff of `build/<stack>/` -- every changed Release, image and add-on
    must be one you meant to change. Chart values that moved between versions show up there, not in this table.
 4. Read the upstream release notes for CRD changes: Helm never upgrades CRDs in a chart's `crds/` directory.
 """
@@ -313,4 +313,4 @@ def pin(key: str) -> Pin:
     try:
         return PINS[key]
     except KeyError:
-        raise KeyError(f"no pin {key!r} in stacks/versions.py; known keys: {', '.join(sorted(PINS))}") from None
+        raise KeyError(f"no pin {key!r} in facts/versions.py; known keys: {', '.join(sorted(PINS))}") from None

@@ -22,9 +22,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from stacks.sizing import perf
-from stacks.sizing.fits import Calibration
-from stacks.sizing.perf import Shape
+from tooling.sizing import perf
+from tooling.sizing.fits import Calibration
+from tooling.sizing.perf import Shape
 
 # One-sided normal quantiles for the batch spread at an SLO percentile.
 _Z = {50.0: 0.0, 75.0: 0.674, 90.0: 1.2816, 95.0: 1.6449, 99.0: 2.3263}
@@ -434,7 +434,7 @@ def _pass_ms(cal: Calibration, shape: Shape, decoders: int, ctx: float, chunks: 
 
 def _gpu_gib(shape: Shape) -> float:
     """Memory per GPU of the shape's system, from the instance catalog (the one place for capacity facts)."""
-    from stacks.catalog import CATALOG
+    from facts.catalog import CATALOG
 
     model = shape.gpu.catalog_model
     return next(it.gpu_memory_gib for it in CATALOG.values() if it.gpu_model == model)

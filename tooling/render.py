@@ -1,8 +1,8 @@
 """Offline render: run the real program under Pulumi's mock runtime and write what it would create.
 
-    python -m stacks.render --stack dev            # reads Pulumi.dev.yaml, writes build/dev/
-    python -m stacks.render --config my.yaml --out /tmp/x
-    python -m stacks.render --stack dev --preview  # as `pulumi preview` of a new stack sees it: build/dev-preview/
+    python -m tooling.render --stack dev            # reads Pulumi.dev.yaml, writes build/dev/
+    python -m tooling.render --config my.yaml --out /tmp/x
+    python -m tooling.render --stack dev --preview  # as `pulumi preview` of a new stack sees it: build/dev-preview/
 
 Writes resources.json (every registered resource with its inputs and options), urns.txt (the stack's URNs, one
 per line, sorted: what tests/golden/urns/<stack>.txt holds), manifests/ (every Kubernetes object the stack
@@ -80,7 +80,7 @@ def golden_urns_of(stack: str) -> Path:
 
 def _alias_urn(record: dict[str, Any], alias: dict[str, Any]) -> str:
     """The URN an alias names: its own, or the record's with the spec's name, type, parent, stack or project."""
-    from stacks.harness import engine_urn
+    from tooling.harness import engine_urn
 
     if "urn" in alias:
         return alias["urn"]
@@ -125,7 +125,7 @@ def urn_drift(stack: str, golden: list[str], records: list[dict[str, Any]]) -> s
 
 
 def write(out: Path, run, cfg, stack: str) -> dict[str, Any]:
-    from stacks.summary import summary_json, summary_md
+    from tooling.summary import summary_json, summary_md
 
     clear_outputs(out)
     (out / "manifests").mkdir(parents=True)
@@ -143,7 +143,7 @@ def write(out: Path, run, cfg, stack: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m stacks.render", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m tooling.render", description=__doc__.splitlines()[0])
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--stack", help="stack name: reads Pulumi.<stack>.yaml from the project root")
     src.add_argument("--config", type=Path, help="any file in the Pulumi.<stack>.yaml format")
@@ -184,7 +184,7 @@ def _render(path: Path, stack: str, out: Path, *, preview: bool, secure_value: s
 
     import pulumi
 
-    from stacks.harness import run_program
+    from tooling.harness import run_program
 
     try:
         run = run_program(ROOT, stack, config, secrets, preview=preview)

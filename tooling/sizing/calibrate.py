@@ -1,8 +1,8 @@
 """Derive `data/calibration.json` from measured per-operation tables (needs numpy and pandas/pyarrow).
 
-    python -m stacks.sizing.calibrate                 # reads ../shared/reference/data, rewrites the committed file
-    python -m stacks.sizing.calibrate --check         # exit 1 if a fresh fit differs from the committed file
-    python -m stacks.sizing.calibrate --out /tmp/c.json
+    python -m tooling.sizing.calibrate                 # reads ../shared/reference/data, rewrites the committed file
+    python -m tooling.sizing.calibrate --check         # exit 1 if a fresh fit differs from the committed file
+    python -m tooling.sizing.calibrate --out /tmp/c.json
 
 This is the only place the upstream tables are read; the planner ships the fitted coefficients, never the tables.
 `make sizing-calibrate` runs it in its own virtualenv (`.venv-sizing`, requirements-sizing.txt), so the Pulumi
@@ -50,8 +50,8 @@ KV_OF_TABLE = {"bfloat16": "bf16", "fp8": "fp8"}
 
 def heldout_gemm_shapes() -> set[tuple[int, int]]:
     """(n, k) of every linear layer of Llama-3.1-8B and -70B at TP 1, 2, 4, 8: kept out of the GEMM fit."""
-    from stacks.sizing.models import CATALOG
-    from stacks.sizing.perf import linear_shapes
+    from facts.models import CATALOG
+    from tooling.sizing.perf import linear_shapes
 
     out = set()
     for key in ("llama-3.1-8b", "llama-3.1-70b"):
@@ -98,8 +98,8 @@ def fit_gemm(data: Path, system: str) -> tuple[dict, list[dict]]:
 
     import pandas as pd
 
-    from stacks.sizing import fits
-    from stacks.sizing.gpus import GPUS
+    from tooling.sizing import fits
+    from tooling.sizing.gpus import GPUS
 
     gpu_key, ver, _ = SYSTEMS[system]
     gpu = GPUS[gpu_key]
@@ -126,8 +126,8 @@ def fit_attention(data: Path, system: str) -> tuple[dict, dict, list[dict]]:
 
     import pandas as pd
 
-    from stacks.sizing import fits
-    from stacks.sizing.gpus import GPUS
+    from tooling.sizing import fits
+    from tooling.sizing.gpus import GPUS
 
     gpu_key, ver, _ = SYSTEMS[system]
     gpu = GPUS[gpu_key]
@@ -165,7 +165,7 @@ def fit_collectives(data: Path, system: str) -> tuple[dict, list[dict]]:
 
     import pandas as pd
 
-    from stacks.sizing import fits
+    from tooling.sizing import fits
 
     _, ver, nccl_ver = SYSTEMS[system]
     ar_path = data / "aiconfigurator" / system / "comm" / "vllm" / ver / "custom_allreduce_perf.parquet"
@@ -196,9 +196,9 @@ def fit_engine(data: Path, ops: dict) -> tuple[dict, list[dict]]:
 
     import numpy as np
 
-    from stacks.sizing import perf
-    from stacks.sizing.fits import Calibration
-    from stacks.sizing.models import CATALOG
+    from tooling.sizing import perf
+    from tooling.sizing.fits import Calibration
+    from facts.models import CATALOG
 
     provisional = Calibration({**ops, "engines": {"vllm": {"step_ms": 0.0, "per_seq_ms": 0.0}}})
     model = CATALOG["llama-3.1-8b"]
@@ -239,7 +239,7 @@ def fit_engine(data: Path, ops: dict) -> tuple[dict, list[dict]]:
 
 
 def calibrate(data: Path) -> dict:
-    from stacks.sizing.fits import FEATURES_VERSION
+    from tooling.sizing.fits import FEATURES_VERSION
 
     systems, sources = {}, []
     for system, (gpu_key, _, _) in SYSTEMS.items():
@@ -254,7 +254,7 @@ def calibrate(data: Path) -> dict:
     return {
         "features_version": FEATURES_VERSION,
         "provenance": {
-            "derived_by": "python -m stacks.sizing.calibrate (make sizing-calibrate)",
+            "derived_by": "python -m tooling.sizing.calibrate (make sizing-calibrate)",
             "upstream": {
                 "aiconfigurator": {"repo": AIC[0], "commit": AIC[1], "license": AIC[2], "tables": "per-op vLLM 0.24.0 / NCCL"},
                 "dynamo": {"repo": DYNAMO[0], "commit": DYNAMO[1], "license": DYNAMO[2], "tables": "H200_TP1P_TP1D profile"},
@@ -269,12 +269,12 @@ def calibrate(data: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m stacks.sizing.calibrate", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m tooling.sizing.calibrate", description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"reference tables (default {DEFAULT_DATA})")
-    ap.add_argument("--out", type=Path, help="write here (default: the committed stacks/sizing/data/calibration.json)")
+    ap.add_argument("--out", type=Path, help="write here (default: the committed tooling/sizing/data/calibration.json)")
     ap.add_argument("--check", action="store_true", help="fit, compare with the committed file, write nothing")
     args = ap.parse_args(argv)
-    from stacks.sizing.fits import CALIBRATION_FILE
+    from tooling.sizing.fits import CALIBRATION_FILE
 
     if not (args.data / "aiconfigurator").is_dir():
         print(f"error: no reference tables under {args.data} (expected ../shared/reference/data beside the repo)", file=sys.stderr)

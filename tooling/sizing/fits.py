@@ -2,7 +2,7 @@
 
 Each op's time is `roofline(shape) * exp(poly(features(shape)))`: the roofline (FLOPs over peak, bytes over HBM
 bandwidth, from `gpus`) carries the physics and the extrapolation; the polynomial in log-shape features, fitted by
-`stacks.sizing.calibrate` on measured per-op tables, carries what a roofline misses (tile and wave quantization,
+`tooling.sizing.calibrate` on measured per-op tables, carries what a roofline misses (tile and wave quantization,
 launch latency, kernel choice). Shapes outside the measured range are clamped for the correction only, so a
 larger GEMM still costs its FLOPs. The feature functions here are the only definition: calibration fits with them
 and the planner evaluates with them, so the two cannot drift.
@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from stacks.sizing.gpus import GPUS, GpuSpec
+from tooling.sizing.gpus import GPUS, GpuSpec
 
 CALIBRATION_FILE = Path(__file__).resolve().parent / "data" / "calibration.json"
 FEATURES_VERSION = "v1"

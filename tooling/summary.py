@@ -7,15 +7,15 @@ from typing import Any
 
 from stacks.config.stack import StackConfig
 from stacks.plan import plan
-from stacks.sizing import report as sizing
+from tooling.sizing import report as sizing
 
 MAX_DIAGRAM_NODES = 8  # per pool; larger pools are drawn as one box so the diagram stays readable
 
 
 def price_notes(cfg: StackConfig) -> list[str]:
     """What the cost figures are not: an estimate standing in for an unpublished price, or a price of another region
-    than the stack's (stacks/catalog.py says where each price row comes from)."""
-    from stacks.catalog import instance_type
+    than the stack's (facts/catalog.py says where each price row comes from)."""
+    from facts.catalog import instance_type
 
     notes = []
     types = sorted({p.instance_type for p in cfg.gpu_pools} | {cfg.system_pool.instance_type})

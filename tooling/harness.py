@@ -28,7 +28,8 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
-from stacks import fakes, runmode
+from stacks import runmode
+from tooling import fakes
 from stacks.config.loader import SECRET_PLACEHOLDER
 
 PROJECT = "disagg"
@@ -320,7 +321,7 @@ def run_program(
     """Run `<project_dir>/__main__.py` once in this process, as `pulumi up` would, and return what it registered.
 
     `preview`: run it as `pulumi preview` of a new stack does instead: the fake cloud answers every computed output
-    as unknown (stacks/fakes.py), so applies on them do not run. The URNs registered must be the same as up's.
+    as unknown (tooling/fakes.py), so applies on them do not run. The URNs registered must be the same as up's.
 
     The deploy checks read `answers` (default: the fake cloud's, `fakes.FakeAnswers`) instead of AWS and only warn,
     unless `strict`: then they stop the program as a real preview does (tests use it with recorded bad answers).

@@ -22,9 +22,9 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from stacks.sizing.fits import Calibration
-from stacks.sizing.gpus import GpuSpec
-from stacks.sizing.models import ModelArch
+from tooling.sizing.fits import Calibration
+from tooling.sizing.gpus import GpuSpec
+from facts.models import ModelArch
 
 GIB = 2**30
 # vLLM's defaults on a GPU with >= 70 GiB that is not an A100 (H100, H200), OpenAI server: 8192 batched tokens per
@@ -40,7 +40,7 @@ RUNTIME_RESERVE_BYTES = 1.5 * GIB
 ELEMENTWISE_BW_FACTOR = 0.8
 KERNEL_LATENCY_S = 3e-6
 ELEMENTWISE_KERNELS_PER_LAYER = 5  # two fused norm+residual, RoPE+cache write, activation, (MoE) routing
-# Each GPU of a p5 has 4 x 100 Gbps EFA (stacks.catalog efa_per_gpu); TP or PP across nodes moves over that share.
+# Each GPU of a p5 has 4 x 100 Gbps EFA (facts.catalog efa_per_gpu); TP or PP across nodes moves over that share.
 INTER_NODE_BYTES_PER_S_PER_GPU = 50e9
 INTER_NODE_LATENCY_S = 20e-6
 
@@ -76,7 +76,7 @@ class Shape:
 
     @property
     def gpu(self) -> GpuSpec:
-        from stacks.sizing.gpus import gpu_for_system
+        from tooling.sizing.gpus import gpu_for_system
 
         g = gpu_for_system(self.system)
         if g is None:
@@ -283,7 +283,7 @@ def _moe_ms(cal: Calibration, shape: Shape, tokens: float) -> float:
 
 def _fp4_discount(shape: Shape, m_rows: float, n: int, k: int) -> float:
     """FP4 weights stream at a quarter of BF16's bytes; a memory-bound GEMM shrinks by up to that much."""
-    from stacks.sizing.fits import gemm_roofline_s
+    from tooling.sizing.fits import gemm_roofline_s
 
     gpu = shape.gpu
     flops_s = 2.0 * m_rows * n * k / gpu.bf16_flops

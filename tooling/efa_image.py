@@ -1,7 +1,7 @@
 """Build inputs of the EFA engine image (images/vllm-efa), from the versions table: one place for the base image,
 the installer version and digest, and the tag the image is pushed under.
 
-`python -m stacks.efa_image` prints them as `key=value` lines for $GITHUB_OUTPUT (the vllm-efa-image workflow).
+`python -m tooling.efa_image` prints them as `key=value` lines for $GITHUB_OUTPUT (the vllm-efa-image workflow).
 Offline tooling, outside the runtime path.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from stacks.versions import AWS_EFA_INSTALLER_SHA256, AWS_EFA_INSTALLER_VERSION, pin
+from facts.versions import AWS_EFA_INSTALLER_SHA256, AWS_EFA_INSTALLER_VERSION, pin
 
 DOCKERFILE = "images/vllm-efa/Dockerfile"
 

@@ -1,10 +1,10 @@
-"""`python -m stacks.sizing`: plan a layout for a workload, or predict latencies for measured rows.
+"""`python -m tooling.sizing`: plan a layout for a workload, or predict latencies for measured rows.
 
-    python -m stacks.sizing plan --model nvidia/Llama-3.3-70B-Instruct-FP8 --instance p5.48xlarge \\
+    python -m tooling.sizing plan --model nvidia/Llama-3.3-70B-Instruct-FP8 --instance p5.48xlarge \\
         --isl 4096 --osl 512 --rate 10 --ttft-ms 1000 --itl-ms 40 --out Pulumi.sized.yaml
-    python -m stacks.sizing plan --config-json ./config.json --weights bf16 ...   # a model not in the catalog
-    python -m stacks.sizing predict --in ROWS.csv --out PRED.csv
-    python -m stacks.sizing models                                               # the catalog and its sources
+    python -m tooling.sizing plan --config-json ./config.json --weights bf16 ...   # a model not in the catalog
+    python -m tooling.sizing predict --in ROWS.csv --out PRED.csv
+    python -m tooling.sizing models                                               # the catalog and its sources
 
 Exit codes: 0 done, 1 no layout meets the SLOs, 2 bad input (the problem on stderr).
 """
@@ -17,7 +17,7 @@ import math
 import sys
 from pathlib import Path
 
-from stacks.sizing import models
+from facts import models
 
 
 class UsageError(Exception):
@@ -71,7 +71,7 @@ def _table(result, layouts, top: int) -> list[str]:
 
 def cmd_plan(args) -> int:
     from stacks.config import ConfigError
-    from stacks.sizing import planner, stackfile
+    from tooling.sizing import planner, stackfile
 
     arch, model_id, weights = _model(args)
     if (args.rate is None) == (args.concurrency is None):
@@ -125,7 +125,7 @@ def cmd_plan(args) -> int:
             print(f"the planned layout does not pass the stack's rules (a planner bug, please report):\n{err}", file=sys.stderr)
             return 2
         args.out.write_text(stackfile.render_file(values, base_doc, stackfile.header(result, best)))
-        print(f"\nwrote layout #1 to {args.out}: python -m stacks.render --config {args.out} --out build/{stack}")
+        print(f"\nwrote layout #1 to {args.out}: python -m tooling.render --config {args.out} --out build/{stack}")
     return 0
 
 
@@ -171,7 +171,7 @@ def _result_json(result, top: int) -> dict:
 
 
 def cmd_predict(args) -> int:
-    from stacks.sizing.predict import predict_file
+    from tooling.sizing.predict import predict_file
 
     if not args.inp.is_file():
         raise UsageError(f"--in {args.inp}: no such file")
@@ -194,7 +194,7 @@ def cmd_models(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m stacks.sizing", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m tooling.sizing", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("plan", help="rank layouts for a workload and SLOs; write the best as a stack file")
     p.add_argument("--model", help="catalog key or Hugging Face id (see `models`)")

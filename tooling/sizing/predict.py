@@ -14,10 +14,10 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from stacks.sizing import perf, serving
-from stacks.sizing.fits import Calibration, calibration
-from stacks.sizing.gpus import gpu_for_system
-from stacks.sizing.models import lookup
+from tooling.sizing import perf, serving
+from tooling.sizing.fits import Calibration, calibration
+from tooling.sizing.gpus import gpu_for_system
+from facts.models import lookup
 
 OUT_FIELDS = ("id", "ttft_ms", "tpot_ms")
 _QUANT = {"": "bf16", "bf16": "bf16", "bfloat16": "bf16", "fp16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "mxfp4": "mxfp4"}

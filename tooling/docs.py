@@ -1,7 +1,7 @@
 """Generate the config reference (README section) and the JSON Schema from the config models.
 
-    python -m stacks.docs --write   # rewrite README.md's reference section and docs/config.schema.json
-    python -m stacks.docs --check   # exit 1 if either is out of date (run by the tests)
+    python -m tooling.docs --write   # rewrite README.md's reference section and docs/config.schema.json
+    python -m tooling.docs --check   # exit 1 if either is out of date (run by the tests)
 
 The models are the only place a key is described; the docs are derived, never written twice.
 """
@@ -109,7 +109,7 @@ def _readme_with_reference(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m stacks.docs")
+    ap = argparse.ArgumentParser(prog="python -m tooling.docs")
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args(argv)

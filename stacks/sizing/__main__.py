@@ -1,5 +1,0 @@
-import sys
-
-from stacks.sizing.cli import main
-
-sys.exit(main())
