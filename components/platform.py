@@ -23,6 +23,7 @@ from components.builders import platform_values as pv
 from components.builders.addons import AddonSpec, addon_namespaces, addon_specs, managed_namespaces
 from components.builders.observability import dashboard_titles, observability_objects
 from components.builders.platform_objects import PlatformObject, platform_objects, role_packs
+from components.builders.serving.spec import PlatformFacts, platform_facts
 from components.builders.webhook_gates import DEADLINE_SECONDS, gate_manifests, gate_name, gates
 from components.cluster import Cluster
 from stacks.config.stack import StackConfig
@@ -77,6 +78,7 @@ class Platform(pulumi.ComponentResource):
     monitoring_release_label: str | None
     monitoring_namespace: str | None
     prometheus_url: str | None
+    serving_facts: PlatformFacts
 
     def __init__(
         self,
@@ -171,6 +173,7 @@ class Platform(pulumi.ComponentResource):
         self.queue_name = cfg.platform.kai.queue.name
         self.topology_name = cfg.platform.kai.topology_name
         self.topology_packs = role_packs(cfg)
+        self.serving_facts = platform_facts(self.queue_name, self.topology_name, self.topology_packs)
         monitoring = MONITORING in self.releases
         # Prometheus selects ServiceMonitors/PodMonitors of every namespace without a label selector (values:
         # *SelectorNilUsesHelmValues false); the conventional `release` label is offered for those who narrow it.

@@ -12,13 +12,12 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.builders.platform_objects import AWS_TOPOLOGY
 from components.builders.serving import Manifest, manifests
-from components.builders.serving.common import PlatformFacts, namespace, served_model_name, workload_name
+from components.builders.serving.common import namespace, served_model_name, workload_name
 from components.builders.serving.router import router_url
+from components.builders.serving.spec import ServingSpec
 from components.cluster import Cluster
 from components.platform import Platform
-from stacks.config.stack import StackConfig
 
 TYPE = "disagg:serving:Serving"
 
@@ -37,34 +36,11 @@ _BUILTIN = {
 }
 
 
-def platform_facts(cfg: StackConfig, platform: Any) -> PlatformFacts:
-    """Plain values serving reads off the platform (its attributes when it has them, the config defaults otherwise)."""
-    d = PlatformFacts.defaults(cfg)
-
-    def get(attr: str, default):
-        value = getattr(platform, attr, None)
-        return value if value is not None else default
-
-    # The topology level a multi-node replica prefers to pack into: the platform's `block` level (one level above
-    # the instance's own network node), by its Grove domain and its node label for KAI.
-    pack_label = next((lv.key for lv in AWS_TOPOLOGY if lv.domain == d.pack_domain), d.pack_node_label)
-    return PlatformFacts(
-        queue_name=get("queue_name", d.queue_name),
-        topology_name=get("topology_name", d.topology_name),
-        pack_domain=d.pack_domain,
-        pack_node_label=pack_label,
-        prometheus_url=get("prometheus_url", d.prometheus_url),
-        monitoring_namespace=get("monitoring_namespace", d.monitoring_namespace),
-        monitoring_release_label=get("monitoring_release_label", d.monitoring_release_label),
-        packs=dict(get("topology_packs", d.packs)),
-    )
-
-
 class Serving(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        cfg: StackConfig,
+        spec: ServingSpec,
         cluster: Cluster,
         platform: Platform,
         hf_token: pulumi.Output[str] | None,
@@ -72,12 +48,10 @@ class Serving(pulumi.ComponentResource):
         gpu_pools: list[pulumi.Resource] | None = None,
     ):
         super().__init__(TYPE, name, None, opts)
-        self._cfg = cfg
-        releases: dict[str, pulumi.Resource] = dict(getattr(platform, "releases", {}) or {})
-        facts = platform_facts(cfg, platform)
+        releases: dict[str, pulumi.Resource] = dict(platform.releases)
         self.resources: dict[str, pulumi.Resource] = {}
         ns_res: pulumi.Resource | None = None
-        for m in manifests(cfg, facts):
+        for m in manifests(spec, platform.serving_facts):
             deps: list[pulumi.Resource] = [releases[k] for k in m.needs if k in releases]
             if m.workload:
                 # The engine pods run on the GPU pools: created once their nodes (or NodePools) exist, deleted before
@@ -91,10 +65,10 @@ class Serving(pulumi.ComponentResource):
             if m.kind == "Namespace":
                 ns_res = res
 
-        self.namespace = namespace(cfg)
-        self.router_service_name = workload_name(cfg, "router")
-        self.router_url = router_url(cfg)
-        self.model_name = served_model_name(cfg)
+        self.namespace = namespace(spec)
+        self.router_service_name = workload_name(spec, "router")
+        self.router_url = router_url(spec)
+        self.model_name = served_model_name(spec)
         self.register_outputs(
             {"namespace": self.namespace, "routerServiceName": self.router_service_name, "routerUrl": self.router_url}
         )

@@ -36,7 +36,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Protocol
 from components.builders.serving.common import endpoint_selector, namespace, role_selector, selector_args, served_model_name, workload_name
 from facts.conventions import ROLES, ROUTER
 from components.builders.serving.engine import engine_for
-from components.builders.serving.pods import CONTAINER, role_efa
+from components.builders.serving.pods import CONTAINER
 from components.builders.serving.router import router_url
 from ops.verify_formats import (
     EFA_COUNTERS_COMMAND,
@@ -61,7 +61,8 @@ from ops.verify_formats import (
     percentile,
 )
 from stacks.config.stack import StackConfig
-from stacks.plan import kv_backend, kv_transfer, plan
+from stacks.plan import kv_backend, kv_transfer, plan, role_efa
+from stacks.serving_args import serving_spec
 
 RUNBOOK = "docs/runbook.md#ops-verify-failures"
 
@@ -96,21 +97,22 @@ class Target:
 
     @classmethod
     def from_config(cls, cfg: StackConfig) -> Target:
-        engine = engine_for(cfg)
+        spec = serving_spec(cfg)
+        engine = engine_for(spec)
         p = plan(cfg)
         efa = all(role_efa(cfg, r) for r in ROLES)
         return cls(
             stack=cfg.name,
-            namespace=namespace(cfg),
-            model=served_model_name(cfg),
-            router_service=workload_name(cfg, ROUTER),
-            router_port=cfg.serving.router.port,
-            router_in_cluster_url=router_url(cfg),
-            engine_port=engine.port(cfg),
+            namespace=namespace(spec),
+            model=served_model_name(spec),
+            router_service=workload_name(spec, ROUTER),
+            router_port=spec.router.port,
+            router_in_cluster_url=router_url(spec),
+            engine_port=engine.port(spec),
             metrics_path=engine.metrics_path,
             container=CONTAINER,
-            role_selectors={r: role_selector(cfg, r) for r in ROLES},
-            endpoint_selectors={r: endpoint_selector(cfg, r) for r in ROLES},
+            role_selectors={r: role_selector(spec, r) for r in ROLES},
+            endpoint_selectors={r: endpoint_selector(spec, r) for r in ROLES},
             expected_pods={r.role: r.replicas * r.pods_per_replica for r in p.roles},
             # On EFA pools only LIBFABRIC moves KV over EFA (UCX there falls back to TCP), whatever the config says.
             backend="LIBFABRIC" if efa else kv_backend(cfg),

@@ -8,6 +8,7 @@ import pytest
 from components.builders.serving.common import endpoint_selector, role_selector, served_model_name, workload_name
 from facts.conventions import ROUTER
 from components.builders.serving.router import router_url
+from stacks.serving_args import serving_spec
 from ops import verify, verify_formats
 from ops.verify import (
     FAIL,
@@ -69,7 +70,7 @@ def efa(rel: str):
 
 
 def test_target_names_come_from_the_serving_builders(prod):
-    cfg = load(ROOT / "Pulumi.prod.yaml", "prod")[2]
+    cfg = serving_spec(load(ROOT / "Pulumi.prod.yaml", "prod")[2])
     assert prod.router_service == workload_name(cfg, ROUTER) == "prod-router"
     assert prod.router_in_cluster_url == router_url(cfg)
     assert prod.model == served_model_name(cfg) == "llama-3.3-70b"

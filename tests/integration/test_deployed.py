@@ -17,6 +17,7 @@ import pytest
 
 from facts.conventions import POOL_LABEL
 from components.builders.serving.common import role_selector, selector_args, served_model_name, workload_name
+from stacks.serving_args import serving_spec
 from facts.conventions import ROLES, ROUTER
 from stacks.plan import plan
 from tooling.render import ROOT, load
@@ -38,7 +39,7 @@ def kjson(*args: str) -> dict:
 
 def engine_pods(cfg) -> list[dict]:
     """Every prefill and decode pod (workers of multi-node groups included), found by the builders' selectors."""
-    return [pod for r in ROLES for pod in kjson("get", "pods", "-n", cfg.namespace, "-l", ",".join(selector_args(role_selector(cfg, r))))["items"]]
+    return [pod for r in ROLES for pod in kjson("get", "pods", "-n", cfg.namespace, "-l", ",".join(selector_args(role_selector(serving_spec(cfg), r))))["items"]]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_serving_queue_has_gpu_quota(deployed):
 def test_every_gpu_pod_running_on_its_role_pool(deployed):
     cfg, p = deployed
     for role in p.roles:
-        mine = kjson("get", "pods", "-n", cfg.namespace, "-l", ",".join(selector_args(role_selector(cfg, role.role))))["items"]
+        mine = kjson("get", "pods", "-n", cfg.namespace, "-l", ",".join(selector_args(role_selector(serving_spec(cfg), role.role))))["items"]
         assert len(mine) == role.replicas * role.pods_per_replica, f"{role.role}: {len(mine)} pods"
         for pod in mine:
             assert pod["status"]["phase"] == "Running", f"{pod['metadata']['name']} is {pod['status']['phase']}"
@@ -92,7 +93,7 @@ def test_efa_provider_visible_inside_gpu_pods(deployed):
 def test_router_serves_the_model(deployed):
     cfg, p = deployed
     # The client Service by its name (the router's headless metrics Service carries the same component label).
-    name, port = workload_name(cfg, ROUTER), cfg.serving.router.port
+    name, port = workload_name(serving_spec(cfg), ROUTER), cfg.serving.router.port
     body = kubectl("get", "--raw", f"/api/v1/namespaces/{cfg.namespace}/services/{name}:{port}/proxy/v1/models")
-    served = served_model_name(cfg)
+    served = served_model_name(serving_spec(cfg))
     assert served in body, f"router does not list {served}: {body[:500]}"

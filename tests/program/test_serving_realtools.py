@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from components.builders.serving.router import aggregated_selector, discovery_selector
+from stacks.serving_args import serving_spec
 from stacks.config import decode, engine_config_from_file, parse
 from stacks.plan import kv_transfer, pool_efa, role_efa, role_plan
 from facts.versions import VLLM_ROUTER_PYPI, VLLM_ROUTER_PYPI_SHA256
@@ -189,11 +190,11 @@ def test_vllm_router_accepts_every_rendered_router_command_line(rendered, tmp_pa
         if kv_transfer(cfg):
             assert got["pd"] is True, stack
             # The router must understand exactly the selectors meant: it silently drops a malformed `k=v` item.
-            assert got["prefill_selector"] == discovery_selector(cfg, "prefill"), stack
-            assert got["decode_selector"] == discovery_selector(cfg, "decode"), stack
+            assert got["prefill_selector"] == discovery_selector(serving_spec(cfg), "prefill"), stack
+            assert got["decode_selector"] == discovery_selector(serving_spec(cfg), "decode"), stack
             assert (got["prefill_policy"], got["decode_policy"]) == (cfg.serving.router.prefill_policy, cfg.serving.router.decode_policy)
         else:
-            assert got["pd"] is False and got["selector"] == aggregated_selector(cfg), stack
+            assert got["pd"] is False and got["selector"] == aggregated_selector(serving_spec(cfg)), stack
 
 
 def test_vllm_router_refuses_a_wrong_argument(tmp_path):

@@ -6,8 +6,10 @@ import copy
 
 from pydantic import SecretStr
 
-from components.builders.serving.common import PlatformFacts
+from components.builders.platform_objects import role_packs
+from components.builders.serving.spec import PlatformFacts, ServingSpec, platform_facts
 from stacks.config import parse
+from stacks.serving_args import serving_spec
 from tests.conftest import BASE
 
 
@@ -74,8 +76,14 @@ def aggregated(api: str = "lws"):
     return cfg_of(v)
 
 
+def spec_of(cfg) -> ServingSpec:
+    """The serving builders' args, built from the config as the stack builds them."""
+    return serving_spec(cfg)
+
+
 def facts(cfg) -> PlatformFacts:
-    return PlatformFacts.defaults(cfg)
+    """What the Platform component hands serving for this config (Platform.serving_facts)."""
+    return platform_facts(cfg.platform.kai.queue.name, cfg.platform.kai.topology_name, role_packs(cfg))
 
 
 def container(pod_spec: dict) -> dict:

@@ -8,7 +8,7 @@ import pytest
 from components.builders.serving import lws, manifests
 from components.builders.serving.vllm import EXEC_GROUP, EXEC_SINGLE
 from tests.tools.serving_commands import commands, engine_argv, python_snippets
-from tests.unit.serving_helpers import facts, multinode, prod
+from tests.unit.serving_helpers import facts, multinode, prod, spec_of
 
 
 def test_single_pods_exec_their_args_and_groups_append_rank_and_leader():
@@ -26,7 +26,7 @@ def test_an_unknown_exec_line_is_refused():
 
 def test_records_cover_every_engine_template_with_its_part():
     cfg = multinode()
-    docs = [m.obj for m in manifests(cfg, facts(cfg))]
+    docs = [m.obj for m in manifests(spec_of(cfg), facts(cfg))]
     recs = [c for c in commands("t", docs) if c.engine_argv is not None]
     assert sorted((c.role, c.part) for c in recs) == [("decode", "leader"), ("decode", "worker"), ("prefill", "leader"), ("prefill", "worker")]
     worker = next(c for c in recs if c.part == "worker")
@@ -35,7 +35,7 @@ def test_records_cover_every_engine_template_with_its_part():
 
 def test_python_snippets_are_found_whole_across_lines():
     cfg = prod()
-    script = lws.leader_worker_set(cfg, "prefill", facts(cfg))["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]["command"][2]
+    script = lws.leader_worker_set(spec_of(cfg), "prefill", facts(cfg))["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]["command"][2]
     (code,) = python_snippets(script)
     assert code.startswith("import sys\n") and "register_memory" in code
     compile(code, "<preflight>", "exec")

@@ -10,11 +10,12 @@ from components.builders.serving import pods
 from components.builders.serving.engine import Group, engine_for
 from components.builders.serving.vllm import NIXL_PREFLIGHT, Vllm
 from facts.versions import pin
-from tests.unit.serving_helpers import EFA_IMAGE, aggregated, container, env_of, facts, multinode, non_efa, prod, with_token
+from stacks.serving_args import serving_zones
+from tests.unit.serving_helpers import EFA_IMAGE, aggregated, container, env_of, facts, multinode, non_efa, prod, spec_of, with_token
 
 
 def spec(cfg, role, **kw):
-    return pods.pod_spec(cfg, role, facts(cfg), **kw)
+    return pods.pod_spec(spec_of(cfg), role, facts(cfg), **kw)
 
 
 def test_prod_prefill_pod_asks_4_gpus_and_16_efa():
@@ -231,13 +232,13 @@ def test_non_efa_roles_in_disjoint_zones_keep_to_their_own_pools(base):
     base["serving"]["prefill"] = {"tensorParallel": 2, "replicas": 2}
     base["serving"]["decode"] = {"tensorParallel": 2, "replicas": 2}
     cfg = cfg_of(base)
-    assert pods.serving_zones(cfg, "prefill") == ["us-east-1a"]
-    assert pods.serving_zones(cfg, "decode") == ["us-east-1b"]
+    assert serving_zones(cfg, "prefill") == ["us-east-1a"]
+    assert serving_zones(cfg, "decode") == ["us-east-1b"]
 
 
 def test_pod_template_labels_carry_queue_role_and_endpoint():
     cfg = prod()
-    lbl = pods.pod_template(cfg, "prefill", facts(cfg))["metadata"]["labels"]
+    lbl = pods.pod_template(spec_of(cfg), "prefill", facts(cfg))["metadata"]["labels"]
     assert lbl["kai.scheduler/queue"] == "serving"
     assert lbl["disagg.io/role"] == "prefill"
     assert lbl["disagg.io/endpoint"] == "true"
@@ -290,7 +291,7 @@ def test_vllm_extra_args_engine_then_role(base):
 
 
 def test_engine_registry_returns_vllm():
-    assert isinstance(engine_for(prod()), Vllm)
+    assert isinstance(engine_for(spec_of(prod())), Vllm)
 
 
 def test_multinode_groups_run_native_vllm_without_ray():

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from components.builders.serving import Manifest, manifests, policies
-from tests.unit.serving_helpers import cfg_of, facts, multinode, prod, with_token
+from tests.unit.serving_helpers import cfg_of, facts, multinode, prod, spec_of, with_token
 
 
 def _np(cfg):
-    return {p["metadata"]["name"]: p for p in policies.network_policies(cfg, facts(cfg))}
+    return {p["metadata"]["name"]: p for p in policies.network_policies(spec_of(cfg), facts(cfg))}
 
 
 def _peers(rule):
@@ -37,14 +37,14 @@ def test_default_deny_then_allow_pairs():
 def test_pdbs_allow_one_pod_at_a_time():
     cfg = prod()
     for c in ("prefill", "decode", "router"):
-        p = policies.pdb(cfg, c)
+        p = policies.pdb(spec_of(cfg), c)
         assert p["spec"]["maxUnavailable"] == 1
         assert p["spec"]["selector"]["matchLabels"]["disagg.io/role"] == c
 
 
 def test_service_monitor_scrapes_engines_and_router():
     cfg = prod()
-    sm = policies.service_monitor(cfg, facts(cfg))
+    sm = policies.service_monitor(spec_of(cfg), facts(cfg))
     assert sm["apiVersion"] == "monitoring.coreos.com/v1"
     assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert sm["spec"]["selector"]["matchLabels"]["disagg.io/metrics"] == "true"
@@ -53,17 +53,17 @@ def test_service_monitor_scrapes_engines_and_router():
 
 def test_namespace_and_secret_without_value():
     cfg = prod()
-    ns = policies.namespace_object(cfg)
+    ns = policies.namespace_object(spec_of(cfg))
     assert ns["metadata"]["name"] == "t"
     assert ns["metadata"]["labels"]["app.kubernetes.io/part-of"] == "disagg"
-    sec = policies.hf_secret(cfg)
+    sec = policies.hf_secret(spec_of(cfg))
     assert sec["metadata"] == {**sec["metadata"], "name": "t-hf-token", "namespace": "t"}
     assert "data" not in sec and "stringData" not in sec
 
 
 def test_cache_claim_is_read_write_many(base):
     base["serving"]["modelCache"] = {"kind": "pvc", "storageClass": "efs-sc", "pvcSizeGb": 2000}
-    pvc = policies.model_cache_claim(cfg_of(base))
+    pvc = policies.model_cache_claim(spec_of(cfg_of(base)))
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
     assert pvc["spec"]["storageClassName"] == "efs-sc"
     assert pvc["spec"]["resources"]["requests"]["storage"] == "2000Gi"
@@ -75,7 +75,7 @@ def _kinds(ms: list[Manifest]) -> list[str]:
 
 def test_lws_manifest_list_and_dependencies():
     cfg = prod()
-    ms = manifests(cfg, facts(cfg))
+    ms = manifests(spec_of(cfg), facts(cfg))
     kinds = _kinds(ms)
     assert kinds[0] == "Namespace"
     assert kinds.count("LeaderWorkerSet") == 2 and "PodCliqueSet" not in kinds
@@ -99,7 +99,7 @@ def test_lws_manifest_list_and_dependencies():
 def test_grove_manifest_list_has_one_pcs_and_no_router_deployment(base):
     base["platform"] = {"workloadApi": "grove"}
     cfg = cfg_of(base)
-    ms = manifests(cfg, facts(cfg))
+    ms = manifests(spec_of(cfg), facts(cfg))
     kinds = _kinds(ms)
     assert kinds.count("PodCliqueSet") == 1
     assert "LeaderWorkerSet" not in kinds and "Deployment" not in kinds
@@ -110,7 +110,7 @@ def test_token_secret_nlb_dependency_and_claim_when_configured(base):
     base["serving"]["router"] = {"serviceType": "internalNlb"}
     base["serving"]["modelCache"] = {"kind": "pvc", "storageClass": "efs-sc"}
     cfg = with_token(cfg_of(base))
-    ms = manifests(cfg, facts(cfg))
+    ms = manifests(spec_of(cfg), facts(cfg))
     secret = next(m for m in ms if m.kind == "Secret")
     assert secret.hf_token
     assert next(m for m in ms if m.kind == "Service" and m.name == "t-router").needs == ("aws-load-balancer-controller",)
@@ -122,12 +122,12 @@ def test_without_keda_or_monitoring_nothing_needs_them(base):
     base["serving"]["prefill"]["autoscaling"] = {"enabled": False}
     base["serving"]["decode"]["autoscaling"] = {"enabled": False}
     cfg = cfg_of(base)
-    kinds = _kinds(manifests(cfg, facts(cfg)))
+    kinds = _kinds(manifests(spec_of(cfg), facts(cfg)))
     assert "ScaledObject" not in kinds and "ServiceMonitor" not in kinds
 
 
 def test_multinode_manifests_build():
     cfg = multinode()
-    ms = manifests(cfg, facts(cfg))
+    ms = manifests(spec_of(cfg), facts(cfg))
     lws_objs = [m.obj for m in ms if m.kind == "LeaderWorkerSet"]
     assert {o["spec"]["leaderWorkerTemplate"]["size"] for o in lws_objs} == {2}

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from components.builders.serving import grove, lws
-from tests.unit.serving_helpers import container, facts, multinode, prod
+from tests.unit.serving_helpers import container, facts, multinode, prod, spec_of
 
 
 def test_lws_single_node_role_is_a_group_of_one_kai_queued():
     cfg = prod()
-    obj = lws.leader_worker_set(cfg, "prefill", facts(cfg))
+    obj = lws.leader_worker_set(spec_of(cfg), "prefill", facts(cfg))
     assert (obj["apiVersion"], obj["kind"]) == ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")
     assert obj["metadata"]["name"] == "t-prefill" and obj["metadata"]["namespace"] == "t"
     assert obj["metadata"]["labels"]["kai.scheduler/queue"] == "serving"
@@ -24,7 +24,7 @@ def test_lws_single_node_role_is_a_group_of_one_kai_queued():
 def test_lws_multi_node_role_is_a_group_of_two_recreated_together():
     cfg = multinode()
     f = facts(cfg)
-    obj = lws.leader_worker_set(cfg, "decode", f)
+    obj = lws.leader_worker_set(spec_of(cfg), "decode", f)
     t = obj["spec"]["leaderWorkerTemplate"]
     assert t["size"] == 2
     assert t["restartPolicy"] == "RecreateGroupOnPodRestart"
@@ -46,7 +46,7 @@ def test_lws_multi_node_role_is_a_group_of_two_recreated_together():
 
 def test_lws_rollout_never_needs_spare_gpus():
     cfg = prod()
-    ru = lws.leader_worker_set(cfg, "decode", facts(cfg))["spec"]["rolloutStrategy"]["rollingUpdateConfiguration"]
+    ru = lws.leader_worker_set(spec_of(cfg), "decode", facts(cfg))["spec"]["rolloutStrategy"]["rollingUpdateConfiguration"]
     assert ru == {"maxUnavailable": 1, "maxSurge": 0}
 
 
@@ -56,7 +56,7 @@ def _cliques(pcs):
 
 def test_grove_pcs_has_router_prefill_decode_cliques_started_in_order():
     cfg = prod()
-    pcs = grove.pod_clique_set(cfg, facts(cfg))
+    pcs = grove.pod_clique_set(spec_of(cfg), facts(cfg))
     assert (pcs["apiVersion"], pcs["kind"]) == ("grove.io/v1alpha1", "PodCliqueSet")
     t = pcs["spec"]["template"]
     assert t["cliqueStartupType"] == "CliqueStartupTypeExplicit"
@@ -76,7 +76,7 @@ def test_grove_pcs_has_router_prefill_decode_cliques_started_in_order():
 def test_grove_single_node_cliques_prefer_one_block_with_pack_not_packdomain():
     cfg = prod()
     f = facts(cfg)
-    c = _cliques(grove.pod_clique_set(cfg, f))
+    c = _cliques(grove.pod_clique_set(spec_of(cfg), f))
     assert c["prefill"]["topologyConstraint"] == {"topologyName": f.topology_name, "pack": {"preferred": "block"}}
     assert "topologyConstraint" not in c["router"]
 
@@ -86,12 +86,12 @@ def test_grove_without_topology_aware_scheduling_has_no_constraints(base):
 
     base["platform"] = {"workloadApi": "grove", "grove": {"topologyAwareScheduling": False}}
     cfg = cfg_of(base)
-    assert all("topologyConstraint" not in c for c in grove.pod_clique_set(cfg, facts(cfg))["spec"]["template"]["cliques"])
+    assert all("topologyConstraint" not in c for c in grove.pod_clique_set(spec_of(cfg), facts(cfg))["spec"]["template"]["cliques"])
 
 
 def test_grove_multi_node_role_is_a_scaling_group_of_leader_and_worker():
     cfg = multinode("grove")
-    pcs = grove.pod_clique_set(cfg, facts(cfg))
+    pcs = grove.pod_clique_set(spec_of(cfg), facts(cfg))
     groups = {g["name"]: g for g in pcs["spec"]["template"]["podCliqueScalingGroups"]}
     assert set(groups) == {"prefill", "decode"}
     g = groups["prefill"]
@@ -119,15 +119,15 @@ def test_grove_multi_node_role_is_a_scaling_group_of_leader_and_worker():
 
 def test_lws_pod_templates_carry_the_engine_revision_and_checkov_reasons():
     cfg = prod()
-    t = lws.leader_worker_set(cfg, "prefill", facts(cfg))["spec"]["leaderWorkerTemplate"]["workerTemplate"]
+    t = lws.leader_worker_set(spec_of(cfg), "prefill", facts(cfg))["spec"]["leaderWorkerTemplate"]["workerTemplate"]
     from components.builders.serving.engine import engine_revision
 
-    assert t["metadata"]["labels"]["disagg.io/engine-revision"] == engine_revision(cfg)
+    assert t["metadata"]["labels"]["disagg.io/engine-revision"] == engine_revision(spec_of(cfg))
     assert all(v.split("=", 1)[0].startswith("CKV_K8S_") for v in t["metadata"]["annotations"].values())
 
 
 def test_grove_scale_targets_follow_grove_naming():
-    assert grove.scale_target(prod(), "decode") == {"apiVersion": "grove.io/v1alpha1", "kind": "PodClique", "name": "t-0-decode"}
+    assert grove.scale_target(spec_of(prod()), "decode") == {"apiVersion": "grove.io/v1alpha1", "kind": "PodClique", "name": "t-0-decode"}
     mn = multinode("grove")
-    assert grove.scale_target(mn, "prefill")["kind"] == "PodCliqueScalingGroup"
-    assert grove.scale_target(mn, "prefill")["name"] == "t-0-prefill"
+    assert grove.scale_target(spec_of(mn), "prefill")["kind"] == "PodCliqueScalingGroup"
+    assert grove.scale_target(spec_of(mn), "prefill")["name"] == "t-0-prefill"

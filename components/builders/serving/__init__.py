@@ -1,6 +1,6 @@
-"""Pure builders of the serving layer: config in, plain Kubernetes manifests out.
+"""Pure builders of the serving layer: a `ServingSpec` (spec.py) in, plain Kubernetes manifests out.
 
-`manifests(cfg, facts)` is the whole serving layer as an ordered list; the Serving component only registers
+`manifests(spec, facts)` is the whole serving layer as an ordered list; the Serving component only registers
 each entry. `needs` names the platform releases (by version-table key) an object must wait for: the one that
 installs its CRD or controller, so `pulumi destroy` removes the object before its controller.
 """
@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from components.builders.serving import grove, lws, policies, router, scaling
-from components.builders.serving.common import PlatformFacts
+from components.builders.serving.spec import PlatformFacts, ServingSpec
 from facts.conventions import ROLES, ROUTER
-from stacks.config.stack import StackConfig
 
 
 @dataclass(frozen=True)
@@ -35,28 +34,27 @@ class Manifest:
         return self.obj["metadata"]["name"]
 
 
-def manifests(cfg: StackConfig, facts: PlatformFacts) -> list[Manifest]:
-    pf = cfg.platform
-    out = [Manifest(policies.namespace_object(cfg))]
-    if cfg.hf_token is not None:
-        out.append(Manifest(policies.hf_secret(cfg), hf_token=True))
-    if cfg.serving.model_cache.kind == "pvc":
-        out.append(Manifest(policies.model_cache_claim(cfg)))
-    out += [Manifest(router.service_account(cfg)), Manifest(router.role(cfg)), Manifest(router.role_binding(cfg))]
-    out += [Manifest(router.role_service(cfg, r)) for r in ROLES]
-    lb = ("aws-load-balancer-controller",) if cfg.serving.router.service_type == "internalNlb" else ()
-    out += [Manifest(router.service(cfg), needs=lb), Manifest(router.metrics_service(cfg))]
-    scaled = scaling.scaled_roles(cfg) if pf.keda.enabled else []
-    if pf.workload_api == "lws":
+def manifests(spec: ServingSpec, facts: PlatformFacts) -> list[Manifest]:
+    out = [Manifest(policies.namespace_object(spec))]
+    if spec.hf_token:
+        out.append(Manifest(policies.hf_secret(spec), hf_token=True))
+    if spec.model_cache.kind == "pvc":
+        out.append(Manifest(policies.model_cache_claim(spec)))
+    out += [Manifest(router.service_account(spec)), Manifest(router.role(spec)), Manifest(router.role_binding(spec))]
+    out += [Manifest(router.role_service(spec, r)) for r in ROLES]
+    lb = ("aws-load-balancer-controller",) if spec.router.service_type == "internalNlb" else ()
+    out += [Manifest(router.service(spec), needs=lb), Manifest(router.metrics_service(spec))]
+    scaled = scaling.scaled_roles(spec) if spec.keda else []
+    if spec.workload_api == "lws":
         for r in ROLES:
             ignore = ("spec.replicas",) if r in scaled else ()
-            out.append(Manifest(lws.leader_worker_set(cfg, r, facts), needs=("lws", "kai-scheduler"), ignore_changes=ignore, workload=True))
-        out.append(Manifest(router.deployment(cfg, facts), workload=True))
+            out.append(Manifest(lws.leader_worker_set(spec, r, facts), needs=("lws", "kai-scheduler"), ignore_changes=ignore, workload=True))
+        out.append(Manifest(router.deployment(spec, facts), workload=True))
     else:
-        out.append(Manifest(grove.pod_clique_set(cfg, facts), needs=("grove", "kai-scheduler"), workload=True))
-    out += [Manifest(policies.pdb(cfg, c)) for c in (*ROLES, ROUTER)]
-    out += [Manifest(np) for np in policies.network_policies(cfg, facts)]
-    if pf.monitoring.enabled:
-        out.append(Manifest(policies.service_monitor(cfg, facts), needs=("kube-prometheus-stack",)))
-    out += [Manifest(scaling.scaled_object(cfg, r, facts), needs=("keda",), workload=True) for r in scaled]
+        out.append(Manifest(grove.pod_clique_set(spec, facts), needs=("grove", "kai-scheduler"), workload=True))
+    out += [Manifest(policies.pdb(spec, c)) for c in (*ROLES, ROUTER)]
+    out += [Manifest(np) for np in policies.network_policies(spec, facts)]
+    if spec.monitoring:
+        out.append(Manifest(policies.service_monitor(spec, facts), needs=("kube-prometheus-stack",)))
+    out += [Manifest(scaling.scaled_object(spec, r, facts), needs=("keda",), workload=True) for r in scaled]
     return out

@@ -1,18 +1,21 @@
-"""The engine seam: what the pod builders need from an inference engine, and the registry by engine kind.
+"""The engine seam: what the serving builders need from an inference engine, and the registry by engine kind.
 
-Everything engine-specific (command line, ports, health and metrics paths, its own environment, its metric
-names) lives behind `Engine`; pods, LWS, Grove, router and scaling builders only call these methods, so a second
-engine (TensorRT-LLM) is one new module registered here, not an edit across the package.
+Everything engine-specific lives behind `Engine`: the role container (image, command, args, env, ports), its
+probes and metrics path, how the pods of a multi-node replica launch together (`process` with a `Group`), where
+the model cache and the writable $HOME go, its default scaling metrics, and the router (orchestrator) role in front
+of the engines (`router`). Pods, LWS, Grove, router, policies and scaling builders only call these methods, so a
+second engine (TensorRT-LLM) is one new module registered here, not an edit across the package; nothing but that
+module knows the engine's command line.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from stacks.config.stack import StackConfig
+from components.builders.serving.spec import ServingSpec
 
 # single: the whole replica in one pod. leader / worker: the pods of a replica that spans nodes.
 Part = Literal["single", "leader", "worker"]
@@ -32,24 +35,52 @@ class Group:
     nodes: int  # pods in the group, leader included (one per node)
 
 
-class Engine(Protocol):
+@dataclass(frozen=True)
+class RouterProcess:
+    """The router's container as the engine's router runs it. The pod around it (service account, placement,
+    security context, scheduler) is the router builder's (router.py)."""
+
+    container: dict  # name, image, command, args, env, ports (named `http` and `metrics`), probes, mounts, ...
+    volumes: list[dict] = field(default_factory=list)
+    init_containers: list[dict] = field(default_factory=list)
+
+
+class Router(Protocol):
+    """The role in front of the engines: takes client requests and picks the engine pod(s) that serve each."""
+
     kind: str
-    health_path: str
+    container_port: int  # the HTTP listener of the router container (the `http` port)
+    metrics_port: int  # its Prometheus listener (the `metrics` port)
     metrics_path: str
 
-    def image(self, cfg: StackConfig, role: str) -> str: ...
+    def process(self, spec: ServingSpec) -> RouterProcess: ...
 
-    def port(self, cfg: StackConfig) -> int: ...
 
-    def process(self, cfg: StackConfig, role: str, part: Part, group: Group | None) -> dict:
-        """command, args, env and ports of the engine container for one part of a role."""
+class Engine(Protocol):
+    kind: str
+    metrics_path: str
+    cache_mount: str  # where the model cache volume is mounted in the engine container
+    home: str  # $HOME of the engine image's user: a writable emptyDir when the root file system is read-only
+    router: Router
+
+    def image(self, spec: ServingSpec, role: str) -> str: ...
+
+    def port(self, spec: ServingSpec) -> int: ...
+
+    def process(self, spec: ServingSpec, role: str, part: Part, group: Group | None) -> dict:
+        """command, args, env and ports of the engine container for one part of a role; with a `group`, the
+        multi-node launch (every pod of the group joins the leader)."""
+        ...
+
+    def probes(self, spec: ServingSpec, role: str) -> dict:
+        """startupProbe, readinessProbe and livenessProbe of a part that serves HTTP."""
         ...
 
     def serves_http(self, part: Part) -> bool:
         """Whether this part runs the HTTP API (probes, router discovery, metrics)."""
         ...
 
-    def leader_ready_startup(self, cfg: StackConfig, role: str) -> bool:
+    def leader_ready_startup(self, spec: ServingSpec, role: str) -> bool:
         """Whether workers of a multi-node group may only start once the leader is Ready."""
         ...
 
@@ -57,7 +88,7 @@ class Engine(Protocol):
         """(Prometheus metric, target per replica) used when the role's autoscaling does not name one."""
         ...
 
-    def revision_inputs(self, cfg: StackConfig) -> dict:
+    def revision_inputs(self, spec: ServingSpec) -> dict:
         """Everything prefill and decode must share to exchange KV (engine build, model, connector settings)."""
         ...
 
@@ -70,20 +101,20 @@ def register(engine: Engine) -> Engine:
     return engine
 
 
-def engine_for(cfg: StackConfig) -> Engine:
-    """The engine of `cfg.serving.engine.kind`."""
+def engine_for(spec: ServingSpec) -> Engine:
+    """The engine of `spec.engine.kind`."""
     from components.builders.serving import vllm  # noqa: F401 - registers itself
 
-    kind = cfg.serving.engine.kind
+    kind = spec.engine.kind
     try:
         return _REGISTRY[kind]
     except KeyError:
         raise KeyError(f"no engine builder for kind {kind!r}; known: {', '.join(sorted(_REGISTRY))}") from None
 
 
-def engine_revision(cfg: StackConfig) -> str:
+def engine_revision(spec: ServingSpec) -> str:
     """A short hash of what both roles must share. It labels every engine pod and is part of the router's selectors,
     so the router only ever pairs a prefill and a decode pod of the same revision: NIXL refuses a handshake between
     different engine or connector versions (its compatibility hash), and during a rollout old and new pods coexist."""
-    inputs = json.dumps(engine_for(cfg).revision_inputs(cfg), sort_keys=True, separators=(",", ":"))
+    inputs = json.dumps(engine_for(spec).revision_inputs(spec), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(inputs.encode()).hexdigest()[:12]

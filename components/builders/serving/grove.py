@@ -10,20 +10,19 @@ role that has no ready pod.
 
 from __future__ import annotations
 
-from components.builders.serving.common import KAI_PRIORITY_CLASS, KAI_QUEUE_LABEL, PlatformFacts, meta
+from components.builders.serving.common import KAI_PRIORITY_CLASS, KAI_QUEUE_LABEL, meta
 from facts.conventions import ROLES, ROUTER
 from components.builders.serving.engine import Group, engine_for
 from components.builders.serving.pods import pod_template
 from components.builders.serving.router import router_pod_template
-from stacks.config.stack import StackConfig
-from stacks.plan import role_plan
+from components.builders.serving.spec import PlatformFacts, ServingSpec
 
 API_VERSION = "grove.io/v1alpha1"
 KIND = "PodCliqueSet"
 
 
-def pcs_name(cfg: StackConfig) -> str:
-    return cfg.name
+def pcs_name(spec: ServingSpec) -> str:
+    return spec.name
 
 
 def leader_clique(role: str) -> str:
@@ -34,26 +33,26 @@ def worker_clique(role: str) -> str:
     return f"{role}-worker"
 
 
-def endpoint_clique(cfg: StackConfig, role: str) -> str:
+def endpoint_clique(spec: ServingSpec, role: str) -> str:
     """The clique whose pods serve the role's HTTP API."""
-    return leader_clique(role) if role_plan(cfg, role).multi_node else role
+    return leader_clique(role) if spec.role(role).multi_node else role
 
 
-def grove_group(cfg: StackConfig, role: str, part: str) -> Group:
+def grove_group(spec: ServingSpec, role: str, part: str) -> Group:
     # Grove env (docs/user-guide/03_environment-variables-for-pod-discovery): the leader's hostname is
     # <pcsg fqn>-<pcsg index>-<leader clique>-0, resolvable under the PCS replica's headless service. A worker's rank
     # is its index in the worker clique (GROVE_PCLQ_POD_INDEX, from 0) plus one: the leader is node 0.
     leader = f"${{GROVE_PCSG_NAME}}-${{GROVE_PCSG_INDEX}}-{leader_clique(role)}-0.${{GROVE_HEADLESS_SERVICE}}"
     rank = "0" if part == "leader" else "$((GROVE_PCLQ_POD_INDEX + 1))"
-    return Group(leader_address=leader, node_rank=rank, nodes=role_plan(cfg, role).nodes_per_replica)
+    return Group(leader_address=leader, node_rank=rank, nodes=spec.role(role).nodes_per_replica)
 
 
-def scale_target(cfg: StackConfig, role: str) -> dict:
+def scale_target(spec: ServingSpec, role: str) -> dict:
     """The object KEDA scales for a role: the PodClique of a single-node role, the scaling group of a multi-node
     one. Grove names them <pcs>-<pcs replica>-<template name> (operator/api/common/namegen.go); the PCS has one
     replica."""
-    kind = "PodCliqueScalingGroup" if role_plan(cfg, role).multi_node else "PodClique"
-    return {"apiVersion": API_VERSION, "kind": kind, "name": f"{pcs_name(cfg)}-0-{role}"}
+    kind = "PodCliqueScalingGroup" if spec.role(role).multi_node else "PodClique"
+    return {"apiVersion": API_VERSION, "kind": kind, "name": f"{pcs_name(spec)}-0-{role}"}
 
 
 def _topology(facts: PlatformFacts, role: str) -> dict:
@@ -74,21 +73,21 @@ def _clique(name: str, role_name: str, template: dict, *, replicas: int, min_ava
     return out
 
 
-def pod_clique_set(cfg: StackConfig, facts: PlatformFacts) -> dict:
-    engine = engine_for(cfg)
-    tas = cfg.platform.grove.topology_aware_scheduling
+def pod_clique_set(spec: ServingSpec, facts: PlatformFacts) -> dict:
+    engine = engine_for(spec)
+    tas = spec.grove_topology_aware
     cliques, groups = [], []
     for role in ROLES:
-        rp = role_plan(cfg, role)
+        rp = spec.role(role)
         if not rp.multi_node:
-            tpl = pod_template(cfg, role, facts, part="single")
+            tpl = pod_template(spec, role, facts, part="single")
             # Prefer all pods of a role in one network block: KV blocks then travel the fewest EFA hops.
             cliques.append(_clique(role, role, tpl, replicas=rp.replicas, min_available=1, topology=_topology(facts, role) if tas else None))
             continue
-        leader = pod_template(cfg, role, facts, part="leader", group=grove_group(cfg, role, "leader"))
-        worker = pod_template(cfg, role, facts, part="worker", group=grove_group(cfg, role, "worker"))
+        leader = pod_template(spec, role, facts, part="leader", group=grove_group(spec, role, "leader"))
+        worker = pod_template(spec, role, facts, part="worker", group=grove_group(spec, role, "worker"))
         workers = rp.nodes_per_replica - 1
-        after_leader = [leader_clique(role)] if engine.leader_ready_startup(cfg, role) else None
+        after_leader = [leader_clique(role)] if engine.leader_ready_startup(spec, role) else None
         cliques.append(_clique(leader_clique(role), leader_clique(role), leader, replicas=1, min_available=1))
         cliques.append(_clique(worker_clique(role), worker_clique(role), worker, replicas=workers, min_available=workers, starts_after=after_leader))
         g = {
@@ -101,15 +100,15 @@ def pod_clique_set(cfg: StackConfig, facts: PlatformFacts) -> dict:
         if tas:
             g["topologyConstraint"] = _topology(facts, role)
         groups.append(g)
-    router = router_pod_template(cfg, facts)
+    router = router_pod_template(spec, facts)
     cliques.append(
         _clique(
             ROUTER,
             ROUTER,
             router,
-            replicas=cfg.serving.router.replicas,
+            replicas=spec.router.replicas,
             min_available=1,
-            starts_after=[endpoint_clique(cfg, r) for r in ROLES],
+            starts_after=[endpoint_clique(spec, r) for r in ROLES],
         )
     )
     template: dict = {
@@ -119,6 +118,6 @@ def pod_clique_set(cfg: StackConfig, facts: PlatformFacts) -> dict:
     }
     if groups:
         template["podCliqueScalingGroups"] = groups
-    m = meta(cfg, pcs_name(cfg), "serving")
+    m = meta(spec, pcs_name(spec), "serving")
     m["labels"][KAI_QUEUE_LABEL] = facts.queue_name
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": m, "spec": {"replicas": 1, "template": template}}

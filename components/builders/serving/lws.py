@@ -8,11 +8,10 @@ minAvailable = size under the LeaderCreated startup policy (KAI lws_grouper.go),
 
 from __future__ import annotations
 
-from components.builders.serving.common import KAI_QUEUE_LABEL, PlatformFacts, labels, meta, workload_name
+from components.builders.serving.common import KAI_QUEUE_LABEL, labels, meta, workload_name
 from components.builders.serving.engine import Group, engine_for
 from components.builders.serving.pods import pod_template
-from stacks.config.stack import StackConfig
-from stacks.plan import role_plan
+from components.builders.serving.spec import PlatformFacts, ServingSpec
 
 API_VERSION = "leaderworkerset.x-k8s.io/v1"
 KIND = "LeaderWorkerSet"
@@ -25,10 +24,10 @@ def lws_group(nodes: int) -> Group:
     return Group(leader_address="${LWS_LEADER_ADDRESS}", node_rank="${LWS_WORKER_INDEX}", nodes=nodes)
 
 
-def leader_worker_set(cfg: StackConfig, role: str, facts: PlatformFacts) -> dict:
-    rp = role_plan(cfg, role)
-    engine = engine_for(cfg)
-    name = workload_name(cfg, role)
+def leader_worker_set(spec: ServingSpec, role: str, facts: PlatformFacts) -> dict:
+    rp = spec.role(role)
+    engine = engine_for(spec)
+    name = workload_name(spec, role)
     annotations: dict[str, str] = {}
     if rp.multi_node:
         # Prefer each group inside one network block so PP/TP traffic between its nodes crosses the fewest
@@ -40,20 +39,20 @@ def leader_worker_set(cfg: StackConfig, role: str, facts: PlatformFacts) -> dict
         template = {
             "size": rp.nodes_per_replica,
             "restartPolicy": "RecreateGroupOnPodRestart",
-            "leaderTemplate": pod_template(cfg, role, facts, part="leader", group=lws_group(rp.nodes_per_replica)),
-            "workerTemplate": pod_template(cfg, role, facts, part="worker", group=lws_group(rp.nodes_per_replica)),
+            "leaderTemplate": pod_template(spec, role, facts, part="leader", group=lws_group(rp.nodes_per_replica)),
+            "workerTemplate": pod_template(spec, role, facts, part="worker", group=lws_group(rp.nodes_per_replica)),
         }
-        startup = "LeaderReady" if engine.leader_ready_startup(cfg, role) else "LeaderCreated"
+        startup = "LeaderReady" if engine.leader_ready_startup(spec, role) else "LeaderCreated"
     else:
         template = {
             "size": 1,
             "restartPolicy": "RecreateGroupOnPodRestart",
-            "workerTemplate": pod_template(cfg, role, facts, part="single"),
+            "workerTemplate": pod_template(spec, role, facts, part="single"),
         }
         startup = "LeaderCreated"
-    m = meta(cfg, name, role, annotations=annotations)
+    m = meta(spec, name, role, annotations=annotations)
     # KAI reads the queue from the top owner first (defaultgrouper.CalcPodGroupQueue).
-    m["labels"] = {**labels(cfg, role, name), KAI_QUEUE_LABEL: facts.queue_name}
+    m["labels"] = {**labels(spec, role, name), KAI_QUEUE_LABEL: facts.queue_name}
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,

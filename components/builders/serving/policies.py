@@ -3,40 +3,40 @@ the engine scrape config."""
 
 from __future__ import annotations
 
-from components.builders.serving.common import HTTP_PORT_NAME, ROUTER_METRICS_PORT_NAME, PlatformFacts, hf_secret_name, labels, meta, model_cache_claim_name, namespace, role_selector, router_selector, workload_name
+from components.builders.serving.common import HTTP_PORT_NAME, ROUTER_METRICS_PORT_NAME, hf_secret_name, labels, meta, model_cache_claim_name, namespace, role_selector, router_selector, workload_name
 from facts.conventions import METRICS_LABEL, PART_OF, ROLES, ROUTER
 from components.builders.serving.engine import engine_for
-from stacks.config.stack import StackConfig
+from components.builders.serving.spec import PlatformFacts, ServingSpec
 
 NS_LABEL = "kubernetes.io/metadata.name"
 
 
-def namespace_object(cfg: StackConfig) -> dict:
+def namespace_object(spec: ServingSpec) -> dict:
     # Pod Security admission at `privileged` enforcement: engine pods mount a host path (the NVMe model cache) and
     # EFA pods add IPC_LOCK, which `baseline` refuses; `restricted` is still audited and warned about so anything
     # else that drifts from it shows up.
     lbl = {
-        **labels(cfg, "serving", cfg.namespace),
+        **labels(spec, "serving", spec.namespace),
         "pod-security.kubernetes.io/enforce": "privileged",
         "pod-security.kubernetes.io/audit": "restricted",
         "pod-security.kubernetes.io/warn": "restricted",
     }
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace(cfg), "labels": lbl}}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace(spec), "labels": lbl}}
 
 
-def hf_secret(cfg: StackConfig) -> dict:
+def hf_secret(spec: ServingSpec) -> dict:
     """The Secret carrying the Hugging Face token, without its value: the component adds `stringData` from the
     Pulumi secret, so the value never exists in plain data."""
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta(cfg, hf_secret_name(cfg), "serving"), "type": "Opaque"}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta(spec, hf_secret_name(spec), "serving"), "type": "Opaque"}
 
 
-def model_cache_claim(cfg: StackConfig) -> dict:
+def model_cache_claim(spec: ServingSpec) -> dict:
     """One claim shared by every engine pod (ReadWriteMany: pods of both roles on many nodes mount it at once)."""
-    mc = cfg.serving.model_cache
+    mc = spec.model_cache
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": meta(cfg, model_cache_claim_name(cfg), "serving"),
+        "metadata": meta(spec, model_cache_claim_name(spec), "serving"),
         "spec": {
             "accessModes": ["ReadWriteMany"],
             "storageClassName": mc.storage_class,
@@ -45,14 +45,14 @@ def model_cache_claim(cfg: StackConfig) -> dict:
     }
 
 
-def pdb(cfg: StackConfig, component: str) -> dict:
+def pdb(spec: ServingSpec, component: str) -> dict:
     """At most one pod of a role (or of the router) evicted at a time by drains and node upgrades. For a
     multi-node role, evicting any pod restarts its whole group, so one pod is one replica."""
-    selector = router_selector(cfg) if component == ROUTER else role_selector(cfg, component)
+    selector = router_selector(spec) if component == ROUTER else role_selector(spec, component)
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": meta(cfg, workload_name(cfg, component), component),
+        "metadata": meta(spec, workload_name(spec, component), component),
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
     }
 
@@ -65,7 +65,7 @@ def _monitoring(facts: PlatformFacts) -> dict:
     return {"namespaceSelector": {"matchLabels": {NS_LABEL: facts.monitoring_namespace}}}
 
 
-def network_policies(cfg: StackConfig, facts: PlatformFacts) -> list[dict]:
+def network_policies(spec: ServingSpec, facts: PlatformFacts) -> list[dict]:
     """Ingress allow-list on top of a namespace-wide default deny.
 
     clients -> router (any source: in-cluster clients, and the NLB's addresses for `ip` targets); router ->
@@ -74,13 +74,13 @@ def network_policies(cfg: StackConfig, facts: PlatformFacts) -> list[dict]:
     every port (torch.distributed, the DP coordinator and NCCL bootstrap inside a multi-node group); the metrics
     stack -> engine and router metrics.
     """
-    port = engine_for(cfg).port(cfg)
+    port = engine_for(spec).port(spec)
 
     def policy(name: str, component: str, selector: dict, ingress: list[dict]) -> dict:
         return {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
-            "metadata": meta(cfg, f"{cfg.name}-{name}", component),
+            "metadata": meta(spec, f"{spec.name}-{name}", component),
             "spec": {"podSelector": {"matchLabels": selector} if selector else {}, "policyTypes": ["Ingress"], "ingress": ingress},
         }
 
@@ -89,7 +89,7 @@ def network_policies(cfg: StackConfig, facts: PlatformFacts) -> list[dict]:
         policy(
             "router",
             ROUTER,
-            router_selector(cfg),
+            router_selector(spec),
             [
                 {"ports": [{"protocol": "TCP", "port": HTTP_PORT_NAME}]},
                 {"from": [_monitoring(facts)], "ports": [{"protocol": "TCP", "port": ROUTER_METRICS_PORT_NAME}]},
@@ -102,20 +102,20 @@ def network_policies(cfg: StackConfig, facts: PlatformFacts) -> list[dict]:
             policy(
                 role,
                 role,
-                role_selector(cfg, role),
+                role_selector(spec, role),
                 [
-                    {"from": [_pods(router_selector(cfg)), _monitoring(facts)], "ports": [{"protocol": "TCP", "port": port}]},
-                    {"from": [_pods(role_selector(cfg, peer)), _pods(role_selector(cfg, role))]},
+                    {"from": [_pods(router_selector(spec)), _monitoring(facts)], "ports": [{"protocol": "TCP", "port": port}]},
+                    {"from": [_pods(role_selector(spec, peer)), _pods(role_selector(spec, role))]},
                 ],
             )
         )
     return out
 
 
-def service_monitor(cfg: StackConfig, facts: PlatformFacts) -> dict:
+def service_monitor(spec: ServingSpec, facts: PlatformFacts) -> dict:
     """Scrapes the engines (through the role Services, `http` port) and the router (its metrics Service)."""
-    engine = engine_for(cfg)
-    m = meta(cfg, f"{cfg.name}-serving", "serving")
+    engine = engine_for(spec)
+    m = meta(spec, f"{spec.name}-serving", "serving")
     # kube-prometheus-stack's Prometheus selects ServiceMonitors by its release label.
     m["labels"]["release"] = facts.monitoring_release_label
     return {
@@ -123,13 +123,13 @@ def service_monitor(cfg: StackConfig, facts: PlatformFacts) -> dict:
         "kind": "ServiceMonitor",
         "metadata": m,
         "spec": {
-            "namespaceSelector": {"matchNames": [namespace(cfg)]},
+            "namespaceSelector": {"matchNames": [namespace(spec)]},
             "selector": {"matchLabels": {METRICS_LABEL: "true", "app.kubernetes.io/part-of": PART_OF}},
             # Keep the role on every series, so dashboards and the KEDA queries can split prefill from decode.
             "targetLabels": ["app.kubernetes.io/component"],
             "endpoints": [
                 {"port": HTTP_PORT_NAME, "path": engine.metrics_path, "interval": "15s"},
-                {"port": ROUTER_METRICS_PORT_NAME, "path": "/metrics", "interval": "15s"},
+                {"port": ROUTER_METRICS_PORT_NAME, "path": engine.router.metrics_path, "interval": "15s"},
             ],
         },
     }

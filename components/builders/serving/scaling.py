@@ -16,11 +16,10 @@ replica count, so the target is per replica (e.g. 4 waiting requests per prefill
 
 from __future__ import annotations
 
-from components.builders.serving.common import PlatformFacts, meta, namespace, role_service_name, workload_name
+from components.builders.serving.common import meta, namespace, role_service_name, workload_name
 from components.builders.serving import grove, lws
 from components.builders.serving.engine import engine_for
-from stacks.config.stack import StackConfig
-from stacks.plan import autoscaling_enabled, role_plan
+from components.builders.serving.spec import PlatformFacts, ServingSpec
 
 API_VERSION = "keda.sh/v1alpha1"
 KIND = "ScaledObject"
@@ -29,36 +28,35 @@ KIND = "ScaledObject"
 SCALE_DOWN_WINDOW_SECONDS = 600
 
 
-def metric(cfg: StackConfig, role: str) -> tuple[str, float]:
-    a = cfg.serving.role(role).autoscaling
-    default_metric, default_target = engine_for(cfg).default_scaling_metric(role)
-    return a.metric or default_metric, a.target if a.target is not None else default_target
+def metric(spec: ServingSpec, role: str) -> tuple[str, float]:
+    rs = spec.role(role)
+    default_metric, default_target = engine_for(spec).default_scaling_metric(role)
+    return rs.scaling_metric or default_metric, rs.scaling_target if rs.scaling_target is not None else default_target
 
 
-def query(cfg: StackConfig, role: str) -> str:
-    name, _ = metric(cfg, role)
+def query(spec: ServingSpec, role: str) -> str:
+    name, _ = metric(spec, role)
     # `service` is the role's headless Service (the ServiceMonitor target), which selects only the role's HTTP
     # pods, so multi-node workers never count.
-    return f'sum({name}{{namespace="{namespace(cfg)}",service="{role_service_name(cfg, role)}"}})'
+    return f'sum({name}{{namespace="{namespace(spec)}",service="{role_service_name(spec, role)}"}})'
 
 
-def scale_target(cfg: StackConfig, role: str) -> dict:
-    if cfg.platform.workload_api == "grove":
-        return grove.scale_target(cfg, role)
-    return {"apiVersion": lws.API_VERSION, "kind": lws.KIND, "name": workload_name(cfg, role)}
+def scale_target(spec: ServingSpec, role: str) -> dict:
+    if spec.workload_api == "grove":
+        return grove.scale_target(spec, role)
+    return {"apiVersion": lws.API_VERSION, "kind": lws.KIND, "name": workload_name(spec, role)}
 
 
-def scaled_object(cfg: StackConfig, role: str, facts: PlatformFacts) -> dict:
-    rp = role_plan(cfg, role)
-    a = cfg.serving.role(role).autoscaling
-    _, target = metric(cfg, role)
+def scaled_object(spec: ServingSpec, role: str, facts: PlatformFacts) -> dict:
+    rp = spec.role(role)
+    _, target = metric(spec, role)
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
-        "metadata": meta(cfg, workload_name(cfg, role), role),
+        "metadata": meta(spec, workload_name(spec, role), role),
         "spec": {
-            "scaleTargetRef": scale_target(cfg, role),
-            "minReplicaCount": a.min_replicas if a.min_replicas is not None else rp.replicas,
+            "scaleTargetRef": scale_target(spec, role),
+            "minReplicaCount": rp.min_replicas if rp.min_replicas is not None else rp.replicas,
             "maxReplicaCount": rp.max_replicas,
             "pollingInterval": 15,
             "cooldownPeriod": 300,
@@ -74,13 +72,13 @@ def scaled_object(cfg: StackConfig, role: str, facts: PlatformFacts) -> dict:
                 {
                     "type": "prometheus",
                     "metricType": "AverageValue",
-                    "metadata": {"serverAddress": facts.prometheus_url, "query": query(cfg, role), "threshold": f"{target:g}"},
+                    "metadata": {"serverAddress": facts.prometheus_url, "query": query(spec, role), "threshold": f"{target:g}"},
                 }
             ],
         },
     }
 
 
-def scaled_roles(cfg: StackConfig) -> list[str]:
-    return [r for r in ("prefill", "decode") if autoscaling_enabled(cfg, r)]
+def scaled_roles(spec: ServingSpec) -> list[str]:
+    return [r for r in ("prefill", "decode") if spec.role(r).autoscaling]
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 import json
 import shlex
 
-from components.builders.serving.common import HTTP_PORT_NAME, served_model_name
+from components.builders.serving import vllm_router
+from components.builders.serving.common import HTTP_PORT_NAME, served_model_name, startup_minutes
 from components.builders.serving.engine import Group, Part, register
-from stacks.config.stack import StackConfig
-from stacks.plan import kv_backend, kv_transfer, role_efa, role_plan
+from components.builders.serving.spec import ServingSpec
 from facts.versions import pin
 
 NIXL_PORT_NAME = "nixl"
@@ -42,11 +42,6 @@ HOME = "/root"
 # aws-efa-installer prefix inside the EFA image (images/vllm-efa/Dockerfile).
 EFA_BIN = "/opt/amazon/efa/bin"
 OFI_NCCL_LIB = "/opt/amazon/ofi-nccl/lib"
-# NCCL's name for the aws-ofi-nccl network (aws-ofi-nccl src/nccl_ofi_interface*.c `.name = "AWS Libfabric"`).
-# NCCL_NET forces that network: if the plugin does not load, NCCL fails instead of falling back to its internal
-# Socket transport (NCCL user guide, env "NCCL_NET": "make sure NCCL uses an external plugin and doesn't
-# automatically fall back on the internal IB or Socket implementation").
-NCCL_NET_OFI = "AWS Libfabric"
 
 # Wrapper lines the real-tool checks recognise: the engine starts with exactly this line (the argv in `args`, plus
 # the per-pod flags of a multi-node group).
@@ -84,21 +79,24 @@ class Vllm:
     kind = "vllm"
     health_path = "/health"
     metrics_path = "/metrics"
+    cache_mount = CACHE_MOUNT
+    home = HOME
+    router = vllm_router.VLLM_ROUTER
 
-    def image(self, cfg: StackConfig, role: str) -> str:
-        e = cfg.serving.engine
-        if role_efa(cfg, role):
+    def image(self, spec: ServingSpec, role: str) -> str:
+        e = spec.engine
+        if spec.role(role).efa:
             # Validation requires efaImage whenever a serving pool has EFA.
             return e.efa_image or ""
         return e.image or pin("vllm").image_ref
 
-    def port(self, cfg: StackConfig) -> int:
-        return cfg.serving.engine.port
+    def port(self, spec: ServingSpec) -> int:
+        return spec.engine.port
 
     def serves_http(self, part: Part) -> bool:
         return part in ("single", "leader")
 
-    def leader_ready_startup(self, cfg: StackConfig, role: str) -> bool:
+    def leader_ready_startup(self, spec: ServingSpec, role: str) -> bool:
         # The leader serves /health only once every node of the group joined its torch.distributed group and the
         # model is loaded, so holding workers back until the leader is Ready (LWS LeaderReady, Grove startsAfter)
         # would deadlock the group.
@@ -109,59 +107,58 @@ class Vllm:
         # memory: usage near full means new sequences will queue (vllm docs/design/metrics.md).
         return ("vllm:num_requests_waiting", 4.0) if role == "prefill" else ("vllm:kv_cache_usage_perc", 0.8)
 
-    def revision_inputs(self, cfg: StackConfig) -> dict:
-        s = cfg.serving
+    def revision_inputs(self, spec: ServingSpec) -> dict:
         return {
-            "images": sorted({self.image(cfg, r) for r in ("prefill", "decode")}),
-            "model": s.model.model_dump(mode="json"),
-            "mode": s.mode,
-            "kv_transfer": self.kv_transfer_config(cfg) if kv_transfer(cfg) else None,
-            "extra_args": list(s.engine.extra_args),
+            "images": sorted({self.image(spec, r) for r in ("prefill", "decode")}),
+            "model": spec.model.revision_inputs,
+            "mode": spec.mode,
+            "kv_transfer": self.kv_transfer_config(spec) if spec.kv_transfer else None,
+            "extra_args": list(spec.engine.extra_args),
         }
 
     # ---- command line ---------------------------------------------------------------------------------------
-    def kv_transfer_config(self, cfg: StackConfig) -> dict:
+    def kv_transfer_config(self, spec: ServingSpec) -> dict:
         return {
-            "kv_connector": cfg.serving.kv_transfer.connector,
+            "kv_connector": spec.kv_connector,
             "kv_role": "kv_both",
-            "kv_connector_extra_config": {"backends": [kv_backend(cfg)]},
+            "kv_connector_extra_config": {"backends": [spec.kv_backend]},
         }
 
-    def serve_args(self, cfg: StackConfig, role: str, part: Part = "single") -> list[str]:
+    def serve_args(self, spec: ServingSpec, role: str, part: Part = "single") -> list[str]:
         """The argv after `vllm serve`, without the per-pod flags of a multi-node group (node rank, leader)."""
-        s = cfg.serving
-        rp = role_plan(cfg, role)
+        e = spec.engine
+        rp = spec.role(role)
         args = [
-            s.model.id,
+            spec.model.id,
             "--host", "0.0.0.0",
-            "--port", str(self.port(cfg)),
-            "--served-model-name", served_model_name(cfg),
+            "--port", str(self.port(spec)),
+            "--served-model-name", served_model_name(spec),
             "--tensor-parallel-size", str(rp.tensor_parallel),
             "--pipeline-parallel-size", str(rp.pipeline_parallel),
         ]
         if rp.data_parallel > 1:
             args += ["--data-parallel-size", str(rp.data_parallel)]
             if rp.multi_node:
-                args += ["--data-parallel-rpc-port", str(s.engine.data_parallel_rpc_port)]
+                args += ["--data-parallel-rpc-port", str(e.data_parallel_rpc_port)]
         if rp.expert_parallel:
             args += ["--enable-expert-parallel"]
-        if kv_transfer(cfg):
-            args += ["--kv-transfer-config", json.dumps(self.kv_transfer_config(cfg), separators=(",", ":"), sort_keys=True)]
+        if spec.kv_transfer:
+            args += ["--kv-transfer-config", json.dumps(self.kv_transfer_config(spec), separators=(",", ":"), sort_keys=True)]
         args += [
-            "--gpu-memory-utilization", str(s.engine.gpu_memory_utilization),
-            "--enable-prefix-caching" if s.engine.prefix_caching else "--no-enable-prefix-caching",
+            "--gpu-memory-utilization", str(e.gpu_memory_utilization),
+            "--enable-prefix-caching" if e.prefix_caching else "--no-enable-prefix-caching",
         ]
-        if s.model.max_model_len:
-            args += ["--max-model-len", str(s.model.max_model_len)]
+        if spec.model.max_model_len:
+            args += ["--max-model-len", str(spec.model.max_model_len)]
         if rp.multi_node:
-            args += ["--nnodes", str(rp.nodes_per_replica), "--master-port", str(s.engine.master_port)]
+            args += ["--nnodes", str(rp.nodes_per_replica), "--master-port", str(e.master_port)]
             if part == "worker":
                 args += ["--headless"]
-        return args + list(s.engine.extra_args) + list(s.role(role).extra_args)
+        return args + list(e.extra_args) + list(rp.extra_args)
 
-    def wrapper(self, cfg: StackConfig, role: str, part: Part, group: Group | None) -> str:
+    def wrapper(self, spec: ServingSpec, role: str, part: Part, group: Group | None) -> str:
         """The bash script that proves the fabric, then execs the engine with the container's args."""
-        efa = role_efa(cfg, role)
+        efa = spec.role(role).efa
         lines = [
             "set -euo pipefail",
             'fail() { echo "disagg preflight failed: $*" >&2; exit 1; }',
@@ -178,7 +175,7 @@ class Vllm:
                 'fi_info -p efa -c FI_HMEM >/dev/null || fail "libfabric cannot open the EFA provider with FI_HMEM (GPU '
                 'memory): check the EFA devices of the pod and the efa kernel module of the node"',
             ]
-            if kv_backend(cfg) == "LIBFABRIC":
+            if spec.kv_backend == "LIBFABRIC":
                 lines += [
                     f"python3 -c {shlex.quote(NIXL_PREFLIGHT)} || fail \"NIXL could not register GPU memory with its "
                     'LIBFABRIC backend (reason above); KV transfer would not use EFA"',
@@ -204,9 +201,9 @@ class Vllm:
             lines.append(EXEC_SINGLE)
         return "\n".join(lines) + "\n"
 
-    def process(self, cfg: StackConfig, role: str, part: Part, group: Group | None) -> dict:
-        s = cfg.serving
-        port = self.port(cfg)
+    def process(self, spec: ServingSpec, role: str, part: Part, group: Group | None) -> dict:
+        e = spec.engine
+        port = self.port(spec)
         env = [
             {"name": "HF_HOME", "value": f"{CACHE_MOUNT}/huggingface"},
             {"name": "HOME", "value": HOME},
@@ -215,8 +212,8 @@ class Vllm:
         ports: list[dict] = []
         if self.serves_http(part):
             ports.append({"name": HTTP_PORT_NAME, "containerPort": port, "protocol": "TCP"})
-        if kv_transfer(cfg):
-            side_port = s.kv_transfer.side_channel_port
+        if spec.kv_transfer:
+            side_port = spec.kv_side_channel_port
             env += [
                 # NIXL's side channel (handshake of KV-cache metadata) listens on localhost by default; the peer
                 # role runs in another pod, so it must advertise the pod IP (vllm nixl_connector_usage.md).
@@ -225,17 +222,27 @@ class Vllm:
             ]
             ports.append({"name": NIXL_PORT_NAME, "containerPort": side_port, "protocol": "TCP"})
         if part == "leader":
-            ports.append({"name": DIST_PORT_NAME, "containerPort": s.engine.master_port, "protocol": "TCP"})
-            if role_plan(cfg, role).data_parallel > 1:
-                ports.append({"name": DP_RPC_PORT_NAME, "containerPort": s.engine.data_parallel_rpc_port, "protocol": "TCP"})
+            ports.append({"name": DIST_PORT_NAME, "containerPort": e.master_port, "protocol": "TCP"})
+            if spec.role(role).data_parallel > 1:
+                ports.append({"name": DP_RPC_PORT_NAME, "containerPort": e.data_parallel_rpc_port, "protocol": "TCP"})
         if part != "single":
             # torch.distributed and NCCL's bootstrap between the nodes of the group advertise the pod's address.
             env.append({"name": "VLLM_HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
         return {
-            "command": ["/bin/bash", "-c", self.wrapper(cfg, role, part, group), "vllm-serve"],
-            "args": self.serve_args(cfg, role, part),
+            "command": ["/bin/bash", "-c", self.wrapper(spec, role, part, group), "vllm-serve"],
+            "args": self.serve_args(spec, role, part),
             "env": env,
             "ports": ports,
+        }
+
+    def probes(self, spec: ServingSpec, role: str) -> dict:
+        http = {"path": self.health_path, "port": HTTP_PORT_NAME}
+        period = 10
+        return {
+            "startupProbe": {"httpGet": http, "periodSeconds": period, "failureThreshold": startup_minutes(spec, role) * 60 // period, "timeoutSeconds": 5},
+            "readinessProbe": {"httpGet": http, "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 5},
+            # Generous: a busy engine answers /health late; restarting it costs a full model load.
+            "livenessProbe": {"httpGet": http, "periodSeconds": 30, "failureThreshold": 5, "timeoutSeconds": 10},
         }
 
 
