@@ -46,7 +46,9 @@ class PlatformFacts:
 
     @classmethod
     def defaults(cls, cfg: StackConfig) -> PlatformFacts:
-        return cls(queue_name=cfg.platform.kai.queue.name, topology_name=cfg.platform.kai.topology_name, packs=role_packs(cfg))
+        kai = cfg.platform.kai
+        packs = role_packs(cfg.gpu_pools, topology=kai.topology_name, workload_api=cfg.platform.workload_api)
+        return cls(queue_name=kai.queue.name, topology_name=kai.topology_name, packs=packs)
 
     def pack_for(self, role: str) -> Pack:
         """The role's pack; without per-role facts, the single topology and level of the fields above."""
