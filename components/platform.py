@@ -22,11 +22,11 @@ from components.builders import lbc_iam
 from components.builders import platform_values as pv
 from components.builders.addons import AddonSpec, addon_namespaces, addon_specs, managed_namespaces
 from components.builders.observability import dashboard_titles, observability_objects
-from components.builders.platform_objects import PlatformObject, platform_objects, role_packs
+from components.builders.platform_args import PlatformArgs
+from components.builders.platform_objects import PlatformObject, platform_objects, platform_packs
 from components.builders.serving.spec import PlatformFacts, platform_facts
 from components.builders.webhook_gates import DEADLINE_SECONDS, gate_manifests, gate_name, gates
 from components.cluster import Cluster
-from stacks.config.stack import StackConfig
 
 TYPE = "disagg:platform:Platform"
 
@@ -83,7 +83,7 @@ class Platform(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        cfg: StackConfig,
+        args: PlatformArgs,
         cluster: Cluster,
         system_pool: pulumi.Resource,
         opts: pulumi.ResourceOptions | None = None,
@@ -99,31 +99,30 @@ class Platform(pulumi.ComponentResource):
         def kopts(deps: list[pulumi.Resource], **kw: Any) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=deps, **kw))
 
-        mon = cfg.platform.monitoring
+        mon = args.monitoring
         extra_deps: dict[str, list[pulumi.Resource]] = {}
         remote_write_url = None
         self.amp_workspace: aws.amp.Workspace | None = None
-        if mon.enabled and mon.amp.enabled:
-            self.amp_workspace, assoc = self._amp(name, cfg, after_nodes)
+        if mon.enabled and mon.amp:
+            self.amp_workspace, assoc = self._amp(name, args, after_nodes)
             remote_write_url = self.amp_workspace.prometheus_endpoint.apply(lambda e: f"{e.rstrip('/')}/api/v1/remote_write" if e else e)
             extra_deps.setdefault(MONITORING, []).append(assoc)
 
         self.grafana_admin_password: pulumi.Output[str] | None = None
-        if mon.enabled and mon.grafana.enabled:
+        if mon.enabled and mon.grafana:
             # Stable across `pulumi up`s (state), a secret everywhere it appears; rotate: pulumi up --replace <its urn>.
             password = random.RandomPassword(f"{name}-grafana-admin", length=32, special=False, opts=pulumi.ResourceOptions(parent=self))
             self.grafana_admin_password = pulumi.Output.secret(password.result)
 
         specs = addon_specs(
-            cfg,
-            stack=pulumi.get_stack(),
-            vpc_id=cluster.eks.core.vpc_id if cfg.platform.load_balancer_controller.enabled else None,
+            args,
+            vpc_id=cluster.eks.core.vpc_id if args.load_balancer_controller.enabled else None,
             remote_write_url=remote_write_url,
             grafana_admin_password=self.grafana_admin_password,
         )
         enabled = {s.key for s in specs}
         if LBC in enabled:
-            extra_deps.setdefault(LBC, []).append(self._lbc_identity(name, cfg, after_nodes))
+            extra_deps.setdefault(LBC, []).append(self._lbc_identity(name, args, after_nodes))
 
         self.namespaces: dict[str, k8s.core.v1.Namespace] = {
             ns: k8s.core.v1.Namespace(
@@ -143,11 +142,11 @@ class Platform(pulumi.ComponentResource):
             self.releases[spec.key] = self._release(name, spec, kopts(deps))
 
         namespaces = addon_namespaces()
-        objects = [*platform_objects(cfg, enabled, namespaces), *observability_objects(cfg, enabled, namespaces)]
+        objects = [*platform_objects(args, enabled, namespaces), *observability_objects(args, enabled, namespaces)]
 
         # Webhook-readiness gates: each completes once its operator's webhooks accept a dry run of our objects.
         self.gates = {}
-        for gate in gates(cfg, enabled, objects, namespaces):
+        for gate in gates(enabled, objects, namespaces):
             *rbac, job = gate_manifests(gate)
             prev: list[pulumi.Resource] = [self.releases[gate.key]]
             for m in rbac:
@@ -170,9 +169,9 @@ class Platform(pulumi.ComponentResource):
             self.custom_resources[obj.key] = register_object(f"{name}-{obj.key}", obj.manifest, opts_obj)
 
         # For the serving layer.
-        self.queue_name = cfg.platform.kai.queue.name
-        self.topology_name = cfg.platform.kai.topology_name
-        self.topology_packs = role_packs(cfg)
+        self.queue_name = args.kai.queue_name
+        self.topology_name = args.kai.topology_name
+        self.topology_packs = platform_packs(args)
         self.serving_facts = platform_facts(self.queue_name, self.topology_name, self.topology_packs)
         monitoring = MONITORING in self.releases
         # Prometheus selects ServiceMonitors/PodMonitors of every namespace without a label selector (values:
@@ -180,7 +179,7 @@ class Platform(pulumi.ComponentResource):
         self.monitoring_release_label = pv.MONITORING_RELEASE if monitoring else None
         self.monitoring_namespace = pv.MONITORING_NAMESPACE if monitoring else None
         self.prometheus_url = pv.prometheus_url() if monitoring else None
-        self.dashboards = dashboard_titles(cfg) if monitoring else []
+        self.dashboards = dashboard_titles(args) if monitoring else []
         self.register_outputs(
             {
                 "releases": {k: r.status for k, r in self.releases.items()},
@@ -212,7 +211,7 @@ class Platform(pulumi.ComponentResource):
         )
 
     def _pod_identity(
-        self, key: str, cfg: StackConfig, namespace: str, service_account: str, description: str, grant, after_nodes: list[pulumi.Resource]
+        self, key: str, cfg: PlatformArgs, namespace: str, service_account: str, description: str, grant, after_nodes: list[pulumi.Resource]
     ) -> pulumi.Resource:
         """An IAM role for one service account through EKS Pod Identity; `grant(role)` gives it its permissions.
         The pods read credentials at start: the association and the permissions exist before them."""
@@ -232,7 +231,7 @@ class Platform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*after_nodes, permissions]),
         )
 
-    def _amp(self, name: str, cfg: StackConfig, after_nodes: list[pulumi.Resource]) -> tuple[aws.amp.Workspace, pulumi.Resource]:
+    def _amp(self, name: str, cfg: PlatformArgs, after_nodes: list[pulumi.Resource]) -> tuple[aws.amp.Workspace, pulumi.Resource]:
         """AMP workspace and the Prometheus pods' permission to write to it."""
         workspace = aws.amp.Workspace(f"{name}-amp", alias=cfg.cluster_name, opts=pulumi.ResourceOptions(parent=self))
         partition = "aws-us-gov" if cfg.region.startswith("us-gov-") else "aws"
@@ -249,7 +248,7 @@ class Platform(pulumi.ComponentResource):
         )
         return workspace, assoc
 
-    def _lbc_identity(self, name: str, cfg: StackConfig, after_nodes: list[pulumi.Resource]) -> pulumi.Resource:
+    def _lbc_identity(self, name: str, cfg: PlatformArgs, after_nodes: list[pulumi.Resource]) -> pulumi.Resource:
         """IAM role of the Load Balancer Controller, bound to its service account through EKS Pod Identity."""
         return self._pod_identity(
             f"{name}-lbc",

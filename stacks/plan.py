@@ -10,6 +10,7 @@ from facts.conventions import ROLES
 import math
 from dataclasses import asdict, dataclass
 
+from components.builders.scheduling import pool_efa  # one definition: the node labels say the same
 from facts.catalog import InstanceType, instance_type
 from stacks.config.aws import GpuPoolConfig
 from stacks.config.stack import StackConfig
@@ -19,16 +20,6 @@ from facts.versions import pin
 
 def pool_instance(pool: GpuPoolConfig) -> InstanceType:
     return instance_type(pool.instance_type)
-
-
-def pool_efa(pool: GpuPoolConfig) -> bool:
-    """EFA on this pool: the explicit switch, else on wherever the instance type supports it."""
-    if pool.efa is not None:
-        return pool.efa
-    try:
-        return pool_instance(pool).supports_efa
-    except KeyError:
-        return False
 
 
 def pool_zones(cfg: StackConfig, pool: GpuPoolConfig) -> list[str]:

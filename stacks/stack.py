@@ -22,6 +22,7 @@ from components.platform import Platform
 from components.serving import Serving
 from stacks.config.stack import StackConfig
 from stacks.plan import gpu_pool_resource_name
+from stacks.platform_args import platform_args
 from stacks.serving_args import serving_spec
 
 
@@ -57,7 +58,7 @@ def build(cfg: StackConfig) -> dict[str, Any]:
 
     # Platform and serving children get the stack's Kubernetes provider (and the AWS one for their IAM roles).
     k8s_opts = pulumi.ResourceOptions(providers=[aws_provider, cluster.provider])
-    platform = Platform(cfg.name, cfg, cluster, system_pool=system, opts=k8s_opts)
+    platform = Platform(cfg.name, platform_args(cfg, stack), cluster, system_pool=system, opts=k8s_opts)
     hf_token = pulumi.Output.secret(cfg.hf_token.get_secret_value()) if cfg.hf_token else None
     serving = Serving(cfg.name, serving_spec(cfg), cluster, platform, hf_token, opts=k8s_opts, gpu_pools=gpu_pools)
 

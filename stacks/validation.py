@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from collections import Counter
 
+from components.builders.observability import ITL_BUCKETS as VLLM_ITL_BUCKETS
+from components.builders.observability import TTFT_BUCKETS as VLLM_TTFT_BUCKETS
+from components.builders.observability import le
+from components.builders.platform_objects import KAI_DEFAULT_QUEUES
+from components.builders.userdata import RAID0_MOUNT
 from facts.catalog import instance_type, known_instance_types
 from stacks.config.base import Issue, key_path
 from stacks.config.serving import BYTES_PER_PARAM
@@ -443,8 +448,6 @@ def _check_platform(cfg: StackConfig, add) -> None:
 def _check_queue_names(cfg: StackConfig, add) -> None:
     """The leaf must hang under a different parent, and neither may take the name of a queue KAI's chart creates
     itself (an existing object of that name makes the stack's create fail)."""
-    from components.builders.platform_objects import KAI_DEFAULT_QUEUES
-
     qc = cfg.platform.kai.queue
     if qc.name == qc.parent_name:
         add(
@@ -469,10 +472,6 @@ def _check_queue_names(cfg: StackConfig, add) -> None:
 
 def _check_monitoring(cfg: StackConfig, add) -> None:
     """SLO objectives are read off histogram buckets: an objective between two bounds cannot be measured."""
-    from components.builders.observability import ITL_BUCKETS as VLLM_ITL_BUCKETS
-    from components.builders.observability import TTFT_BUCKETS as VLLM_TTFT_BUCKETS
-    from components.builders.observability import le
-
     mon = cfg.platform.monitoring
     for field, value, buckets, metric in (
         ("ttftSeconds", mon.slo.ttft_seconds, VLLM_TTFT_BUCKETS, "vllm:time_to_first_token_seconds"),
@@ -546,8 +545,6 @@ def _check_nvme_cache(cfg: StackConfig, add) -> None:
     """`modelCache.kind: nvme` is a hostPath on the instance-store RAID0 that the GPU pools' NodeConfig builds
     (components/builders/userdata.py). Without the array the same hostPath silently lands on the root EBS volume,
     which a model's weights plus the images fill (node disk pressure, evictions)."""
-    from components.builders.userdata import RAID0_MOUNT
-
     mc = cfg.serving.model_cache
     if mc.kind != "nvme":
         return

@@ -6,7 +6,9 @@ from collections import Counter
 from typing import Any
 
 from stacks.config.stack import StackConfig
+from components.builders.observability import dashboard_titles, rule_groups
 from stacks.plan import plan
+from stacks.platform_args import platform_args
 from tooling.sizing import report as sizing
 
 MAX_DIAGRAM_NODES = 8  # per pool; larger pools are drawn as one box so the diagram stays readable
@@ -116,13 +118,13 @@ def summary_json(
 
 
 def _observability(cfg: StackConfig) -> dict[str, Any]:
-    from components.builders.observability import dashboard_titles, rule_groups
-
-    mon = cfg.platform.monitoring
+    # The summary names the deployment as its stack; the Pulumi stack name only reaches the AWS tags, not shown here.
+    args = platform_args(cfg, stack=cfg.name)
+    mon = args.monitoring
     return {
-        "dashboards": [{"uid": uid, "title": title} for uid, title in dashboard_titles(cfg)],
-        "alerts": [r["alert"] for g in rule_groups(cfg) for r in g["rules"]] if mon.enabled and mon.alerts else [],
-        "amp": mon.enabled and mon.amp.enabled,
+        "dashboards": [{"uid": uid, "title": title} for uid, title in dashboard_titles(args)],
+        "alerts": [r["alert"] for g in rule_groups(args) for r in g["rules"]] if mon.enabled and mon.alerts else [],
+        "amp": mon.enabled and mon.amp,
     }
 
 

@@ -1,20 +1,18 @@
-"""The platform as data: one `AddonSpec` per Helm add-on, computed from the typed config.
+"""The platform as data: one `AddonSpec` per Helm add-on, computed from the platform's args (platform_args.py).
 
 `components/platform.py` installs each spec the same way (a `helm.v3.Release`), so adding an add-on is a row here
 plus a values function, never new resource code. Chart, repository and version come only from facts/versions.py
-(or the `platform.<addon>.version` override); dependencies between add-ons are spec data, in install order.
+(or the add-on's `version` override); dependencies between add-ons are spec data, in install order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from components.builders import platform_values as pv
-from components.builders.tags import default_tags
-from stacks.config.platform import AddonConfig
-from stacks.config.stack import StackConfig
+from components.builders.platform_args import Addon, PlatformArgs
 from facts.versions import pin
 
 # Helm waits for the chart's Deployments/DaemonSets; the GPU and Network Operators roll DaemonSets over every GPU
@@ -63,7 +61,7 @@ class AddonSpec:
 @dataclass(frozen=True)
 class _Row:
     key: str
-    section: str  # attribute of PlatformConfig holding this add-on's AddonConfig
+    section: str  # attribute of PlatformArgs holding this add-on's settings (an `Addon`)
     namespace: str
     timeout: int
     manage_namespace: bool = True
@@ -90,7 +88,7 @@ _ROWS = (
 )
 ADDON_KEYS = tuple(r.key for r in _ROWS)
 
-_VALUES: dict[str, Callable[[StackConfig], dict[str, Any]]] = {
+_VALUES: dict[str, Callable[[PlatformArgs], dict[str, Any]]] = {
     "gpu-operator": pv.gpu_operator_values,
     "aws-efa-k8s-device-plugin": pv.efa_device_plugin_values,
     "network-operator": pv.network_operator_values,
@@ -102,7 +100,7 @@ _VALUES: dict[str, Callable[[StackConfig], dict[str, Any]]] = {
 }
 
 
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """`override` over `base`, as Helm merges -f files: maps key by key, anything else (lists too) replaced."""
     out = dict(base)
     for k, v in override.items():
@@ -114,39 +112,30 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 
 
 def addon_values(
-    cfg: StackConfig, key: str, *, stack: str = "", vpc_id: Any = None, remote_write_url: Any = None, grafana_admin_password: Any = None
+    args: PlatformArgs, key: str, *, vpc_id: Any = None, remote_write_url: Any = None, grafana_admin_password: Any = None
 ) -> dict[str, Any]:
-    """The values the stack renders for `key`, then the user's platform.<addon>.values merged over them."""
+    """The values the stack renders for `key`, then the add-on's values overrides merged over them."""
     if key == "aws-load-balancer-controller":
-        ours = pv.load_balancer_controller_values(cfg, vpc_id, default_tags(cfg, stack))
+        ours = pv.load_balancer_controller_values(args, vpc_id)
     elif key == "kube-prometheus-stack":
-        ours = pv.kube_prometheus_stack_values(cfg, remote_write_url=remote_write_url, grafana_admin_password=grafana_admin_password)
+        ours = pv.kube_prometheus_stack_values(args, remote_write_url=remote_write_url, grafana_admin_password=grafana_admin_password)
     else:
-        ours = _VALUES[key](cfg)
-    overrides = addon_config(cfg, key).values
+        ours = _VALUES[key](args)
+    overrides = addon_config(args, key).values
     return deep_merge(ours, overrides) if overrides else ours
 
 
-def addon_config(cfg: StackConfig, key: str) -> AddonConfig:
+def addon_config(args: PlatformArgs, key: str) -> Addon:
     row = next(r for r in _ROWS if r.key == key)
-    return getattr(cfg.platform, row.section)
+    return getattr(args, row.section)
 
 
-def addon_enabled(cfg: StackConfig, key: str) -> bool:
-    pf = cfg.platform
-    return {
-        "kube-prometheus-stack": pf.monitoring.enabled,
-        "gpu-operator": pf.gpu_operator.enabled,
+def addon_enabled(args: PlatformArgs, key: str) -> bool:
+    on = addon_config(args, key).enabled
+    if key == "aws-efa-k8s-device-plugin":
         # Only where EFA exists: a DaemonSet with nothing to select is noise.
-        "aws-efa-k8s-device-plugin": pf.efa_device_plugin.enabled and bool(pv.efa_pools(cfg)),
-        "network-operator": pf.network_operator.enabled,
-        "kai-scheduler": pf.kai.enabled,
-        "lws": pf.lws_enabled,
-        "grove": pf.grove_enabled,
-        "metrics-server": pf.metrics_server.enabled,
-        "aws-load-balancer-controller": pf.load_balancer_controller.enabled,
-        "keda": pf.keda.enabled,
-    }[key]
+        return on and bool(pv.efa_pools(args))
+    return on
 
 
 # Only real install-time dependencies order releases (a CRD, a webhook or a hook one release needs from another);
@@ -163,24 +152,24 @@ _DEPENDS_ON: dict[str, tuple[str, ...]] = {
 }
 
 
-def _depends_on(cfg: StackConfig, key: str, enabled: set[str]) -> tuple[str, ...]:
+def _depends_on(key: str, enabled: set[str]) -> tuple[str, ...]:
     return tuple(d for d in _DEPENDS_ON.get(key, ()) if d in enabled)
 
 
 def addon_specs(
-    cfg: StackConfig, *, stack: str = "", vpc_id: Any = None, remote_write_url: Any = None, grafana_admin_password: Any = None
+    args: PlatformArgs, *, vpc_id: Any = None, remote_write_url: Any = None, grafana_admin_password: Any = None
 ) -> list[AddonSpec]:
     """Every enabled add-on of the stack, in install order.
 
-    `stack` and `vpc_id` only feed the Load Balancer Controller's values (its AWS tags and VPC), `remote_write_url`
-    and `grafana_admin_password` kube-prometheus-stack's; they may be Pulumi Outputs, which Helm values accept.
+    `vpc_id` only feeds the Load Balancer Controller's values, `remote_write_url` and `grafana_admin_password`
+    kube-prometheus-stack's; they may be Pulumi Outputs, which Helm values accept.
     """
-    enabled = {r.key for r in _ROWS if addon_enabled(cfg, r.key)}
+    enabled = {r.key for r in _ROWS if addon_enabled(args, r.key)}
     specs = []
     for row in _ROWS:
         if row.key not in enabled:
             continue
-        conf: AddonConfig = getattr(cfg.platform, row.section)
+        conf = addon_config(args, row.key)
         p = pin(row.key)
         specs.append(
             AddonSpec(
@@ -190,10 +179,10 @@ def addon_specs(
                 version=conf.version or p.version,
                 namespace=row.namespace,
                 values=addon_values(
-                    cfg, row.key, stack=stack, vpc_id=vpc_id, remote_write_url=remote_write_url, grafana_admin_password=grafana_admin_password
+                    args, row.key, vpc_id=vpc_id, remote_write_url=remote_write_url, grafana_admin_password=grafana_admin_password
                 ),
                 timeout=conf.timeout_seconds or row.timeout,
-                depends_on=_depends_on(cfg, row.key, enabled),
+                depends_on=_depends_on(row.key, enabled),
                 manage_namespace=row.manage_namespace,
                 namespace_labels=dict(row.namespace_labels),
                 disable_openapi_validation=row.disable_openapi_validation,

@@ -22,9 +22,8 @@ from typing import Any
 
 from components.builders import platform_values as pv
 from components.builders.efa_exporter import METRIC as EFA_METRIC
+from components.builders.platform_args import PlatformArgs
 from components.builders.platform_objects import PlatformObject
-from stacks.config.stack import StackConfig
-from stacks.plan import kv_backend
 
 FOLDER = "disagg"
 # The role of an engine or router series. Serving's ServiceMonitor copies the pods' Service label
@@ -503,9 +502,9 @@ def _burn_rules(name: str, metric: str, bound: float, target: float, ns: str, wh
     return out
 
 
-def rule_groups(cfg: StackConfig) -> list[dict[str, Any]]:
-    ns = cfg.namespace
-    slo = cfg.platform.monitoring.slo
+def rule_groups(args: PlatformArgs) -> list[dict[str, Any]]:
+    ns = args.namespace
+    slo = args.monitoring.slo
     gpu = [
         _rule(
             "GpuXidError",
@@ -559,7 +558,7 @@ def rule_groups(cfg: StackConfig) -> list[dict[str, Any]]:
             "Decode is too slow to pull (or never does): prefill compute is wasted and its KV cache fills.",
         ),
     ]
-    if kv_backend(cfg) == "LIBFABRIC":
+    if args.kv_backend == "LIBFABRIC":
         # The trap the stack is built around: NIXL moves KV while the EFA devices of the node stay idle, i.e. over TCP.
         kv.append(
             _rule(
@@ -625,7 +624,7 @@ def rule_groups(cfg: StackConfig) -> list[dict[str, Any]]:
     ]
 
 
-def prometheus_rule(cfg: StackConfig) -> dict[str, Any]:
+def prometheus_rule(args: PlatformArgs) -> dict[str, Any]:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
@@ -634,7 +633,7 @@ def prometheus_rule(cfg: StackConfig) -> dict[str, Any]:
             "namespace": pv.MONITORING_NAMESPACE,
             "labels": {"release": pv.MONITORING_RELEASE, "app.kubernetes.io/part-of": "disagg", "app.kubernetes.io/managed-by": "pulumi"},
         },
-        "spec": {"groups": rule_groups(cfg)},
+        "spec": {"groups": rule_groups(args)},
     }
 
 
@@ -720,22 +719,22 @@ def scrape_objects(enabled: set[str], namespaces: dict[str, str]) -> list[Platfo
     return out
 
 
-def observability_objects(cfg: StackConfig, enabled: set[str], namespaces: dict[str, str]) -> list[PlatformObject]:
+def observability_objects(args: PlatformArgs, enabled: set[str], namespaces: dict[str, str]) -> list[PlatformObject]:
     """Everything the pack creates, for the enabled add-ons (none without kube-prometheus-stack)."""
     if "kube-prometheus-stack" not in enabled:
         return []
     out = scrape_objects(enabled, namespaces)
-    mon = cfg.platform.monitoring
+    mon = args.monitoring
     if mon.alerts:
-        out.append(PlatformObject("rules", "kube-prometheus-stack", prometheus_rule(cfg)))
-    if mon.grafana.enabled:
+        out.append(PlatformObject("rules", "kube-prometheus-stack", prometheus_rule(args)))
+    if mon.grafana:
         ns = namespaces["kube-prometheus-stack"]
         out += [PlatformObject(f"dashboard-{d.uid}", "kube-prometheus-stack", dashboard_configmap(d, ns)) for d in dashboards()]
     return out
 
 
-def dashboard_titles(cfg: StackConfig) -> list[tuple[str, str]]:
+def dashboard_titles(args: PlatformArgs) -> list[tuple[str, str]]:
     """(uid, title) of the dashboards the stack ships, for summary.md."""
-    if not (cfg.platform.monitoring.enabled and cfg.platform.monitoring.grafana.enabled):
+    if not (args.monitoring.enabled and args.monitoring.grafana):
         return []
     return [(d.uid, d.title) for d in dashboards()]

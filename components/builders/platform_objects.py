@@ -7,17 +7,17 @@ on that release: created after the CRD exists, deleted before the chart is unins
 
 from __future__ import annotations
 
-from facts.conventions import ZONE_LABEL, HOSTNAME_LABEL
+from facts.conventions import ZONE_LABEL, HOSTNAME_LABEL, ROLES
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from components.builders import platform_values as pv
+from components.builders.platform_args import GpuPool, PlatformArgs
 from components.builders.scheduling import daemon_tolerations
 from facts.conventions import GPU_TAINT, POOL_LABEL
 from facts.catalog import instance_type
-from stacks.config.stack import StackConfig
-from stacks.plan import plan
 from facts.versions import pin
 
 # KAI's own queues (created by the chart at install: deployments/kai-scheduler/values.yaml defaultQueue.parentName /
@@ -62,47 +62,59 @@ class Pack:
     layers: int  # network layers of the Topology
 
 
-def topology_name(cfg: StackConfig, layers: int) -> str:
-    """The configured name is the three-layer Topology (p4d/p5/g6e...); other fabrics get their own."""
-    base = cfg.platform.kai.topology_name
+def topology_name(base: str, layers: int) -> str:
+    """The configured name (`base`) is the three-layer Topology (p4d/p5/g6e...); other fabrics get their own."""
     return {3: base, 4: f"{base}-4layer"}.get(layers, f"{base}-zonal")
 
 
-def pool_layers(pool) -> int:
+class RolePool(Protocol):
+    """What the packs read of a GPU pool (a `platform_args.GpuPool`, or a pool of the stack config)."""
+
+    role: str
+    instance_type: str
+
+
+def pool_layers(pool: RolePool) -> int:
     return instance_type(pool.instance_type).network_topology_layers
 
 
-def _layers_of(cfg: StackConfig, roles) -> int:
+def _layers_of(pools: Iterable[RolePool], roles) -> int:
     # KAI drops every node lacking any level label of a workload's Topology, even for a preferred pack (KAI v0.17.0
     # pkg/scheduler/plugins/topology/common.go isNodePartOfTopology): the Topology must be one every pool of the
     # role satisfies. A 4-layer node carries the labels of a 3-layer Topology; a 3-layer node not those of a 4-layer one.
-    pools = [p for p in cfg.gpu_pools if p.role in roles]
-    layers = min((pool_layers(p) for p in pools), default=0)
+    layers = min((pool_layers(p) for p in pools if p.role in roles), default=0)
     return layers if layers in _LAYER_DOMAINS else 0
 
 
-def _pack(cfg: StackConfig, layers: int) -> Pack:
+def _pack(topology: str, layers: int) -> Pack:
     levels = {lv.domain: lv.key for lv in topology_levels(layers)}
     # With network layers: one block (a replica's nodes cross the fewest switches). Without: one zone, the one level
     # such nodes have that groups anything (a replica spread over zones pays cross-AZ latency and traffic).
     domain = "block" if layers else "zone"
-    return Pack(topology_name(cfg, layers), domain, levels[domain], layers)
+    return Pack(topology_name(topology, layers), domain, levels[domain], layers)
 
 
-def role_packs(cfg: StackConfig) -> dict[str, Pack]:
-    """The pack of each serving role. Grove takes one Topology per PodCliqueSet (operator/internal/controller/common/
-    component/utils/topologyconstraint.go: ErrMultipleTopologyNamesUnsupported), so there the roles share the one
-    every pool of both roles satisfies; LeaderWorkerSets are per role and each gets its own pools'."""
-    roles = ("prefill", "decode")
-    if cfg.platform.workload_api == "grove":
-        shared = _pack(cfg, _layers_of(cfg, roles))
+def role_packs(pools: Sequence[RolePool], *, topology: str, workload_api: str) -> dict[str, Pack]:
+    """The pack of each serving role over the GPU `pools`; `topology` is the configured (three-layer) Topology name.
+
+    Grove takes one Topology per PodCliqueSet (operator/internal/controller/common/component/utils/
+    topologyconstraint.go: ErrMultipleTopologyNamesUnsupported), so there the roles share the one every pool of both
+    roles satisfies; LeaderWorkerSets are per role and each gets its own pools'."""
+    roles = ROLES
+    if workload_api == "grove":
+        shared = _pack(topology, _layers_of(pools, roles))
         return {r: shared for r in roles}
-    return {r: _pack(cfg, _layers_of(cfg, (r,))) for r in roles}
+    return {r: _pack(topology, _layers_of(pools, (r,))) for r in roles}
 
 
-def topology_profiles(cfg: StackConfig) -> list[int]:
+def platform_packs(args: PlatformArgs) -> dict[str, Pack]:
+    """`role_packs` of the platform's pools, Topology name and workload API."""
+    return role_packs(args.gpu_pools, topology=args.kai.topology_name, workload_api=args.workload_api)
+
+
+def topology_profiles(args: PlatformArgs) -> list[int]:
     """Layer counts of the Topologies the stack creates: those the roles pack on, in a stable order."""
-    return sorted({p.layers for p in role_packs(cfg).values()}, reverse=True)
+    return sorted({p.layers for p in platform_packs(args).values()}, reverse=True)
 
 
 # The Network Operator only reconciles a NicClusterPolicy of this name (network-operator pkg/consts).
@@ -127,18 +139,6 @@ class PlatformObject:
     delete_before_replace: bool = False
 
 
-def serving_gpu_quota(cfg: StackConfig) -> int:
-    """GPU quota of the serving queue: the configured one, else every GPU of the GPU pools.
-
-    KAI's `inference` priority (>= 100) is non-preemptible and only uses in-quota resources; KAI's default queue has
-    GPU quota 0, so without a real quota no serving pod ever schedules (KAI docs/priority, api-facts §3).
-    """
-    q = cfg.platform.kai.queue.gpu_quota
-    # With Karpenter or EKS Auto Mode (disagg:nodeProvisioning) the quota covers the pools at maxNodes: pods beyond
-    # today's nodes must be in quota to go Pending, which is what makes the node autoscaler add nodes for them.
-    return q if q is not None else plan(cfg).gpus_at_max
-
-
 def _resources(gpu_quota: int) -> dict[str, Any]:
     # CPU and memory quota -1 (unlimited): GPUs are what the queue rations. A 0 quota would make every
     # inference-priority pod, which also requests CPU and memory, over quota and unschedulable.
@@ -151,31 +151,34 @@ def _resources(gpu_quota: int) -> dict[str, Any]:
     }
 
 
-def kai_queues(cfg: StackConfig) -> list[dict[str, Any]]:
-    """Parent queue, then the leaf queue the serving pods are labelled with (`kai.scheduler/queue`)."""
-    qc = cfg.platform.kai.queue
-    quota = serving_gpu_quota(cfg)
+def kai_queues(args: PlatformArgs) -> list[dict[str, Any]]:
+    """Parent queue, then the leaf queue the serving pods are labelled with (`kai.scheduler/queue`).
+
+    Both carry the serving GPU quota (`args.kai.gpu_quota`, see stacks/platform_args.py serving_gpu_quota): KAI's
+    `inference` priority only uses in-quota resources, and KAI's default queue has GPU quota 0."""
+    kai = args.kai
+    quota = kai.gpu_quota
     parent = {
         "apiVersion": "scheduling.run.ai/v2",
         "kind": "Queue",
-        "metadata": {"name": qc.parent_name},
+        "metadata": {"name": kai.parent_queue_name},
         # The parent's quota covers its child's; KAI divides a parent's deserved share among its children.
-        "spec": {"displayName": f"{cfg.name} (parent)", "resources": _resources(quota)},
+        "spec": {"displayName": f"{args.name} (parent)", "resources": _resources(quota)},
     }
     leaf = {
         "apiVersion": "scheduling.run.ai/v2",
         "kind": "Queue",
-        "metadata": {"name": qc.name},
-        "spec": {"displayName": f"{cfg.name} serving", "parentQueue": qc.parent_name, "resources": _resources(quota)},
+        "metadata": {"name": kai.queue_name},
+        "spec": {"displayName": f"{args.name} serving", "parentQueue": kai.parent_queue_name, "resources": _resources(quota)},
     }
     return [parent, leaf]
 
 
-def kai_topology(cfg: StackConfig, layers: int = 3) -> dict[str, Any]:
+def kai_topology(args: PlatformArgs, layers: int = 3) -> dict[str, Any]:
     return {
         "apiVersion": "kai.scheduler/v1alpha1",
         "kind": "Topology",
-        "metadata": {"name": topology_name(cfg, layers)},
+        "metadata": {"name": topology_name(args.kai.topology_name, layers)},
         # No aliases: Grove checks a bound Topology by deep equality of its levels with [{nodeLabel: key}] (grove
         # v0.1.0-alpha.11 operator/internal/scheduler/kai/topology.go CheckTopologyDrift), so an alias would set a
         # false SchedulerTopologyDrift condition on the binding (status only, scheduling is unaffected).
@@ -183,8 +186,8 @@ def kai_topology(cfg: StackConfig, layers: int = 3) -> dict[str, Any]:
     }
 
 
-def cluster_topology_binding(cfg: StackConfig, layers: int = 3) -> dict[str, Any]:
-    name = topology_name(cfg, layers)
+def cluster_topology_binding(args: PlatformArgs, layers: int = 3) -> dict[str, Any]:
+    name = topology_name(args.kai.topology_name, layers)
     return {
         "apiVersion": "grove.io/v1alpha1",
         "kind": "ClusterTopologyBinding",
@@ -199,19 +202,19 @@ def cluster_topology_binding(cfg: StackConfig, layers: int = 3) -> dict[str, Any
     }
 
 
-def network_operator_pools(cfg: StackConfig):
-    names = set(cfg.platform.network_operator.pools)
-    return [p for p in cfg.gpu_pools if p.name in names]
+def network_operator_pools(args: PlatformArgs) -> list[GpuPool]:
+    names = set(args.network_operator.pools)
+    return [p for p in args.gpu_pools if p.name in names]
 
 
-def nic_cluster_policy(cfg: StackConfig) -> dict[str, Any]:
+def nic_cluster_policy(args: PlatformArgs) -> dict[str, Any]:
     """RDMA shared device plugin on the ConnectX nodes: the configured pools and/or the extra node selector.
 
     No `ofedDriver`: the nodes' inbox or host-installed MLNX/DOCA drivers serve RDMA; a driver container is a
     per-site decision (kernel, secure boot) this stack does not make.
     """
-    no = cfg.platform.network_operator
-    pools = network_operator_pools(cfg)
+    no = args.network_operator
+    pools = network_operator_pools(args)
     terms = []  # nodeSelectorTerms are ORed: the pools' nodes, or nodes joined from outside matching nodeSelector
     if pools:
         terms.append({"matchExpressions": [{"key": POOL_LABEL, "operator": "In", "values": [p.name for p in pools]}]})
@@ -229,7 +232,7 @@ def nic_cluster_policy(cfg: StackConfig) -> dict[str, Any]:
             }
         ]
     }
-    tolerations = daemon_tolerations(cfg, pools)
+    tolerations = daemon_tolerations(pools)
     any_gpu = {"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]}
     if any_gpu not in tolerations:
         tolerations = [any_gpu, *tolerations]
@@ -260,10 +263,10 @@ def _pdb(name: str, namespace: str, match_labels: dict[str, str]) -> dict[str, A
     }
 
 
-def controller_pdbs(cfg: StackConfig, enabled: set[str], namespaces: dict[str, str]) -> list[PlatformObject]:
+def controller_pdbs(args: PlatformArgs, enabled: set[str], namespaces: dict[str, str]) -> list[PlatformObject]:
     """PodDisruptionBudgets of the KAI, LWS and Grove controllers the charts leave without one. KAI's operator
     creates those of its scheduler, pod grouper and admission itself (platform_values.KAI_OPERANDS_WITH_PDB)."""
-    if pv.controller_replicas(cfg) < 2:
+    if pv.controller_replicas(args) < 2:
         return []  # one replica: maxUnavailable 1 protects nothing, and the operators skip theirs too
     out: list[PlatformObject] = []
     if "kai-scheduler" in enabled:
@@ -278,7 +281,7 @@ def controller_pdbs(cfg: StackConfig, enabled: set[str], namespaces: dict[str, s
     return out
 
 
-def platform_objects(cfg: StackConfig, enabled: set[str], namespaces: dict[str, str] | None = None) -> list[PlatformObject]:
+def platform_objects(args: PlatformArgs, enabled: set[str], namespaces: dict[str, str] | None = None) -> list[PlatformObject]:
     """The custom resources and controller objects to create for the enabled add-ons (keys of `addons.addon_specs`);
     `namespaces` maps add-on key -> its namespace (default: the install plan's)."""
     if namespaces is None:
@@ -287,33 +290,33 @@ def platform_objects(cfg: StackConfig, enabled: set[str], namespaces: dict[str, 
         namespaces = addon_namespaces()
     out: list[PlatformObject] = []
     if "kai-scheduler" in enabled:
-        parent, leaf = kai_queues(cfg)
+        parent, leaf = kai_queues(args)
         out.append(PlatformObject("queue-parent", "kai-scheduler", parent, gate="kai-scheduler"))
         # KAI's queue webhook resolves the parent; create it first.
         out.append(PlatformObject("queue-serving", "kai-scheduler", leaf, after=("queue-parent",), gate="kai-scheduler"))
-        for layers in topology_profiles(cfg):
+        for layers in topology_profiles(args):
             # Levels are immutable (KAI topologies CRD: "nodeLabel structure is immutable"): a change recreates the
             # Topology, and the old one (same name) must be gone first.
             out.append(
                 PlatformObject(
                     _topology_key(layers),
                     "kai-scheduler",
-                    kai_topology(cfg, layers),
+                    kai_topology(args, layers),
                     gate="kai-scheduler",
                     replace_on_changes=("spec",),
                     delete_before_replace=True,
                 )
             )
-    if "grove" in enabled and cfg.platform.grove.topology_aware_scheduling and "kai-scheduler" in enabled:
-        for layers in topology_profiles(cfg):
+    if "grove" in enabled and args.grove.topology_aware_scheduling and "kai-scheduler" in enabled:
+        for layers in topology_profiles(args):
             out.append(
                 PlatformObject(
-                    _binding_key(layers), "grove", cluster_topology_binding(cfg, layers), after=(_topology_key(layers),), gate="grove"
+                    _binding_key(layers), "grove", cluster_topology_binding(args, layers), after=(_topology_key(layers),), gate="grove"
                 )
             )
     if "network-operator" in enabled:
-        out.append(PlatformObject("nic-cluster-policy", "network-operator", nic_cluster_policy(cfg)))
-    out += controller_pdbs(cfg, enabled, namespaces)
+        out.append(PlatformObject("nic-cluster-policy", "network-operator", nic_cluster_policy(args)))
+    out += controller_pdbs(args, enabled, namespaces)
     return out
 
 

@@ -1,4 +1,4 @@
-"""Helm values of every platform add-on, as plain dicts computed from the typed config.
+"""Helm values of every platform add-on, as plain dicts computed from the platform's args (platform_args.py).
 
 Only the values that differ from the chart defaults (pinned in facts/versions.py) are set, each for a reason
 given beside it. Tolerations of the daemons that must run on GPU nodes come from
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.builders.efa_exporter import sidecar_command
 from components.builders.lbc_iam import SERVICE_ACCOUNT as LBC_SERVICE_ACCOUNT
+from components.builders.platform_args import GpuPool, PlatformArgs
 from components.builders.scheduling import daemon_tolerations
 from facts.conventions import EFA_LABEL, GPU_TAINT, POOL_LABEL, SYSTEM_POOL
-from stacks.config.aws import GpuPoolConfig
-from stacks.config.stack import StackConfig
-from stacks.plan import pool_efa
+from facts.versions import pin
 
 SYSTEM_NODE_SELECTOR = {POOL_LABEL: SYSTEM_POOL}
 # The EFA device plugin only runs where the AWS layer labelled the node as having EFA interfaces.
@@ -72,8 +72,8 @@ def spread_affinity(match_labels: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def controller_replicas(cfg: StackConfig) -> int:
-    return cfg.platform.controller_replicas
+def controller_replicas(args: PlatformArgs) -> int:
+    return args.controller_replicas
 
 # Upstream default of the GPU Operator's `daemonsets.tolerations`; kept so GPU nodes tainted by other tooling
 # (any value of nvidia.com/gpu) stay served. Our own taints are added on top.
@@ -86,12 +86,12 @@ _CONTROL_PLANE = {"key": "node-role.kubernetes.io/control-plane", "operator": "E
 _ANY_NO_SCHEDULE = {"operator": "Exists", "effect": "NoSchedule"}
 
 
-def efa_pools(cfg: StackConfig) -> list[GpuPoolConfig]:
-    return [p for p in cfg.gpu_pools if pool_efa(p)]
+def efa_pools(args: PlatformArgs) -> list[GpuPool]:
+    return [p for p in args.gpu_pools if p.efa]
 
 
-def monitoring_enabled(cfg: StackConfig) -> bool:
-    return cfg.platform.monitoring.enabled
+def monitoring_enabled(args: PlatformArgs) -> bool:
+    return args.monitoring.enabled
 
 
 def prometheus_url() -> str:
@@ -106,13 +106,13 @@ def _dedupe(tolerations: list[dict[str, str]]) -> list[dict[str, str]]:
     return list(seen.values())
 
 
-def gpu_daemon_tolerations(cfg: StackConfig) -> list[dict[str, str]]:
+def gpu_daemon_tolerations(args: PlatformArgs) -> list[dict[str, str]]:
     """What every daemon of the GPU Operator (device plugin, DCGM exporter, GFD, validator, MIG manager) tolerates."""
-    return _dedupe([_GPU_ANY_VALUE, *daemon_tolerations(cfg)])
+    return _dedupe([_GPU_ANY_VALUE, *daemon_tolerations(args.gpu_pools)])
 
 
-def gpu_operator_values(cfg: StackConfig) -> dict[str, Any]:
-    go = cfg.platform.gpu_operator
+def gpu_operator_values(args: PlatformArgs) -> dict[str, Any]:
+    go = args.gpu_operator
     return {
         "operator": {"nodeSelector": dict(SYSTEM_NODE_SELECTOR)},
         # The EKS AL2023 NVIDIA AMI ships the driver, fabric manager and nvidia-container-toolkit, and nodeadm makes
@@ -147,41 +147,41 @@ def gpu_operator_values(cfg: StackConfig) -> dict[str, Any]:
         "nfd": {"enabled": True},
         # Full-GPU inference leaves MIG off; the manager only matters on MIG-partitioned GPUs.
         "migManager": {"enabled": go.mig_manager},
-        "daemonsets": {"tolerations": gpu_daemon_tolerations(cfg)},
+        "daemonsets": {"tolerations": gpu_daemon_tolerations(args)},
         # NFD labels the nodes the operator's daemons select (feature.node.kubernetes.io/pci-10de.present): its worker
         # must run on every GPU node or the device plugin never lands there. The chart default only tolerates
         # nvidia.com/gpu, not the role taints or the user's extras.
         "node-feature-discovery": {
-            "worker": {"tolerations": _dedupe([_CONTROL_PLANE, *gpu_daemon_tolerations(cfg)])},
+            "worker": {"tolerations": _dedupe([_CONTROL_PLANE, *gpu_daemon_tolerations(args)])},
             "master": {"nodeSelector": dict(SYSTEM_NODE_SELECTOR)},
             "gc": {"nodeSelector": dict(SYSTEM_NODE_SELECTOR)},
         },
     }
 
 
-def efa_device_plugin_values(cfg: StackConfig) -> dict[str, Any]:
+def efa_device_plugin_values(args: PlatformArgs) -> dict[str, Any]:
     return {
         # The chart only tolerates CriticalAddonsOnly; without the GPU and role taints it never runs on p5 nodes and
         # pods asking for vpc.amazonaws.com/efa stay Pending (api-facts §4, eks-charts aws-efa-k8s-device-plugin).
-        "tolerations": daemon_tolerations(cfg, efa_pools(cfg)),
+        "tolerations": daemon_tolerations(efa_pools(args)),
         "nodeSelector": dict(EFA_NODE_SELECTOR),
     }
 
 
-def network_operator_values(cfg: StackConfig) -> dict[str, Any]:
+def network_operator_values(args: PlatformArgs) -> dict[str, Any]:
     # One NFD per cluster: the GPU Operator's NFD also serves the Network Operator's NodeFeatureRules.
-    gpu_nfd = cfg.platform.gpu_operator.enabled
+    gpu_nfd = args.gpu_operator.enabled
     values: dict[str, Any] = {
         "nfd": {"enabled": not gpu_nfd},
         "operator": {"nodeSelector": dict(SYSTEM_NODE_SELECTOR)},
     }
     if not gpu_nfd:
-        values["node-feature-discovery"] = {"worker": {"tolerations": _dedupe([_CONTROL_PLANE, *gpu_daemon_tolerations(cfg)])}}
+        values["node-feature-discovery"] = {"worker": {"tolerations": _dedupe([_CONTROL_PLANE, *gpu_daemon_tolerations(args)])}}
     return values
 
 
-def kai_values(cfg: StackConfig) -> dict[str, Any]:
-    replicas = controller_replicas(cfg)
+def kai_values(args: PlatformArgs) -> dict[str, Any]:
+    replicas = controller_replicas(args)
     values: dict[str, Any] = {
         # Also applies to the operator-created scheduler/binder/admission/podgrouper, and (v0.17.0) to the hook jobs:
         # kai-config deployer (post-install) and post-delete cleanup inherit global.nodeSelector/tolerations.
@@ -218,32 +218,32 @@ def kai_values(cfg: StackConfig) -> dict[str, Any]:
     return values
 
 
-def lws_values(cfg: StackConfig) -> dict[str, Any]:
+def lws_values(args: PlatformArgs) -> dict[str, Any]:
     # No gangSchedulingManagement: it only supports volcano; KAI's podgrouper groups LWS natively (api-facts §1).
     # The chart has no PodDisruptionBudget; the platform creates one (platform_objects.controller_pdbs). Leader
     # election is always on (templates/manager/configmap.yaml leaderElect: true).
     return {
         "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
-        "replicaCount": controller_replicas(cfg),
+        "replicaCount": controller_replicas(args),
         "affinity": spread_affinity(LWS_POD_LABELS),
     }
 
 
-def grove_values(cfg: StackConfig) -> dict[str, Any]:
+def grove_values(args: PlatformArgs) -> dict[str, Any]:
     return {
         "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
         # The chart has neither affinity nor topology spread values nor a PodDisruptionBudget
         # (operator/charts/templates/deployment.yaml): the platform creates the PDB (platform_objects), and the
         # replicas are spread only by kube-scheduler's default topology spreading. Leader election is on by default
         # (config.leaderElection.enabled).
-        "replicaCount": controller_replicas(cfg),
+        "replicaCount": controller_replicas(args),
         "config": {
             # Off by default in the chart, so Helm saw the operator Ready before its webhooks served. The readiness
             # probe is /readyz, which fails until the webhook certificates are injected and the webhook server has
             # started (grove v0.1.0-alpha.11 operator/internal/controller/manager.go SetupHealthAndReadinessEndpoints;
             # probes rendered only with enable, operator/charts/templates/deployment.yaml).
             "server": {"healthProbes": {"enable": True}},
-            "topologyAwareScheduling": {"enabled": cfg.platform.grove.topology_aware_scheduling},
+            "topologyAwareScheduling": {"enabled": args.grove.topology_aware_scheduling},
             "scheduler": {
                 # Serving pods must go through KAI (queue quota, gang scheduling, topology); every clique of a PCS must
                 # resolve to the same scheduler, so KAI is the default profile rather than a per-clique opt-in.
@@ -254,21 +254,21 @@ def grove_values(cfg: StackConfig) -> dict[str, Any]:
     }
 
 
-def metrics_server_values(cfg: StackConfig) -> dict[str, Any]:
+def metrics_server_values(args: PlatformArgs) -> dict[str, Any]:
     return {"nodeSelector": dict(SYSTEM_NODE_SELECTOR)}
 
 
-def load_balancer_controller_values(cfg: StackConfig, vpc_id: Any, tags: dict[str, str]) -> dict[str, Any]:
+def load_balancer_controller_values(args: PlatformArgs, vpc_id: Any) -> dict[str, Any]:
     return {
-        "clusterName": cfg.cluster_name,
-        "region": cfg.region,
+        "clusterName": args.cluster_name,
+        "region": args.region,
         # Nodes keep IMDS hop limit 1, so the controller cannot discover the VPC from instance metadata.
         "vpcId": vpc_id,
         "serviceAccount": {"create": True, "name": LBC_SERVICE_ACCOUNT},
         "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
         # Load balancers, target groups and security groups the controller creates carry the stack tags, so the
         # teardown sweep finds any that outlive a failed destroy.
-        "defaultTags": dict(tags),
+        "defaultTags": dict(args.aws_tags),
         # The service mutator webhook intercepts every Service CREATE with failurePolicy Fail; while the controller is
         # not Ready (first install, upgrades) it would fail the Services of every other chart installed alongside.
         # Services this stack exposes through an NLB set `spec.loadBalancerClass: service.k8s.aws/nlb` themselves.
@@ -306,10 +306,7 @@ def node_label_relabeling() -> dict[str, Any]:
     return {"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node", "action": "replace"}
 
 
-def _efa_sidecar(cfg: StackConfig) -> dict[str, Any]:
-    from components.builders.efa_exporter import sidecar_command
-    from facts.versions import pin
-
+def _efa_sidecar() -> dict[str, Any]:
     return {
         "name": "efa-counters",
         # Pinned Python image; the exporter uses the standard library only. Security context, pull policy and the
@@ -320,10 +317,10 @@ def _efa_sidecar(cfg: StackConfig) -> dict[str, Any]:
     }
 
 
-def kube_prometheus_stack_values(cfg: StackConfig, *, remote_write_url: Any = None, grafana_admin_password: Any = None) -> dict[str, Any]:
-    """`remote_write_url` (an Output of the AMP workspace) is given when platform.monitoring.amp is on,
+def kube_prometheus_stack_values(args: PlatformArgs, *, remote_write_url: Any = None, grafana_admin_password: Any = None) -> dict[str, Any]:
+    """`remote_write_url` (an Output of the AMP workspace) is given when AMP is on (`args.monitoring.amp`),
     `grafana_admin_password` (a secret Output of a generated password) when Grafana is."""
-    mon = cfg.platform.monitoring
+    mon = args.monitoring
     prom_spec: dict[str, Any] = {
         "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
         # Select ServiceMonitors/PodMonitors/rules of every release and namespace, not only this release's: the
@@ -335,13 +332,13 @@ def kube_prometheus_stack_values(cfg: StackConfig, *, remote_write_url: Any = No
         "scrapeConfigSelectorNilUsesHelmValues": False,
         # No storageSpec: an emptyDir, not a PVC. A StatefulSet's PVCs are not deleted by helm uninstall and their
         # EBS volumes would outlive `pulumi destroy`; history that must survive goes to AMP (platform.monitoring.amp).
-        "retention": mon.amp.local_retention if mon.amp.enabled else IN_CLUSTER_RETENTION,
+        "retention": mon.amp_local_retention if mon.amp else IN_CLUSTER_RETENTION,
     }
-    if mon.amp.enabled:
+    if mon.amp:
         # SigV4 with the default AWS credential chain: Prometheus v3.14.0 (the chart's image) signs with
         # prometheus/sigv4 v0.4.1 on aws-sdk-go-v2 config v1.32 (LoadDefaultConfig), whose container-credentials
         # provider serves EKS Pod Identity (AWS_CONTAINER_CREDENTIALS_FULL_URI). No static keys, no IRSA annotation.
-        prom_spec["remoteWrite"] = [{"url": remote_write_url, "sigv4": {"region": cfg.region}}]
+        prom_spec["remoteWrite"] = [{"url": remote_write_url, "sigv4": {"region": args.region}}]
     values: dict[str, Any] = {
         "fullnameOverride": MONITORING_RELEASE,
         # EKS manages the control plane: etcd, controller-manager and scheduler are not scrapeable, and kube-proxy binds
@@ -356,15 +353,15 @@ def kube_prometheus_stack_values(cfg: StackConfig, *, remote_write_url: Any = No
         "kube-state-metrics": {"nodeSelector": dict(SYSTEM_NODE_SELECTOR)},
         # Host metrics of the GPU nodes are the ones that matter (NVMe cache, network); node-exporter must tolerate them.
         "prometheus-node-exporter": {
-            "tolerations": _dedupe([_ANY_NO_SCHEDULE, *daemon_tolerations(cfg)]),
+            "tolerations": _dedupe([_ANY_NO_SCHEDULE, *daemon_tolerations(args.gpu_pools)]),
             "extraArgs": [*_NODE_EXPORTER_DEFAULT_ARGS, f"--collector.textfile.directory={EFA_TEXTFILE_DIR}"],
-            "sidecars": [_efa_sidecar(cfg)],
+            "sidecars": [_efa_sidecar()],
             "sidecarVolumeMount": [{"name": "efa-textfile", "mountPath": EFA_TEXTFILE_DIR, "readOnly": False}],
             "sidecarHostVolumeMounts": [{"name": "efa-sysfs", "hostPath": "/sys", "mountPath": EFA_SYSFS_MOUNT, "readOnly": True}],
             "prometheus": {"monitor": {"relabelings": [node_label_relabeling()]}},
         },
     }
-    if mon.grafana.enabled:
+    if mon.grafana:
         values["grafana"] = {
             "enabled": True,
             "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
@@ -379,7 +376,7 @@ def kube_prometheus_stack_values(cfg: StackConfig, *, remote_write_url: Any = No
     return values
 
 
-def keda_values(cfg: StackConfig) -> dict[str, Any]:
+def keda_values(args: PlatformArgs) -> dict[str, Any]:
     # Top-level nodeSelector applies to the operator, the metrics API server and the admission webhooks.
     return {"nodeSelector": dict(SYSTEM_NODE_SELECTOR)}
 

@@ -6,12 +6,39 @@ functions, so a renamed label or an extra taint cannot leave a DaemonSet or a ro
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+from facts.catalog import instance_type
 from facts.conventions import POOL_LABEL, ROLE_LABEL, EFA_LABEL, SYSTEM_POOL, SYSTEM_ROLE, GPU_TAINT
-from stacks.config.aws import GpuPoolConfig
-from stacks.config.stack import StackConfig
-from stacks.plan import pool_efa
 
 
+class TaintLike(Protocol):
+    key: str
+    value: str
+    effect: str
+
+
+class GpuPoolLike(Protocol):
+    """What these functions read of a GPU pool: a pool of the stack config, or the platform's
+    `platform_args.GpuPool` (whose `efa` is already resolved)."""
+
+    name: str
+    role: str
+    instance_type: str
+    efa: bool | None  # the explicit switch; None: the instance type's default
+    labels: Mapping[str, str]
+    taints: Sequence[TaintLike]
+
+
+def pool_efa(pool: GpuPoolLike) -> bool:
+    """EFA on this pool: the explicit switch, else on wherever the instance type supports it."""
+    if pool.efa is not None:
+        return pool.efa
+    try:
+        return instance_type(pool.instance_type).supports_efa
+    except KeyError:
+        return False
 
 
 def role_taint(role: str) -> dict[str, str]:
@@ -19,12 +46,12 @@ def role_taint(role: str) -> dict[str, str]:
     return {"key": ROLE_LABEL, "value": role, "effect": "NoSchedule"}
 
 
-def gpu_pool_labels(pool: GpuPoolConfig) -> dict[str, str]:
+def gpu_pool_labels(pool: GpuPoolLike) -> dict[str, str]:
     labels = {POOL_LABEL: pool.name, ROLE_LABEL: pool.role, EFA_LABEL: "true" if pool_efa(pool) else "false"}
     return {**pool.labels, **labels}
 
 
-def gpu_pool_taints(pool: GpuPoolConfig) -> list[dict[str, str]]:
+def gpu_pool_taints(pool: GpuPoolLike) -> list[dict[str, str]]:
     """Kubernetes-style taints (effect NoSchedule, ...) of a GPU pool: GPU, role, then the user's extras."""
     taints = [dict(GPU_TAINT), role_taint(pool.role)]
     taints += [{"key": t.key, "value": t.value, "effect": t.effect} for t in pool.taints]
@@ -56,19 +83,19 @@ def tolerations_for(taints: list[dict[str, str]]) -> list[dict[str, str]]:
     return list(seen.values())
 
 
-def all_gpu_pool_taints(cfg: StackConfig, pools: list[GpuPoolConfig] | None = None) -> list[dict[str, str]]:
-    """Every taint of the given GPU pools (default: all): what a daemon that runs on every GPU node must tolerate."""
+def all_gpu_pool_taints(pools: Iterable[GpuPoolLike]) -> list[dict[str, str]]:
+    """Every taint of the given GPU pools: what a daemon that runs on every node of them must tolerate."""
     out: list[dict[str, str]] = []
-    for p in pools if pools is not None else cfg.gpu_pools:
+    for p in pools:
         out += gpu_pool_taints(p)
     return out
 
 
-def daemon_tolerations(cfg: StackConfig, pools: list[GpuPoolConfig] | None = None) -> list[dict[str, str]]:
-    return tolerations_for(all_gpu_pool_taints(cfg, pools))
+def daemon_tolerations(pools: Iterable[GpuPoolLike]) -> list[dict[str, str]]:
+    return tolerations_for(all_gpu_pool_taints(pools))
 
 
-def pool_node_selector(pool: GpuPoolConfig) -> dict[str, str]:
+def pool_node_selector(pool: GpuPoolLike) -> dict[str, str]:
     return {POOL_LABEL: pool.name}
 
 

@@ -21,7 +21,6 @@ from typing import Any
 
 from facts.conventions import POOL_LABEL, SYSTEM_POOL
 from components.builders.webhook_probe import command
-from stacks.config.stack import StackConfig
 from facts.versions import pin
 
 VWC = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/"
@@ -57,7 +56,7 @@ def _lws_probe(namespace: str) -> dict[str, Any]:
     }
 
 
-def gates(cfg: StackConfig, enabled: set[str], objects: list, namespaces: dict[str, str]) -> list[Gate]:
+def gates(enabled: set[str], objects: list, namespaces: dict[str, str]) -> list[Gate]:
     """The gates of the enabled add-ons; probes are the gated objects that need nothing else to exist first."""
     out: list[Gate] = []
     plurals = {"Queue": "queues", "Topology": "topologies", "ClusterTopologyBinding": "clustertopologybindings"}

@@ -83,7 +83,7 @@ def spec_of(cfg) -> ServingSpec:
 
 def facts(cfg) -> PlatformFacts:
     """What the Platform component hands serving for this config (Platform.serving_facts)."""
-    return platform_facts(cfg.platform.kai.queue.name, cfg.platform.kai.topology_name, role_packs(cfg))
+    return platform_facts(cfg.platform.kai.queue.name, cfg.platform.kai.topology_name, role_packs(cfg.gpu_pools, topology=cfg.platform.kai.topology_name, workload_api=cfg.platform.workload_api))
 
 
 def container(pod_spec: dict) -> dict:

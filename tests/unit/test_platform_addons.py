@@ -14,6 +14,7 @@ from components.builders.addons import (
     managed_namespaces,
 )
 from stacks.config import parse
+from stacks.platform_args import platform_args
 from facts.versions import PINS, pin
 from tests.conftest import BASE
 
@@ -26,7 +27,7 @@ def cfg_of(values: dict | None = None, **platform):
 
 
 def specs_of(cfg, **kw):
-    return {s.key: s for s in addon_specs(cfg, stack="t", vpc_id="vpc-0123456789abcdef0", **kw)}
+    return {s.key: s for s in addon_specs(platform_args(cfg, stack="t"), vpc_id="vpc-0123456789abcdef0", **kw)}
 
 
 def no_efa(values: dict) -> dict:
@@ -131,7 +132,7 @@ def test_switched_off_addons_are_not_installed(section, key):
 
 def test_dependencies_are_earlier_specs_and_encode_the_install_order():
     cfg = cfg_of(workloadApi="grove", networkOperator={"enabled": True, "nodeSelector": {"a": "b"}})
-    ordered = addon_specs(cfg, stack="t")
+    ordered = addon_specs(platform_args(cfg, stack="t"))
     seen: set[str] = set()
     for s in ordered:
         assert set(s.depends_on) <= seen, f"{s.key} depends on {s.depends_on} before they are installed"

@@ -24,6 +24,7 @@ import pytest
 from components.builders import platform_values as pv
 from components.builders.addons import ADDON_KEYS, addon_specs
 from stacks.config import parse
+from stacks.platform_args import platform_args
 from facts.versions import pin
 from tests.conftest import BASE
 
@@ -280,7 +281,7 @@ CONFIGS = {
 
 def all_values(cfg) -> dict[str, dict]:
     specs = addon_specs(
-        cfg, stack="t", vpc_id="vpc-0123456789abcdef0",
+        platform_args(cfg, stack="t"), vpc_id="vpc-0123456789abcdef0",
         remote_write_url="https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write",
         grafana_admin_password="generated",
     )
@@ -335,7 +336,7 @@ def test_network_operator_alone_runs_its_nfd_with_chart_keys():
     # GPU Operator off is refused by validation, so the values function is fed a copied config directly.
     cfg = parse(copy.deepcopy(BASE), stack="t")
     pf = cfg.platform.model_copy(update={"gpu_operator": cfg.platform.gpu_operator.model_copy(update={"enabled": False})})
-    vals = pv.network_operator_values(cfg.model_copy(update={"platform": pf}))
+    vals = pv.network_operator_values(platform_args(cfg.model_copy(update={"platform": pf}), stack="t"))
     allowed = CHART_KEYS["network-operator"].keys
     paths = dict(leaves(vals, allowed))
     assert "node-feature-discovery.worker.tolerations" in paths

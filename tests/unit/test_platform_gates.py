@@ -12,6 +12,7 @@ from components.builders.addons import addon_namespaces, addon_specs
 from components.builders.platform_objects import platform_objects
 from components.builders.webhook_gates import DEADLINE_SECONDS, gate_manifests, gates
 from stacks.config import parse
+from stacks.platform_args import platform_args
 from tests.conftest import BASE
 
 PROBE = {"path": "/apis/scheduling.run.ai/v2/queues", "object": {"kind": "Queue"}, "webhookConfigurations": ["/apis/x/vwc/kai-queue-validation-v2"]}
@@ -88,17 +89,17 @@ def test_the_job_runs_this_program_with_its_probes():
 
 
 @pytest.fixture
-def grove_cfg():
+def grove_args():
     v = copy.deepcopy(BASE)
     v["platform"] = {"workloadApi": "grove", "lws": {"enabled": True}}
-    return parse(v, stack="t")
+    return platform_args(parse(v, stack="t"), stack="t")
 
 
-def test_one_gate_per_operator_probing_its_own_objects(grove_cfg):
-    enabled = {s.key for s in addon_specs(grove_cfg, stack="t")}
+def test_one_gate_per_operator_probing_its_own_objects(grove_args):
+    enabled = {s.key for s in addon_specs(grove_args)}
     ns = addon_namespaces()
-    objects = platform_objects(grove_cfg, enabled, ns)
-    by_key = {g.key: g for g in gates(grove_cfg, enabled, objects, ns)}
+    objects = platform_objects(grove_args, enabled, ns)
+    by_key = {g.key: g for g in gates(enabled, objects, ns)}
     assert set(by_key) == {"kai-scheduler", "grove", "lws"}
     kai = by_key["kai-scheduler"]
     assert {o["kind"] for _, o in kai.probes} == {"Queue", "Topology"}
@@ -112,10 +113,10 @@ def test_one_gate_per_operator_probing_its_own_objects(grove_cfg):
             assert obj.gate in by_key
 
 
-def test_gate_job_is_least_privileged_and_bounded(grove_cfg):
-    enabled = {s.key for s in addon_specs(grove_cfg, stack="t")}
+def test_gate_job_is_least_privileged_and_bounded(grove_args):
+    enabled = {s.key for s in addon_specs(grove_args)}
     ns = addon_namespaces()
-    gate = next(g for g in gates(grove_cfg, enabled, platform_objects(grove_cfg, enabled, ns), ns) if g.key == "kai-scheduler")
+    gate = next(g for g in gates(enabled, platform_objects(grove_args, enabled, ns), ns) if g.key == "kai-scheduler")
     sa, role, binding, job = gate_manifests(gate)
     assert [m["kind"] for m in (sa, role, binding, job)] == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Job"]
     verbs = {(tuple(r["resources"]), tuple(r["verbs"])) for r in role["rules"]}

@@ -17,6 +17,7 @@ from components.builders import observability as obs
 from components.builders import platform_values as pv
 from components.builders.addons import addon_namespaces, addon_specs
 from stacks.config import ConfigError, parse
+from stacks.platform_args import platform_args
 from tests.conftest import BASE
 
 # Grafana replaces its variables before a query reaches Prometheus: ranges become durations, `$var` inside a label
@@ -54,6 +55,10 @@ def cfg_of(**platform):
     return parse(v, stack="t")
 
 
+def args_of(cfg):
+    return platform_args(cfg, stack="t")
+
+
 def all_expressions(cfg) -> list[tuple[str, str]]:
     """(where, expr) of every dashboard target, variable query and rule."""
     out = []
@@ -66,7 +71,7 @@ def all_expressions(cfg) -> list[tuple[str, str]]:
                 m = re.fullmatch(r"label_values\((.+), (\w+)\)", v["query"]["query"])
                 assert m, f"{d.uid}: variable {v['name']} is not a label_values() query"
                 out.append((f"{d.uid}/${v['name']}", m.group(1)))
-    for g in obs.rule_groups(cfg):
+    for g in obs.rule_groups(args_of(cfg)):
         for r in g["rules"]:
             out.append((f"{g['name']}/{r['alert']}", r["expr"]))
     return out
@@ -145,7 +150,7 @@ def test_dashboards_reach_grafana_through_its_sidecar():
         # kube-prometheus-stack 88.5.3: sidecar.dashboards label grafana_dashboard, labelValue "1", every namespace.
         assert meta["labels"][pv.GRAFANA_DASHBOARD_LABEL] == "1"
         assert meta["annotations"][pv.GRAFANA_FOLDER_ANNOTATION] == obs.FOLDER
-    kps = {s.key: s.values for s in addon_specs(cfg_of(), stack="t")}["kube-prometheus-stack"]
+    kps = {s.key: s.values for s in addon_specs(args_of(cfg_of()))}["kube-prometheus-stack"]
     assert kps["grafana"]["sidecar"]["dashboards"]["folderAnnotation"] == pv.GRAFANA_FOLDER_ANNOTATION
 
 
@@ -161,7 +166,7 @@ def test_the_pack_covers_what_the_issue_asks_for():
 # --- rules -----------------------------------------------------------------------------------------------------------
 def test_rules_are_well_formed(prod_like):
     alerts = {}
-    for g in obs.rule_groups(prod_like):
+    for g in obs.rule_groups(args_of(prod_like)):
         for r in g["rules"]:
             assert r["labels"]["severity"] in ("critical", "warning")
             assert r["annotations"]["summary"] and r["annotations"]["description"]
@@ -174,7 +179,7 @@ def test_rules_are_well_formed(prod_like):
 
 def test_slo_burn_reads_the_configured_bucket():
     cfg = cfg_of(monitoring={"slo": {"ttftSeconds": 1.0, "itlSeconds": 0.05, "target": 0.995}})
-    slo = {r["alert"]: r["expr"] for g in obs.rule_groups(cfg) for r in g["rules"] if g["name"] == "disagg.slo"}
+    slo = {r["alert"]: r["expr"] for g in obs.rule_groups(args_of(cfg)) for r in g["rules"] if g["name"] == "disagg.slo"}
     assert 'le="1.0"' in slo["TtftBudgetBurnFast"] and 'le="0.05"' in slo["ItlBudgetBurnFast"]
     assert "> 0.072" in slo["TtftBudgetBurnFast"]  # 14.4 x 0.5% budget
 
@@ -190,15 +195,15 @@ def test_tcp_fallback_rule_only_where_kv_moves_over_efa():
         p["instanceType"] = "g6e.xlarge"
     v["serving"] = {"model": {"id": "Qwen/Qwen3-8B", "parametersBillions": 8.2, "weightDtype": "bf16"}, "prefill": {"tensorParallel": 1}, "decode": {"tensorParallel": 1}}
     cfg = parse(v, stack="t")
-    names = {r["alert"] for g in obs.rule_groups(cfg) for r in g["rules"]}
+    names = {r["alert"] for g in obs.rule_groups(args_of(cfg)) for r in g["rules"]}
     assert "KvTransferNotOnEfa" not in names and "KvTransferFailures" in names
 
 
 # --- scrape configs --------------------------------------------------------------------------------------------------
 def test_controllers_and_dcgm_are_scraped_on_their_real_ports():
     cfg = cfg_of(workloadApi="grove", lws={"enabled": True})
-    enabled = {s.key for s in addon_specs(cfg, stack="t")}
-    objs = {o.key: o for o in obs.observability_objects(cfg, enabled, addon_namespaces())}
+    enabled = {s.key for s in addon_specs(args_of(cfg))}
+    objs = {o.key: o for o in obs.observability_objects(args_of(cfg), enabled, addon_namespaces())}
     ports = {k: [e["port"] for e in o.manifest["spec"]["endpoints"]] for k, o in objs.items() if o.manifest["kind"] == "ServiceMonitor"}
     assert ports == {
         "monitor-dcgm": ["gpu-metrics"],
@@ -218,18 +223,18 @@ def test_nothing_without_monitoring():
     for role in ("prefill", "decode"):
         v["serving"][role]["autoscaling"] = {"enabled": False}
     cfg = parse(v, stack="t")
-    enabled = {s.key for s in addon_specs(cfg, stack="t")}
-    assert obs.observability_objects(cfg, enabled, addon_namespaces()) == []
-    assert obs.dashboard_titles(cfg) == []
+    enabled = {s.key for s in addon_specs(args_of(cfg))}
+    assert obs.observability_objects(args_of(cfg), enabled, addon_namespaces()) == []
+    assert obs.dashboard_titles(args_of(cfg)) == []
 
 
 def test_amp_remote_write_signs_with_the_default_chain_and_shortens_local_retention():
     cfg = cfg_of(monitoring={"amp": {"enabled": True}})
-    kps = pv.kube_prometheus_stack_values(cfg, remote_write_url="https://aps/api/v1/remote_write")
+    kps = pv.kube_prometheus_stack_values(args_of(cfg), remote_write_url="https://aps/api/v1/remote_write")
     spec = kps["prometheus"]["prometheusSpec"]
     assert spec["remoteWrite"] == [{"url": "https://aps/api/v1/remote_write", "sigv4": {"region": "us-east-1"}}]
     assert spec["retention"] == "6h"
-    assert "remoteWrite" not in pv.kube_prometheus_stack_values(cfg_of())["prometheus"]["prometheusSpec"]
+    assert "remoteWrite" not in pv.kube_prometheus_stack_values(args_of(cfg_of()))["prometheus"]["prometheusSpec"]
 
 
 # --- the EFA counter exporter ----------------------------------------------------------------------------------------
@@ -271,7 +276,7 @@ def test_efa_sidecar_runs_this_very_exporter():
     cmd = efa_exporter.sidecar_command("/host/sys/class/infiniband", pv.EFA_TEXTFILE_DIR)
     assert cmd[:3] == ["python3", "-u", "-c"] and "def collect(root: str)" in cmd[3]
     assert cmd[4:] == ["/host/sys/class/infiniband", pv.EFA_TEXTFILE_DIR]
-    ne = pv.kube_prometheus_stack_values(cfg_of())["prometheus-node-exporter"]
+    ne = pv.kube_prometheus_stack_values(args_of(cfg_of()))["prometheus-node-exporter"]
     assert f"--collector.textfile.directory={pv.EFA_TEXTFILE_DIR}" in ne["extraArgs"]
     assert ne["sidecars"][0]["command"] == cmd
     assert ne["sidecarVolumeMount"][0]["mountPath"] == pv.EFA_TEXTFILE_DIR

@@ -22,6 +22,7 @@ from components.builders.scheduling import (
 from facts.conventions import STACK_TAG
 from stacks.config import parse
 from stacks.plan import pool_efa
+from stacks.platform_args import platform_args
 from tests.conftest import BASE
 
 
@@ -86,8 +87,12 @@ def cfg(request):
     return parse(copy.deepcopy(CONFIGS[request.param]), stack="t")
 
 
+def args_of(cfg):
+    return platform_args(cfg, stack="t")
+
+
 def values_of(cfg, key: str) -> dict:
-    return {s.key: s for s in addon_specs(cfg, stack="t", vpc_id="vpc-0123456789abcdef0")}[key].values
+    return {s.key: s for s in addon_specs(args_of(cfg), vpc_id="vpc-0123456789abcdef0")}[key].values
 
 
 # Every daemon that must run on the GPU nodes, and where: (name, tolerations, pools it must run on).
@@ -140,8 +145,8 @@ def test_nic_cluster_policy_daemons_tolerate_their_pools():
     v["serving"]["kvTransfer"] = {"backend": "UCX"}
     v["platform"] = {"networkOperator": {"enabled": True, "pools": ["prefill", "decode"]}}
     cfg = parse(v, stack="t")
-    ncp = nic_cluster_policy(cfg)
-    for pool in network_operator_pools(cfg):
+    ncp = nic_cluster_policy(args_of(cfg))
+    for pool in network_operator_pools(args_of(cfg)):
         assert not untolerated(ncp["spec"]["tolerations"], gpu_pool_taints(pool)), pool.name
 
 
@@ -238,14 +243,14 @@ def test_kai_post_delete_hook_can_schedule():
 # --- Network Operator -------------------------------------------------------------------------------------------------
 def test_network_operator_reuses_the_gpu_operator_nfd():
     cfg = parse(copy.deepcopy(BASE), stack="t")
-    assert pv.network_operator_values(cfg)["nfd"]["enabled"] is False
+    assert pv.network_operator_values(args_of(cfg))["nfd"]["enabled"] is False
 
 
 def test_network_operator_runs_its_own_nfd_without_the_gpu_operator():
     cfg = parse(copy.deepcopy(BASE), stack="t")
     pf = cfg.platform.model_copy(update={"gpu_operator": cfg.platform.gpu_operator.model_copy(update={"enabled": False})})
     alone = cfg.model_copy(update={"platform": pf})
-    values = pv.network_operator_values(alone)
+    values = pv.network_operator_values(args_of(alone))
     assert values["nfd"]["enabled"] is True
     for pool in alone.gpu_pools:
         assert not untolerated(values["node-feature-discovery"]["worker"]["tolerations"], gpu_pool_taints(pool))
