@@ -14,7 +14,7 @@ from components.builders.efa_exporter import sidecar_command
 from components.builders.lbc_iam import SERVICE_ACCOUNT as LBC_SERVICE_ACCOUNT
 from components.builders.platform_args import GpuPool, PlatformArgs
 from components.builders.scheduling import daemon_tolerations
-from facts.conventions import EFA_LABEL, GPU_TAINT, POOL_LABEL, SYSTEM_POOL
+from facts.conventions import EFA_LABEL, GPU_TAINT, HOSTNAME_LABEL, POOL_LABEL, SYSTEM_POOL
 from facts.versions import pin
 
 SYSTEM_NODE_SELECTOR = {POOL_LABEL: SYSTEM_POOL}
@@ -27,10 +27,6 @@ MONITORING_RELEASE = "kube-prometheus-stack"
 PROMETHEUS_PORT = 9090
 
 KAI_SCHEDULER_NAME = "kai-scheduler"
-
-# Controllers behind fail-closed webhooks (KAI, LWS, Grove): how they are spread over the system nodes. Preferred,
-# not required: with a required term a rolling update on a two-node system pool could not place its surge pod.
-HOSTNAME_KEY = "kubernetes.io/hostname"
 
 # Deployments the KAI operator creates from kai-config, keyed by the chart's values section that configures them; the
 # value is the Deployment name, which the operator also puts on the pods as `app` (KAI v0.17.0
@@ -62,11 +58,14 @@ GROVE_DEPLOYMENT = "grove-operator"
 
 
 def spread_affinity(match_labels: dict[str, str]) -> dict[str, Any]:
-    """Prefer one replica per system node: a node drain or loss then takes at most one replica of the controller."""
+    """Prefer one replica per system node: a node drain or loss then takes at most one replica of the controller.
+
+    For the controllers behind fail-closed webhooks (KAI, LWS, Grove). Preferred, not required: with a required term a
+    rolling update on a two-node system pool could not place its surge pod."""
     return {
         "podAntiAffinity": {
             "preferredDuringSchedulingIgnoredDuringExecution": [
-                {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": dict(match_labels)}, "topologyKey": HOSTNAME_KEY}}
+                {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": dict(match_labels)}, "topologyKey": HOSTNAME_LABEL}}
             ]
         }
     }
@@ -271,7 +270,9 @@ def load_balancer_controller_values(args: PlatformArgs, vpc_id: Any) -> dict[str
         "defaultTags": dict(args.aws_tags),
         # The service mutator webhook intercepts every Service CREATE with failurePolicy Fail; while the controller is
         # not Ready (first install, upgrades) it would fail the Services of every other chart installed alongside.
-        # Services this stack exposes through an NLB set `spec.loadBalancerClass: service.k8s.aws/nlb` themselves.
+        # The router's NLB Service does not need the webhook: its `service.beta.kubernetes.io/aws-load-balancer-type:
+        # external` annotation hands it to this controller and makes the in-tree controller ignore it (LBC docs
+        # guide/service/nlb, "Configuration"; components/builders/serving/router.py NLB_ANNOTATIONS).
         "enableServiceMutatorWebhook": False,
     }
 
