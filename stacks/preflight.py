@@ -157,7 +157,7 @@ def public_cidr_not_documentation_range(cfg: StackConfig):
             )
 
 
-@rule("cluster.public-cidr-not-open", "cluster.publicAccessCidrs", "tags.environment", stage="deploy")
+@rule("cluster.public-cidr-not-open", "cluster.publicAccessCidrs", "tags", stage="deploy")
 def public_cidr_not_open(cfg: StackConfig):
     """Outside a dev stack the public endpoint is not open to the whole internet (0.0.0.0/0)."""
     for i, cidr in _public_cidrs(cfg):

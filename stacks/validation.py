@@ -332,7 +332,7 @@ def nvme_cache_on_raid(cfg: StackConfig):
 # ---- the pools of each role --------------------------------------------------------------------------------------
 
 
-@rule("roles.have-pools", "gpuPools[].role", scope="role")
+@rule("roles.have-pools", "gpuPools", "gpuPools[].role", scope="role")
 def role_has_pools(cfg: StackConfig, role: str):
     """Every serving role (prefill, decode) has a GPU pool."""
     if not cfg.pools_for(role):
@@ -533,6 +533,7 @@ def role_pools_hold_replicas(cfg: StackConfig, role: str):
 def kv_efa_pools_one_zone(cfg: StackConfig):
     """The EFA pools of prefill and decode share one zone (EFA traffic never leaves its AZ, whatever carries the KV)."""
     pools = [p for p in cfg.gpu_pools if p.role in ROLES]
+    need(all(len(pool_zones(cfg, p)) == 1 for p in pools if pool_efa(p)))  # pools.efa-one-zone
     efa_zones = {az for p in pools if pool_efa(p) for az in pool_zones(cfg, p)}
     if len(efa_zones) > 1:
         i = next(i for i, p in enumerate(cfg.gpu_pools) if p.role == "decode" and pool_efa(p)) if any(

@@ -88,7 +88,7 @@ def parse(
         issues = _issues_from(exc, data)
         cfg = _salvage(StackConfig, data, _failed_locs(exc))
         partial = True
-    issues = check(cfg, partial=partial, plaintext_secrets=plaintext_secrets, aws_region=aws_region) + issues
+    issues += check(cfg, partial=partial, plaintext_secrets=plaintext_secrets, aws_region=aws_region)
     if issues:
         raise ConfigError(issues)
     return cfg
@@ -303,9 +303,10 @@ def _salvage(annotation: Any, raw: Any, failed: list[tuple]) -> Any:
     values = {}
     for name, field in model.model_fields.items():
         alias = field.alias or name
-        below = [loc[1:] for loc in failed if loc[0] == alias]
-        if alias in raw:
-            values[name] = _salvage(_field_type(model, name), raw[alias], below)
+        given = alias if alias in raw else name if name in raw else None  # populate_by_name: either spelling
+        below = [loc[1:] for loc in failed if loc[0] in (alias, name)]
+        if given is not None:
+            values[name] = _salvage(_field_type(model, name), raw[given], below)
         elif below:
             values[name] = UNPARSED  # required and not set
     return model.model_construct(**values)
