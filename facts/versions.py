@@ -10,8 +10,7 @@ How to bump a pin
    version is published (release page, chart index, registry tag page, AWS docs table). Update the comment if the
    reason for the choice changed.
 2. Keep the coupled pins together: the `kubernetes` minor, the AMI `release_version` (it starts with that minor)
-   and the EKS add-ons (published per Kubernetes minor) move as one; `llm-d-router` and `llm-d-routing-sidecar`
-   come from the same release.
+   and the EKS add-ons (published per Kubernetes minor) move as one.
 3. Run the tests (`python -m pytest tests/unit/test_versions.py` and the whole suite) and the render
    (`python -m tooling.render`), then read the diff of `build/<stack>/` -- every changed Release, image and add-on
    must be one you meant to change. Chart values that moved between versions show up there, not in this table.
@@ -186,14 +185,6 @@ _PINS = (
     Pin("vllm-router", "image", "nightly",
         "https://hub.docker.com/r/vllm/vllm-router/tags",
         image="vllm/vllm-router"),
-    # Images are pushed by .github/workflows/ci-release.yaml on the v0.10.0 tag as <repo>-endpoint-picker and
-    # <repo>-disagg-sidecar; EPP and sidecar must come from the same release.
-    Pin("llm-d-router", "image", "v0.10.0",
-        f"{_GH}/llm-d/llm-d-router/releases/tag/v0.10.0",
-        image="ghcr.io/llm-d/llm-d-router-endpoint-picker"),
-    Pin("llm-d-routing-sidecar", "image", "v0.10.0",
-        f"{_GH}/llm-d/llm-d-router/releases/tag/v0.10.0",
-        image="ghcr.io/llm-d/llm-d-router-disagg-sidecar"),
     # RDMA shared device plugin deployed by the Network Operator's NicClusterPolicy. Its tag is the operator
     # release's ("network-operator-v<chart version>", hack/release.yaml): move it together with `network-operator`.
     Pin("rdma-shared-device-plugin", "image", "network-operator-v26.4.1",

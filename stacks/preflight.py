@@ -3,7 +3,7 @@ problem, and what `python -m ops preflight --stack S` reports.
 
 Two kinds, both pure functions of the typed config and an `Answers` object:
 
-- config checks that need no cloud: `publicAccessCidrs` holding an RFC 5737 documentation range (the placeholder
+- config checks that need no cloud, rules of the `deploy` stage of the registry (stacks/rules.py): `publicAccessCidrs` holding an RFC 5737 documentation range (the placeholder
   of the committed prod file) or `0.0.0.0/0` outside a dev stack; an EFA engine image in ECR of AWS's documentation
   account (the committed files' placeholder for the image the user builds);
 - capacity checks that read the account: each pool's instance type offered in its zones
@@ -30,6 +30,8 @@ from facts.catalog import instance_type, vcpu_quota
 from stacks.config.base import MISSING, ConfigError, Issue, key_path
 from stacks.config.stack import StackConfig
 from stacks.plan import pool_zones
+from stacks.rules import check as check_rules
+from stacks.rules import rule
 
 # RFC 5737: blocks reserved for documentation; no packet on the internet comes from them.
 DOCUMENTATION_RANGES = {
@@ -126,60 +128,83 @@ def is_dev(cfg: StackConfig) -> bool:
     return cfg.tags.get(DEV_TAG) == DEV_VALUE
 
 
-def check_public_access_cidrs(cfg: StackConfig) -> list[Issue]:
+def _public_cidrs(cfg: StackConfig):
     cc = cfg.cluster
-    if not cc.endpoint_public_access:
-        return []
-    issues = []
-    for i, cidr in enumerate(cc.public_access_cidrs):
-        net = ipaddress.IPv4Network(cidr)
-        # Inside a documentation block (a wider range that merely contains one, like 0.0.0.0/0, is not a placeholder).
-        doc = next((name for block, name in DOCUMENTATION_RANGES.items() if net.subnet_of(ipaddress.IPv4Network(block))), None)
+    return enumerate(cc.public_access_cidrs) if cc.endpoint_public_access else ()
+
+
+def _documentation_range(cidr: str) -> str | None:
+    # Inside a documentation block (a wider range that merely contains one, like 0.0.0.0/0, is not a placeholder).
+    net = ipaddress.IPv4Network(cidr)
+    return next((name for block, name in DOCUMENTATION_RANGES.items() if net.subnet_of(ipaddress.IPv4Network(block))), None)
+
+
+@rule("cluster.public-cidr-not-documentation-range", "cluster.publicAccessCidrs", stage="deploy")
+def public_cidr_not_documentation_range(cfg: StackConfig):
+    """No public endpoint CIDR is an RFC 5737 documentation range (the placeholder of the committed prod file)."""
+    for i, cidr in _public_cidrs(cfg):
+        doc = _documentation_range(cidr)
         if doc:
-            issues.append(
-                Issue(
-                    key_path("cluster", "publicAccessCidrs", i),
-                    cidr,
-                    f"is in an RFC 5737 documentation range ({doc}), a placeholder no traffic comes from: the public API "
-                    "endpoint would answer nobody, including this stack's own Kubernetes provider",
-                    "set the egress CIDRs of your network and CI runners: pulumi config set --path "
-                    f"'disagg:cluster.publicAccessCidrs[{i}]' <cidr> -s <stack> (your address: curl -s "
-                    "https://checkip.amazonaws.com), or set cluster.endpointPublicAccess to false and deploy from inside "
-                    "the VPC",
-                )
+            yield Issue(
+                key_path("cluster", "publicAccessCidrs", i),
+                cidr,
+                f"is in an RFC 5737 documentation range ({doc}), a placeholder no traffic comes from: the public API "
+                "endpoint would answer nobody, including this stack's own Kubernetes provider",
+                "set the egress CIDRs of your network and CI runners: pulumi config set --path "
+                f"'disagg:cluster.publicAccessCidrs[{i}]' <cidr> -s <stack> (your address: curl -s "
+                "https://checkip.amazonaws.com), or set cluster.endpointPublicAccess to false and deploy from inside "
+                "the VPC",
             )
-        elif cidr == OPEN and not is_dev(cfg):
-            issues.append(
-                Issue(
-                    key_path("cluster", "publicAccessCidrs", i),
-                    cidr,
-                    "opens the cluster's API endpoint to the whole internet outside a dev stack",
-                    "list the CIDRs of your network and CI runners instead; a dev stack says so with "
-                    f"disagg:tags.{DEV_TAG}: {DEV_VALUE}",
-                )
-            )
-    return issues
 
 
-# ---- capacity checks (read the account) -------------------------------------------------------------------------
+@rule("cluster.public-cidr-not-open", "cluster.publicAccessCidrs", "tags", stage="deploy")
+def public_cidr_not_open(cfg: StackConfig):
+    """Outside a dev stack the public endpoint is not open to the whole internet (0.0.0.0/0)."""
+    for i, cidr in _public_cidrs(cfg):
+        if cidr == OPEN and not is_dev(cfg):
+            yield Issue(
+                key_path("cluster", "publicAccessCidrs", i),
+                cidr,
+                "opens the cluster's API endpoint to the whole internet outside a dev stack",
+                "list the CIDRs of your network and CI runners instead; a dev stack says so with "
+                f"disagg:tags.{DEV_TAG}: {DEV_VALUE}",
+            )
+
+
+def check_public_access_cidrs(cfg: StackConfig) -> list[Issue]:
+    """The public endpoint's CIDRs: no documentation placeholder, and not the whole internet outside dev."""
+    return check_rules(cfg, stage="deploy", ids=_CIDR_RULES)
+
+
+@rule("serving.efa-image-not-placeholder", "serving.engine.efaImage", stage="deploy")
+def efa_image_not_placeholder(cfg: StackConfig):
+    """The EFA engine image is one the user built and pushed, not the committed files' placeholder.
+
+    The committed stack files carry an image in ECR of AWS's documentation account, which would leave every GPU
+    pod in ImagePullBackOff after the nodes are paid for.
+    """
+    image = cfg.serving.engine.efa_image
+    if not image or not re.match(rf"^{DOCUMENTATION_ACCOUNT}\.dkr\.ecr\.", image):
+        return
+    yield Issue(
+        key_path("serving", "engine", "efaImage"),
+        image,
+        f"is in ECR of account {DOCUMENTATION_ACCOUNT}, the example account of AWS's documentation (a placeholder): no "
+        "engine pod could pull it",
+        "build images/vllm-efa with the vllm-efa-image workflow (docs/serving.md) and set the digest it prints: "
+        "pulumi config set --path 'disagg:serving.engine.efaImage' <registry>/disagg/vllm-efa@sha256:... -s <stack>",
+    )
 
 
 def check_engine_images(cfg: StackConfig) -> list[Issue]:
-    """The EFA engine image must be one the user built and pushed: the committed stack files carry a placeholder in
-    AWS's documentation account, which would leave every GPU pod in ImagePullBackOff after the nodes are paid for."""
-    image = cfg.serving.engine.efa_image
-    if not image or not re.match(rf"^{DOCUMENTATION_ACCOUNT}\.dkr\.ecr\.", image):
-        return []
-    return [
-        Issue(
-            key_path("serving", "engine", "efaImage"),
-            image,
-            f"is in ECR of account {DOCUMENTATION_ACCOUNT}, the example account of AWS's documentation (a placeholder): no "
-            "engine pod could pull it",
-            "build images/vllm-efa with the vllm-efa-image workflow (docs/serving.md) and set the digest it prints: "
-            "pulumi config set --path 'disagg:serving.engine.efaImage' <registry>/disagg/vllm-efa@sha256:... -s <stack>",
-        )
-    ]
+    """The EFA engine image is not a placeholder."""
+    return check_rules(cfg, stage="deploy", ids=("serving.efa-image-not-placeholder",))
+
+
+_CIDR_RULES = ("cluster.public-cidr-not-documentation-range", "cluster.public-cidr-not-open")
+
+
+# ---- capacity checks (read the account) -------------------------------------------------------------------------
 
 
 def _unanswered(key: str, value, what: str, err: Unanswered) -> Issue:

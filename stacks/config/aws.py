@@ -6,8 +6,9 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import AfterValidator, Field, NonNegativeInt, PositiveInt
 
+from facts.catalog import instance_type, known_instance_types
 from stacks.config.base import AvailabilityZone, DnsLabel, FixableError, Model
 
 # The only values CloudWatch Logs accepts for `retentionInDays` (PutRetentionPolicy API).
@@ -34,8 +35,80 @@ def _principal(value: str) -> str:
     return value
 
 
+def _vpc_id(value: str) -> str:
+    if not re.match(r"^vpc-[0-9a-f]{8,17}$", value):
+        raise FixableError("not a VPC id", "use the id of the VPC, e.g. vpc-0123456789abcdef0")
+    return value
+
+
+def _subnet_ids(value: dict[str, str]) -> dict[str, str]:
+    for az, sid in value.items():
+        if not re.match(r"^subnet-[0-9a-f]{8,17}$", sid):
+            raise FixableError(f"zone {az}: not a subnet id", "use ids such as subnet-0123456789abcdef0", value=sid)
+    return value
+
+
+def _retention_days(value: int) -> int:
+    if value not in CLOUDWATCH_RETENTION_DAYS:
+        nearest = min(CLOUDWATCH_RETENTION_DAYS, key=lambda d: abs(d - value))
+        raise FixableError(
+            "not a retention CloudWatch Logs accepts",
+            f"use one of {', '.join(map(str, CLOUDWATCH_RETENTION_DAYS))} (nearest: {nearest})",
+        )
+    return value
+
+
+def _reservation_id(value: str) -> str:
+    if not re.match(r"^cr-[0-9a-f]{8,17}$", value):
+        raise FixableError("not a capacity reservation id", "use the id, e.g. cr-0123456789abcdef0")
+    return value
+
+
+def _resource_group_arn(value: str) -> str:
+    if not re.match(r"^arn:aws[a-z-]*:resource-groups:[a-z0-9-]+:\d{12}:group/[A-Za-z0-9._-]+$", value):
+        raise FixableError(
+            "not a resource group ARN",
+            "use the ARN of the Capacity Reservation group, e.g. arn:aws:resource-groups:us-east-1:123456789012:group/p5-odcrs",
+        )
+    return value
+
+
+def _gpu_instance_type(value: str) -> str:
+    """One of the catalog's GPU types (facts/catalog.py): the enum of what a GPU pool can run on."""
+    gpu_types = ", ".join(known_instance_types(gpu=True))
+    try:
+        it = instance_type(value)
+    except KeyError:
+        raise FixableError("unknown instance type", f"use one of {gpu_types}") from None
+    if not it.is_gpu:
+        raise FixableError("has no GPU", f"use a GPU type: {gpu_types}")
+    return value
+
+
+def _cpu_instance_type(value: str) -> str:
+    """One of the catalog's CPU types: the system pool runs controllers and the router."""
+    cpu_types = ", ".join(known_instance_types(gpu=False))
+    try:
+        it = instance_type(value)
+    except KeyError:
+        raise FixableError("unknown instance type", f"use one of {cpu_types}") from None
+    if it.is_gpu:
+        raise FixableError("is a GPU type; the system pool runs controllers and the router", f"use a CPU type: {cpu_types}")
+    return value
+
+
 Cidr = Annotated[str, AfterValidator(_cidr)]
 PrincipalArn = Annotated[str, AfterValidator(_principal)]
+VpcId = Annotated[str, AfterValidator(_vpc_id)]
+SubnetIds = Annotated[dict[str, str], AfterValidator(_subnet_ids)]
+RetentionDays = Annotated[int, AfterValidator(_retention_days)]
+ReservationId = Annotated[str, AfterValidator(_reservation_id)]
+ResourceGroupArn = Annotated[str, AfterValidator(_resource_group_arn)]
+GpuInstanceType = Annotated[str, AfterValidator(_gpu_instance_type)]
+CpuInstanceType = Annotated[str, AfterValidator(_cpu_instance_type)]
+
+# Checks that relate keys of one object to each other are rules (stacks/validation_sections.py), so that one run
+# reports every problem: a model validator stops at the first one and hides the rest of the file.
 
 
 class NetworkConfig(Model):
@@ -64,40 +137,13 @@ class NetworkConfig(Model):
         True,
         description="Turn on VPC CNI prefix delegation (/28 prefixes per ENI slot) so dense GPU nodes do not run out of pod IPs. Default true.",
     )
-    existing_vpc_id: str | None = Field(None, description="Use this VPC instead of creating one (`vpc-...`). Default: create a VPC.")
-    existing_private_subnet_ids: dict[str, str] | None = Field(
+    existing_vpc_id: VpcId | None = Field(None, description="Use this VPC instead of creating one (`vpc-...`). Default: create a VPC.")
+    existing_private_subnet_ids: SubnetIds | None = Field(
         None, description="With `existingVpcId`: private subnet id per availability zone, e.g. `{us-east-1a: subnet-...}`."
     )
-    existing_public_subnet_ids: dict[str, str] | None = Field(
+    existing_public_subnet_ids: SubnetIds | None = Field(
         None, description="With `existingVpcId`: public subnet id per availability zone (for internet-facing load balancers)."
     )
-
-    @model_validator(mode="after")
-    def _existing(self) -> NetworkConfig:
-        if self.existing_vpc_id is None and (self.existing_private_subnet_ids or self.existing_public_subnet_ids):
-            raise FixableError(
-                "existing subnet ids given without existingVpcId",
-                "set existingVpcId too, or remove the existing*SubnetIds keys",
-                field="existingVpcId",
-            )
-        if self.existing_vpc_id is not None:
-            if not re.match(r"^vpc-[0-9a-f]{8,17}$", self.existing_vpc_id):
-                raise FixableError(
-                    "not a VPC id", "use the id of the VPC, e.g. vpc-0123456789abcdef0", field="existingVpcId", value=self.existing_vpc_id
-                )
-            if not self.existing_private_subnet_ids:
-                raise FixableError(
-                    "existingVpcId needs existingPrivateSubnetIds",
-                    "map each availability zone to its private subnet id",
-                    field="existingPrivateSubnetIds",
-                )
-            for az, sid in {**(self.existing_private_subnet_ids or {}), **(self.existing_public_subnet_ids or {})}.items():
-                if not re.match(r"^subnet-[0-9a-f]{8,17}$", sid):
-                    raise FixableError(
-                        f"zone {az}: not a subnet id", "use ids such as subnet-0123456789abcdef0", field="existingPrivateSubnetIds", value=sid
-                    )
-        return self
-
 
 class ClusterConfig(Model):
     """The EKS cluster."""
@@ -121,7 +167,7 @@ class ClusterConfig(Model):
     )
     secrets_encryption: bool = Field(True, description="Envelope-encrypt Kubernetes secrets with a KMS key. Default true.")
     kms_key_arn: str | None = Field(None, description="Use this KMS key for secrets encryption instead of creating one.")
-    log_retention_days: int = Field(
+    log_retention_days: RetentionDays = Field(
         90,
         description=(
             "Days CloudWatch keeps the control-plane logs (the stack owns the log group, so it is deleted on destroy). "
@@ -143,26 +189,6 @@ class ClusterConfig(Model):
         ),
     )
 
-    @model_validator(mode="after")
-    def _endpoint(self) -> ClusterConfig:
-        if self.log_retention_days not in CLOUDWATCH_RETENTION_DAYS:
-            nearest = min(CLOUDWATCH_RETENTION_DAYS, key=lambda d: abs(d - self.log_retention_days))
-            raise FixableError(
-                "not a retention CloudWatch Logs accepts",
-                f"use one of {', '.join(map(str, CLOUDWATCH_RETENTION_DAYS))} (nearest: {nearest})",
-                field="logRetentionDays",
-                value=self.log_retention_days,
-            )
-        if not self.endpoint_public_access and not self.endpoint_private_access:
-            raise FixableError(
-                "both endpoint accesses are off, nothing could reach the API",
-                "turn on endpointPrivateAccess",
-                field="endpointPrivateAccess",
-                value=False,
-            )
-        return self
-
-
 class Taint(Model):
     key: str = Field(description="Taint key.")
     value: str = Field("", description="Taint value.")
@@ -172,22 +198,11 @@ class Taint(Model):
 class SystemPoolConfig(Model):
     """CPU nodes for controllers, CoreDNS, Helm hook jobs and the router."""
 
-    instance_type: str = Field("m7i.2xlarge", description="Instance type of the system nodes (a CPU type from the catalog). Default m7i.2xlarge.")
+    instance_type: CpuInstanceType = Field("m7i.2xlarge", description="Instance type of the system nodes (a CPU type from the catalog). Default m7i.2xlarge.")
     nodes: PositiveInt = Field(2, description="Desired node count. Default 2 (controllers and router replicas spread over two nodes).")
     min_nodes: PositiveInt | None = Field(None, description="Minimum node count. Default: `nodes`.")
     max_nodes: PositiveInt | None = Field(None, description="Maximum node count. Default: `nodes`.")
     disk_size_gb: PositiveInt = Field(100, description="Root volume size in GB. Default 100.")
-
-    @model_validator(mode="after")
-    def _bounds(self) -> SystemPoolConfig:
-        lo = self.min_nodes if self.min_nodes is not None else self.nodes
-        hi = self.max_nodes if self.max_nodes is not None else self.nodes
-        if not lo <= self.nodes <= hi:
-            raise FixableError(
-                f"outside minNodes..maxNodes ({lo}..{hi})", "keep minNodes <= nodes <= maxNodes", field="nodes", value=self.nodes
-            )
-        return self
-
 
 class CapacityConfig(Model):
     """Which EC2 capacity a GPU pool runs on."""
@@ -199,69 +214,19 @@ class CapacityConfig(Model):
             "`capacityBlock` (EC2 Capacity Blocks for ML: one AZ, fixed dates)."
         ),
     )
-    reservation_id: str | None = Field(
+    reservation_id: ReservationId | None = Field(
         None, description="Capacity reservation id (`cr-...`). Required for `capacityBlock`; for `capacityReservation` this or `reservationResourceGroupArn`."
     )
-    reservation_resource_group_arn: str | None = Field(
+    reservation_resource_group_arn: ResourceGroupArn | None = Field(
         None, description="For `capacityReservation`: target a resource group of reservations instead of one id."
     )
-
-    @model_validator(mode="after")
-    def _ids(self) -> CapacityConfig:
-        if self.reservation_id is not None and not re.match(r"^cr-[0-9a-f]{8,17}$", self.reservation_id):
-            raise FixableError(
-                "not a capacity reservation id", "use the id, e.g. cr-0123456789abcdef0", field="reservationId", value=self.reservation_id
-            )
-        arn = self.reservation_resource_group_arn
-        if arn is not None and not re.match(r"^arn:aws[a-z-]*:resource-groups:[a-z0-9-]+:\d{12}:group/[A-Za-z0-9._-]+$", arn):
-            raise FixableError(
-                "not a resource group ARN",
-                "use the ARN of the Capacity Reservation group, e.g. arn:aws:resource-groups:us-east-1:123456789012:group/p5-odcrs",
-                field="reservationResourceGroupArn",
-                value=arn,
-            )
-        if self.type == "capacityBlock" and arn is not None:
-            raise FixableError(
-                "a capacityBlock pool targets its block by id, not a resource group",
-                "remove reservationResourceGroupArn and set reservationId to the block's cr-... id",
-                field="reservationResourceGroupArn",
-                value=arn,
-            )
-        if self.reservation_id is not None and arn is not None:
-            raise FixableError(
-                "both a reservation id and a resource group are given; a launch template targets one",
-                "keep reservationId or reservationResourceGroupArn",
-                field="reservationResourceGroupArn",
-                value=arn,
-            )
-        if self.type == "capacityBlock" and self.reservation_id is None:
-            raise FixableError(
-                "a capacityBlock pool needs the reservation id of the block",
-                "buy the block (aws ec2 purchase-capacity-block) and set capacity.reservationId to its cr-... id",
-                field="reservationId",
-            )
-        if self.type == "capacityReservation" and not (self.reservation_id or self.reservation_resource_group_arn):
-            raise FixableError(
-                "a capacityReservation pool needs a target",
-                "set capacity.reservationId (cr-...) or capacity.reservationResourceGroupArn",
-                field="reservationId",
-            )
-        if self.type == "onDemand" and (self.reservation_id or self.reservation_resource_group_arn):
-            raise FixableError(
-                "a reservation is given but capacity.type is onDemand",
-                "set capacity.type to capacityReservation or capacityBlock, or remove the reservation",
-                field="type",
-                value="onDemand",
-            )
-        return self
-
 
 class GpuPoolConfig(Model):
     """One GPU managed node group with its own launch template."""
 
     name: DnsLabel = Field(description="Pool name (DNS label, unique). Used in node group and launch template names.")
     role: Literal["prefill", "decode"] = Field(description="Which serving role runs on this pool: `prefill` or `decode`.")
-    instance_type: str = Field(description="GPU instance type from the catalog, e.g. p5.48xlarge.")
+    instance_type: GpuInstanceType = Field(description="GPU instance type from the catalog, e.g. p5.48xlarge.")
     nodes: NonNegativeInt = Field(
         description=(
             "Desired node count. 0 only for a `capacityBlock` pool created before its block starts (then set "
@@ -312,37 +277,3 @@ class GpuPoolConfig(Model):
     )
     labels: dict[str, str] = Field(default_factory=dict, description="Extra node labels.")
     taints: list[Taint] = Field(default_factory=list, description="Extra node taints (the GPU and role taints are always added).")
-
-    @model_validator(mode="after")
-    def _bounds(self) -> GpuPoolConfig:
-        if self.nodes == 0 and self.capacity.type != "capacityBlock":
-            raise FixableError(
-                "only a capacityBlock pool may start at 0 nodes (before its block starts)",
-                "give the pool at least one node, or remove it",
-                field="nodes",
-                value=0,
-            )
-        if self.nodes == 0 and self.max_nodes is None:
-            raise FixableError(
-                "a capacityBlock pool at 0 nodes needs maxNodes (EKS needs maxSize >= 1)",
-                "set maxNodes to the instance count of the block",
-                field="maxNodes",
-            )
-        if self.max_nodes is not None and self.max_nodes < self.nodes:
-            raise FixableError(f"below nodes={self.nodes}", "set maxNodes >= nodes", field="maxNodes", value=self.max_nodes)
-        if self.availability_zones is not None and len(set(self.availability_zones)) != len(self.availability_zones):
-            raise FixableError(
-                "lists a zone twice", "list each zone once", field="availabilityZones", value=self.availability_zones
-            )
-        if self.placement_group_name is not None and self.placement_group is False:
-            raise FixableError(
-                "placementGroup is false but a placementGroupName is given",
-                "remove placementGroupName, or placementGroup: false",
-                field="placementGroupName",
-                value=self.placement_group_name,
-            )
-        if self.availability_zones is not None and not self.availability_zones:
-            raise FixableError(
-                "empty", "list at least one zone, or remove the key for the default", field="availabilityZones", value=[]
-            )
-        return self

@@ -9,7 +9,7 @@ silent coercion.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
@@ -77,12 +77,17 @@ AvailabilityZone = Annotated[str, AfterValidator(_az)]
 
 @dataclass(frozen=True)
 class Issue:
-    """One thing wrong with the config: where (the `disagg:` key path), what was there, what is wrong, the fix."""
+    """One thing wrong with the config: where (the `disagg:` key path), what was there, what is wrong, the fix.
+
+    `rule`: the id of the rule that found it (stacks/rules.py); None for what the parser itself refuses (a type, an
+    enum, a format, an unknown key).
+    """
 
     key: str
     value: Any
     problem: str
     fix: str
+    rule: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{self.key} = {_show(self.value)}: {self.problem}. Fix: {self.fix}"
@@ -124,3 +129,40 @@ class _Missing:
 
 _MISSING = _Missing()
 MISSING = _MISSING
+
+
+class Skip(Exception):
+    """A rule cannot be judged here: it read a value that did not parse (`UNPARSED`), or a precondition that another
+    rule reports does not hold. The rule reports nothing for that call; every other rule still runs."""
+
+
+def _skip(self, *args, **kwargs):
+    raise Skip("the value did not parse")
+
+
+class _Unparsed:
+    """Stands, in a partly parsed config, for a value that failed to parse (its problem is already reported).
+
+    Whatever a rule does with it (read an attribute, compare, hash, iterate, format, compute) raises `Skip`, so a
+    rule that needs the value is skipped instead of judging a default the user never meant.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unparsed>"
+
+    def __getattr__(self, name: str):
+        raise Skip(name)
+
+
+for _name in (
+    "__bool__", "__len__", "__iter__", "__contains__", "__getitem__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__",
+    "__ge__", "__hash__", "__str__", "__format__", "__int__", "__float__", "__index__", "__add__", "__radd__", "__sub__",
+    "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__", "__floordiv__", "__rfloordiv__", "__mod__",
+    "__rmod__", "__pow__", "__rpow__", "__neg__", "__abs__",
+):
+    setattr(_Unparsed, _name, _skip)
+del _name
+
+UNPARSED = _Unparsed()

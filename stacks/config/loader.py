@@ -1,20 +1,24 @@
 """Reading the `disagg:` config: from the Pulumi runtime (as `pulumi up` passes it) or from a stack file.
 
 Pulumi hands a program every config value as a string, with structured values JSON-encoded. `decode` turns
-those strings back into data, `parse` validates the data into a `StackConfig` and runs the cross-layer checks,
-and every problem found is raised together in one `ConfigError`.
+those strings back into data, `parse` validates the data into a `StackConfig` and runs every rule of the registry
+(stacks/rules.py) on what parsed, and every problem found is raised together in one `ConfigError`.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
 import json
+import types
+import typing
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from stacks.config.base import MISSING, NAMESPACE, ConfigError, FixableError, Issue, key_path
+from stacks.config.base import MISSING, NAMESPACE, UNPARSED, ConfigError, FixableError, Issue, key_path
 from stacks.config.stack import StackConfig
 
 SECRET_PLACEHOLDER = "[secret]"
@@ -67,29 +71,24 @@ def parse(
 ) -> StackConfig:
     """Validate decoded values into a `StackConfig`, or raise `ConfigError` with every problem found.
 
+    pydantic checks types, enums and formats; then every rule of the registry (stacks/rules.py) runs on whatever
+    parsed, so a file with several independent mistakes reports them all in one run.
+
     `aws_region` is the stack's `aws:region` (outside the `disagg:` namespace, so not among `values`).
     """
-    from stacks.validation import check_aws_region, validate  # late: validation needs the catalog and the plan
+    from stacks.rules import check  # late: the rules need the catalog, the plan and the builders' constants
 
     data = dict(values)
     data.setdefault("name", stack)
-    issues: list[Issue] = [
-        Issue(
-            key_path(k),
-            "(plain text)",
-            "a secret is stored in plain text in the stack file",
-            f"pulumi config rm {NAMESPACE}:{k} && pulumi config set --secret {NAMESPACE}:{k} <value>",
-        )
-        for k in plaintext_secrets
-    ]
-    issues.extend(check_aws_region(data.get("region"), aws_region))
     try:
         cfg = StackConfig.model_validate(data)
+        issues: list[Issue] = []
+        partial = False
     except ValidationError as exc:
-        issues.extend(_issues_from(exc, data))
-        raise ConfigError(issues) from None
-
-    issues.extend(validate(cfg))
+        issues = _issues_from(exc, data)
+        cfg = _salvage(StackConfig, data, _failed_locs(exc))
+        partial = True
+    issues += check(cfg, partial=partial, plaintext_secrets=plaintext_secrets, aws_region=aws_region)
     if issues:
         raise ConfigError(issues)
     return cfg
@@ -241,11 +240,12 @@ def _issues_from(exc: ValidationError, data: Mapping[str, Any]) -> list[Issue]:
             continue
         if etype == "extra_forbidden":
             known = _known_keys(StackConfig, loc[:-1])
+            guess = _did_you_mean(str(loc[-1]), known)
             issues.append(
                 Issue(
                     key_path(*loc),
                     err.get("input"),
-                    "unknown key",
+                    f"unknown key (did you mean {guess}?)" if guess else "unknown key",
                     f"remove it or fix its spelling; keys allowed here: {', '.join(known)}" if known else "remove it",
                 )
             )
@@ -254,6 +254,88 @@ def _issues_from(exc: ValidationError, data: Mapping[str, Any]) -> list[Issue]:
         problem = "required key is not set" if etype == "missing" else err["msg"][0].lower() + err["msg"][1:]
         issues.append(Issue(key_path(*loc), value, problem, _FIXES.get(etype, "see the config reference in the README")))
     return issues
+
+
+def _did_you_mean(key: str, known: list[str]) -> str | None:
+    """The allowed key nearest to a misspelt one: case, `_` and `-` ignored (`instance_type`, `reservationID`)."""
+    plain = {k.lower().replace("_", "").replace("-", ""): k for k in known}
+    found = difflib.get_close_matches(key.lower().replace("_", "").replace("-", ""), list(plain), n=1, cutoff=0.75)
+    return plain[found[0]] if found else None
+
+
+# ---- a partly parsed config for the rules ---------------------------------------------------------------------------
+
+
+def _failed_locs(exc: ValidationError) -> list[tuple]:
+    """Where the values that failed to parse are. An unknown key ends in `_EXTRA`: it is dropped (and reported),
+    and the object around it parses without it."""
+    return [tuple(e["loc"]) + ((_EXTRA,) if e["type"] == "extra_forbidden" else ()) for e in exc.errors()]
+
+
+_EXTRA = object()
+
+
+def _salvage(annotation: Any, raw: Any, failed: list[tuple]) -> Any:
+    """`raw` parsed as `annotation` where it parses, `UNPARSED` in the place of each value that does not.
+
+    `failed` are the locations (relative to `raw`) of the values pydantic refused. A model or a list of models is
+    rebuilt field by field and item by item around them; a value that failed as a whole, or a scalar, becomes
+    `UNPARSED`, which any rule reading it skips on (stacks/rules.py).
+    """
+    if not failed:
+        return _adapter(annotation).validate_python(raw)
+    if any(not loc for loc in failed):
+        return UNPARSED  # the value itself: a wrong type, a missing required key, a format
+    if any(loc == (_EXTRA,) for loc in failed):
+        return UNPARSED  # an unknown key where no model is (cannot happen: only models forbid extra keys)
+    base = _unwrap(annotation)
+    if typing.get_origin(base) is list:
+        if not isinstance(raw, list):
+            return UNPARSED
+        (item,) = typing.get_args(base)
+        return [_salvage(item, v, [loc[1:] for loc in failed if loc[0] == i]) for i, v in enumerate(raw)]
+    if not (isinstance(base, type) and issubclass(base, BaseModel) and isinstance(raw, dict)):
+        return UNPARSED
+    model = base
+    if any(d.info.mode != "after" for d in model.__pydantic_decorators__.model_validators.values()):
+        return UNPARSED  # a model that rewrites its input before validation cannot be rebuilt field by field
+    # An unknown key of this model ((key, _EXTRA)) matches no field below, so it is left out.
+    values = {}
+    for name, field in model.model_fields.items():
+        alias = field.alias or name
+        given = alias if alias in raw else name if name in raw else None  # populate_by_name: either spelling
+        below = [loc[1:] for loc in failed if loc[0] in (alias, name)]
+        if given is not None:
+            values[name] = _salvage(_field_type(model, name), raw[given], below)
+        elif below:
+            values[name] = UNPARSED  # required and not set
+    return model.model_construct(**values)
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`Annotated[T, ...]` and `T | None` -> T."""
+    while True:
+        if typing.get_origin(annotation) is Annotated:
+            annotation = typing.get_args(annotation)[0]
+            continue
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+            annotation = args[0]
+            continue
+        return annotation
+
+
+@functools.cache
+def _field_type(model: type[BaseModel], name: str) -> Any:
+    field = model.model_fields[name]
+    return Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+
+
+@functools.cache
+def _adapter(annotation: Any) -> TypeAdapter:
+    # A model carries its own (strict) config; anything else is validated as strictly as a model field is.
+    own = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    return TypeAdapter(annotation) if own else TypeAdapter(annotation, config=ConfigDict(strict=True))
 
 
 def _lookup(data: Any, loc: list) -> Any:
@@ -267,8 +349,6 @@ def _lookup(data: Any, loc: list) -> Any:
 
 def _known_keys(model: type[BaseModel], loc: list) -> list[str]:
     """Keys a model accepts at `loc` (walking nested models and lists of models)."""
-    import typing
-
     current: Any = model
     for part in loc:
         if isinstance(part, int):

@@ -1,4 +1,5 @@
-"""The render's answer to a broken stack file: exit 2 with the file, line and column, and no stale outputs."""
+"""The render's answer to a broken stack file: exit 2 with the file, line and column, every problem of a well-formed
+file in one run, and no stale outputs."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import shutil
 
 import pytest
 
-from stacks.config import ConfigError
+from stacks.config import ConfigError, decode, parse
 from stacks.config.loader import StackFileSyntaxError, engine_config_from_file
 from tests.conftest import ROOT, render
 
@@ -69,3 +70,62 @@ def test_a_failed_render_removes_the_outputs_of_an_earlier_run(tmp_path, rendere
     proc = render(["--config", str(bad), "--out", str(out)])
     assert proc.returncode == 2 and "disagg:" in proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+# tests/fixtures/config/Pulumi.four-mistakes.yaml: Pulumi.dev.yaml with four independent mistakes of four kinds.
+FOUR = ROOT / "tests" / "fixtures" / "config" / "Pulumi.four-mistakes.yaml"
+MISTAKES = {
+    # key of the problem: (words of its message, the line that makes the mistake, the line that fixes it)
+    "disagg:serving.decode.tensorParalel": (
+        "unknown key (did you mean tensorParallel?)", "      tensorParalel: 1\n", "      tensorParallel: 1\n"
+    ),
+    "disagg:gpuPools[0].instanceType": ("unknown instance type", "      instanceType: g6e.xlarg\n", "      instanceType: g6e.xlarge\n"),
+    "disagg:network.natGateways": ("input should be 'single' or 'perAz'", "    natGateways: perZone\n", "    natGateways: single\n"),
+    "disagg:serving.router.serviceType": (
+        "needs the AWS Load Balancer Controller", "      serviceType: internalNlb\n", "      serviceType: clusterIP\n"
+    ),
+}
+
+
+def _issues(path) -> list:
+    engine, _ = engine_config_from_file(path)
+    with pytest.raises(ConfigError) as info:
+        parse(decode(engine), stack="four-mistakes", aws_region=engine.get("aws:region"))
+    return info.value.issues
+
+
+def test_a_file_with_four_independent_mistakes_reports_all_four_in_one_run(tmp_path):
+    found = {i.key: str(i) for i in _issues(FOUR)}
+    assert sorted(found) == sorted(MISTAKES), found
+    for key, (words, _, _) in MISTAKES.items():
+        assert words in found[key] and "Fix: " in found[key], found[key]
+
+    proc = render(["--config", str(FOUR), "--out", str(tmp_path / "out")])
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("Pulumi.four-mistakes.yaml: invalid disagg config (4 problem(s)):\n"), proc.stderr
+    problems = [line for line in proc.stderr.splitlines() if line.startswith("  - ")]
+    assert len(problems) == 4, proc.stderr
+    for key in MISTAKES:
+        assert sum(p.startswith(f"  - {key} ") for p in problems) == 1, (key, proc.stderr)
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("fixed", sorted(MISTAKES))
+def test_each_mistake_is_independent_of_the_others(tmp_path, fixed):
+    """Fixing one mistake leaves exactly the other three: none hides or causes another."""
+    _, bad, good = MISTAKES[fixed]
+    text = FOUR.read_text()
+    assert text.count(bad) == 1, bad
+    path = tmp_path / "Pulumi.three-mistakes.yaml"
+    path.write_text(text.replace(bad, good))
+    assert sorted(i.key for i in _issues(path)) == sorted(k for k in MISTAKES if k != fixed)
+
+
+def test_fixing_all_four_leaves_a_valid_stack(tmp_path):
+    text = FOUR.read_text()
+    for _, bad, good in MISTAKES.values():
+        text = text.replace(bad, good)
+    path = tmp_path / "Pulumi.fixed.yaml"
+    path.write_text(text)
+    engine, _ = engine_config_from_file(path)
+    assert parse(decode(engine), stack="fixed", aws_region=engine.get("aws:region")).name == "fixed"

@@ -1,4 +1,5 @@
-"""Every validation rule, broken on purpose: the error names the `disagg:` key, the bad value and a fix."""
+"""Config problems, broken on purpose: the error names the `disagg:` key, the bad value and a fix, and every problem
+of a file is reported in one run. (tests/unit/test_rules.py breaks every rule of the registry, one at a time.)"""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ def errors_of(values: dict, **kw) -> list[str]:
 
 
 def only_error(values: dict, key: str, *words: str) -> str:
+    """The one problem of the config: at `key`, with `words` and a fix. Any other problem fails the test."""
     errs = errors_of(values)
     hits = [e for e in errs if e.startswith(key + " ") or e.startswith(key + "=")]
     assert hits, f"no error for {key}; got {errs}"
+    assert errs == hits[:1], f"{key} is not the only error: {errs}"
     for w in words:
         assert w in hits[0], f"{w!r} not in {hits[0]!r}"
     assert "Fix: " in hits[0]
@@ -36,17 +39,68 @@ def test_base_config_is_valid(base):
 
 def test_unknown_top_level_key(base):
     base["gpuPool"] = []
-    only_error(base, "disagg:gpuPool", "unknown key", "gpuPools")
+    only_error(base, "disagg:gpuPool", "unknown key (did you mean gpuPools?)")
 
 
 def test_unknown_nested_key(base):
     base["gpuPools"][0]["capacity"] = {"type": "onDemand", "reservationID": "cr-0123456789abcdef0"}
-    only_error(base, "disagg:gpuPools[0].capacity.reservationID", "unknown key", "reservationId")
+    only_error(base, "disagg:gpuPools[0].capacity.reservationID", "unknown key (did you mean reservationId?)")
 
 
 def test_unknown_deeply_nested_key(base):
     base["serving"]["prefill"]["autoscaling"] = {"maxReplica": 3}
-    only_error(base, "disagg:serving.prefill.autoscaling.maxReplica", "unknown key", "maxReplicas")
+    only_error(base, "disagg:serving.prefill.autoscaling.maxReplica", "unknown key (did you mean maxReplicas?)")
+
+
+def test_a_key_in_the_wrong_case_is_pointed_at_its_camel_case_name(base):
+    base["gpuPools"][0]["instancetype"] = base["gpuPools"][0].pop("instanceType")
+    errs = errors_of(base)
+    assert [e.split(" ")[0] for e in errs] == ["disagg:gpuPools[0].instanceType", "disagg:gpuPools[0].instancetype"], errs
+    assert "required key is not set" in errs[0] and "did you mean instanceType?" in errs[1]
+
+
+def test_a_key_near_no_allowed_key_gets_no_guess(base):
+    base["serving"]["router"] = {"colour": "blue"}
+    err = only_error(base, "disagg:serving.router.colour", "unknown key", "keys allowed here: decodePolicy, image")
+    assert "did you mean" not in err
+
+
+def test_problems_of_one_object_are_all_reported(base):
+    """What used to be one model validator stopped at its first problem; as rules they all report."""
+    base["gpuPools"][0].update(
+        nodes=2, maxNodes=1, placementGroup=False, placementGroupName="my-pg", capacity={"type": "onDemand", "reservationId": "cr-0123456789abcdef0"}
+    )
+    keys = [e.split(" ")[0] for e in errors_of(base)]
+    assert keys == ["disagg:gpuPools[0].capacity.type", "disagg:gpuPools[0].maxNodes", "disagg:gpuPools[0].placementGroupName"], keys
+
+
+def test_an_unknown_instance_type_is_reported_beside_the_cross_layer_rules(base):
+    base["gpuPools"][0]["instanceType"] = "p5.96xlarge"
+    base["platform"] = {"kai": {"enabled": False}}
+    base["serving"]["decode"]["replicas"] = 5
+    base["serving"]["decode"]["autoscaling"] = {"maxReplicas": 5}
+    base["gpuPools"][1]["maxNodes"] = 2
+    base["nodeProvisioning"] = "karpenter"
+    keys = [e.split(" ")[0] for e in errors_of(base)]
+    # The decode pool's rules still run; none about the prefill pool, whose type is unknown, guesses at it.
+    assert keys == ["disagg:gpuPools[0].instanceType", "disagg:gpuPools[1].nodes", "disagg:platform.kai.enabled"], keys
+
+
+def test_a_rule_is_skipped_for_the_part_that_did_not_parse_only(base):
+    base["gpuPools"][0]["nodes"] = "two"  # pool 0 does not parse its node count
+    base["gpuPools"][0]["nvmeCache"] = False
+    base["gpuPools"][1]["nvmeCache"] = False
+    keys = [e.split(" ")[0] for e in errors_of(base)]
+    # A per-pool rule reads what parsed of both pools; rules that need pool 0's node count (the prefill replicas fit)
+    # are skipped, and report nothing false about it.
+    assert keys == ["disagg:gpuPools[0].nodes", "disagg:gpuPools[0].nvmeCache", "disagg:gpuPools[1].nvmeCache"], keys
+
+
+def test_a_value_that_did_not_parse_is_never_judged_at_its_default(base):
+    base["serving"]["decode"]["replicas"] = "9"  # a string: the pools-fit rules must not judge the default (1)
+    base["platform"] = {"kai": {"queue": {"gpuQuota": 1}}}
+    keys = [e.split(" ")[0] for e in errors_of(base)]
+    assert keys == ["disagg:serving.decode.replicas"], keys
 
 
 @pytest.mark.parametrize(
@@ -79,7 +133,7 @@ def test_zero_or_negative_counts(base, mutate, key):
 
 
 def test_multi_node_replica_must_use_whole_nodes(base):
-    base["serving"]["prefill"] = {"tensorParallel": 4, "pipelineParallel": 3, "replicas": 1}
+    base["serving"]["prefill"] = {"tensorParallel": 12, "replicas": 1}
     only_error(base, "disagg:serving.prefill.tensorParallel", "12 GPUs", "multiple of 8")
 
 
@@ -127,12 +181,17 @@ def test_efa_pool_spanning_two_zones(base):
 
 def test_weights_do_not_fit(base):
     base["serving"]["model"] = {"id": "big", "parametersBillions": 405, "weightDtype": "bf16"}
-    err = only_error(base, "disagg:serving.decode.tensorParallel", "810.0 GiB" if False else "GiB", "KV cache")
-    assert "weightDtype" in err
+    base["serving"]["prefill"] = {"tensorParallel": 8, "replicas": 1}  # 94 GiB per GPU: does not fit either
+    errs = errors_of(base)
+    assert [e.split(" ")[0] for e in errs] == ["disagg:serving.prefill.tensorParallel", "disagg:serving.decode.tensorParallel"], errs
+    assert "754.4 GiB: 377.2 GiB per GPU over 2 GPUs" in errs[1] and "KV cache" in errs[1] and "weightDtype" in errs[1]
 
 
 def test_pools_too_small_for_replicas(base):
     base["serving"]["decode"]["replicas"] = 5  # 4 per node, 1 node
+    base["serving"]["decode"]["autoscaling"] = {"maxReplicas": 5}
+    base["gpuPools"][1]["maxNodes"] = 2
+    base["nodeProvisioning"] = "karpenter"  # the pool may grow to 2 for maxReplicas, but holds 1 for replicas
     only_error(base, "disagg:gpuPools[1].nodes", "asks for 5 replicas", "2 nodes")
 
 
@@ -173,10 +232,8 @@ def test_different_zones_allowed_without_efa(base):
 
 
 def test_zone_outside_region(base):
-    base["availabilityZones"] = ["us-west-2a", "us-west-2b"]
-    base["gpuPools"][0]["availabilityZones"] = ["us-west-2a"]
-    base["gpuPools"][1]["availabilityZones"] = ["us-west-2a"]
-    only_error(base, "disagg:availabilityZones[0]", "not a zone of region us-east-1")
+    base["availabilityZones"] = ["us-east-1a", "us-west-2b"]
+    only_error(base, "disagg:availabilityZones[1]", "not a zone of region us-east-1")
 
 
 def test_kai_quota_below_requested_gpus(base):
@@ -275,3 +332,25 @@ def test_render_exits_2_naming_the_key_without_traceback(tmp_path, base, case):
 def test_placement_group_name_conflicts_with_placement_group_off(base):
     base["gpuPools"][0].update(placementGroup=False, placementGroupName="my-pg")
     only_error(base, "disagg:gpuPools[0].placementGroupName", "placementGroup is false")
+
+
+@pytest.mark.parametrize(
+    "mutate,key,words",
+    [
+        (lambda c: c.__setitem__("network", {"existingVpcId": "vpc-1", "existingPrivateSubnetIds": {"us-east-1a": "subnet-0123456789abcdef0", "us-east-1b": "subnet-0123456789abcdef1"}}),
+         "disagg:network.existingVpcId", "'vpc-1': not a VPC id"),
+        (lambda c: c.__setitem__("network", {"existingVpcId": "vpc-0123456789abcdef0", "existingPrivateSubnetIds": {"us-east-1a": "subnet-0123456789abcdef0", "us-east-1b": "sn-2"}}),
+         "disagg:network.existingPrivateSubnetIds", "'sn-2': zone us-east-1b: not a subnet id"),
+        (lambda c: c["cluster"].__setitem__("logRetentionDays", 10), "disagg:cluster.logRetentionDays", "nearest: 7"),
+        (lambda c: c["gpuPools"][0].__setitem__("capacity", {"type": "capacityBlock", "reservationId": "cr-1"}),
+         "disagg:gpuPools[0].capacity.reservationId", "not a capacity reservation id"),
+        (lambda c: c["gpuPools"][0].__setitem__("capacity", {"type": "capacityReservation", "reservationResourceGroupArn": "arn:aws:iam::1:group/x"}),
+         "disagg:gpuPools[0].capacity.reservationResourceGroupArn", "not a resource group ARN"),
+        (lambda c: c["gpuPools"][0].__setitem__("instanceType", "m7i.2xlarge"), "disagg:gpuPools[0].instanceType", "has no GPU"),
+        (lambda c: c.__setitem__("systemPool", {"instanceType": "p5.48xlarge"}), "disagg:systemPool.instanceType", "is a GPU type"),
+        (lambda c: c.__setitem__("systemPool", {"instanceType": "m9.large"}), "disagg:systemPool.instanceType", "unknown instance type"),
+    ],
+)
+def test_formats_and_catalog_names_are_checked_by_the_parser(base, mutate, key, words):
+    mutate(base)
+    only_error(base, key, words)

@@ -34,8 +34,9 @@ def issues(v: dict) -> list:
 
 
 def one(v: dict, key: str):
-    found = [i for i in issues(v) if i.key == key]
-    assert len(found) == 1, [str(i) for i in issues(v)]
+    """The one problem of the config, at `key`. Any other problem fails the test."""
+    found = issues(v)
+    assert [i.key for i in found] == [key], [str(i) for i in found]
     return found[0]
 
 

@@ -17,9 +17,11 @@ def errors(values: dict, name: str = "t") -> list[str]:
 
 
 def one(values: dict, key: str, *words: str, name: str = "t") -> str:
+    """The one problem of the config: at `key`, with `words` and a fix. Any other problem fails the test."""
     errs = errors(values, name)
     hits = [e for e in errs if e.startswith(key + " ")]
     assert hits, f"no error for {key}: {errs}"
+    assert errs == hits[:1], f"{key} is not the only error: {errs}"
     for w in words:
         assert w in hits[0], (w, hits[0])
     assert "Fix: " in hits[0]
@@ -35,9 +37,9 @@ def test_base_is_valid(v):
     parse(v, stack="t")
 
 
-def test_llm_d_router_is_refused(v):
+def test_the_router_kind_accepts_only_the_router_the_stack_builds(v):
     v["serving"]["router"] = {"kind": "llm-d"}
-    one(v, "disagg:serving.router.kind", "llm-d", "vllm-router")
+    one(v, "disagg:serving.router.kind", "'llm-d'", "'vllm-router'")
 
 
 def test_pvc_cache_needs_a_read_write_many_class(v):
@@ -54,12 +56,13 @@ def test_max_replicas_must_fit_the_pools(v):
 
 def test_autoscaling_needs_keda_and_monitoring(v):
     v["platform"] = {"keda": {"enabled": False}}
+    v["serving"]["decode"]["autoscaling"] = {"enabled": False}
     one(v, "disagg:serving.prefill.autoscaling.enabled", "platform.keda")
 
 
 def test_grove_name_budget(v):
     v["platform"] = {"workloadApi": "grove"}
-    long = "a" * 40
+    long = "a" * 39  # + "prefill" is 46; + "decode" is 45, which fits
     one(v, "disagg:name", "45", long, name=long)
     parse(v, stack="a" * 38)  # 38 + len("prefill") = 45 fits
 
@@ -77,13 +80,15 @@ def _multinode(v: dict, **role) -> dict:
 
 
 def test_decode_pipeline_parallel_with_nixl_is_refused_with_the_layout_that_works(v):
-    _multinode(v, tensorParallel=8, pipelineParallel=2)
+    _multinode(v, tensorParallel=8, dataParallel=2, expertParallel=True)
+    v["serving"]["decode"] = {"tensorParallel": 8, "pipelineParallel": 2, "replicas": 1}
     msg = one(v, "disagg:serving.decode.pipelineParallel", "= 2", "NixlConnector", "decode side", "dataParallel", "aggregated")
     assert "#52913" in msg
 
 
 def test_prefill_pipeline_parallel_with_the_pull_connector_is_refused_too(v):
-    _multinode(v, tensorParallel=8, pipelineParallel=2)
+    _multinode(v, tensorParallel=8, dataParallel=2, expertParallel=True)
+    v["serving"]["prefill"] = {"tensorParallel": 8, "pipelineParallel": 2, "replicas": 1}
     one(v, "disagg:serving.prefill.pipelineParallel", "pull-mode NixlConnector")
 
 
@@ -97,6 +102,7 @@ def test_wide_ep_layout_is_valid_and_dp_ranks_must_fit_a_node(v):
     _multinode(v, tensorParallel=8, dataParallel=2, expertParallel=True)
     parse(v, stack="t")
     _multinode(v, tensorParallel=16, dataParallel=2, expertParallel=True)
+    v["serving"]["decode"] = {"tensorParallel": 8, "dataParallel": 2, "expertParallel": True, "replicas": 1}
     for p in v["gpuPools"]:
         p["nodes"] = 4
     one(v, "disagg:serving.prefill.dataParallel", "spans nodes", "TP within a node")
@@ -104,6 +110,7 @@ def test_wide_ep_layout_is_valid_and_dp_ranks_must_fit_a_node(v):
 
 def test_dp_without_expert_parallel_holds_a_whole_model_per_rank(v):
     _multinode(v, tensorParallel=8, dataParallel=2)
+    v["serving"]["decode"]["expertParallel"] = True
     one(v, "disagg:serving.prefill.tensorParallel", "over 8 GPUs", "expertParallel")
 
 

@@ -28,8 +28,6 @@ REQUIRED = {
     "keda": "helm-chart",
     "vllm": "image",
     "vllm-router": "image",
-    "llm-d-router": "image",
-    "llm-d-routing-sidecar": "image",
 }
 
 
@@ -118,12 +116,6 @@ def test_vpc_cni_supports_efa_only_interfaces():
 def test_platform_charts_match_the_verified_releases(key, chart, repository, version):
     p = pin(key)
     assert (p.chart, p.repository, p.version) == (chart, repository, version)
-
-
-def test_llm_d_router_and_sidecar_come_from_one_release():
-    assert pin("llm-d-router").version == pin("llm-d-routing-sidecar").version
-    assert pin("llm-d-router").image == "ghcr.io/llm-d/llm-d-router-endpoint-picker"
-    assert pin("llm-d-routing-sidecar").image == "ghcr.io/llm-d/llm-d-router-disagg-sidecar"
 
 
 def test_vllm_is_a_release_tag():
