@@ -31,6 +31,7 @@ def validate(cfg: StackConfig) -> list[Issue]:
     pools_ok = _check_instances(cfg, add)
     _check_cluster(cfg, add)
     _check_zones(cfg, add)
+    _check_router_access(cfg, add)
     _check_pool_names(cfg, add)
     if pools_ok:
         _check_pools(cfg, add)
@@ -670,6 +671,46 @@ _EBS_STORAGE_CLASSES = {"gp2", "gp3", "io1", "io2", "st1", "sc1", "ebs-sc"}
 # Grove names pods <pcs>-<i>-[<pcsg>-<j>-]<clique>-<random> and refuses a PodCliqueSet whose PCS, scaling-group and
 # clique names add up to more than 45 characters (grove webhook validatePodNameConstraints).
 _GROVE_NAME_BUDGET = 45
+
+
+def _check_router_access(cfg: StackConfig, add) -> None:
+    """Who may call the router: the API key and the client allow-lists (components/builders/serving/policies.py)."""
+    r = cfg.serving.router
+    if r.api_key is not None:
+        key = r.api_key.get_secret_value()
+        # The gate compares the bearer token of the Authorization header: a token68 (RFC 6750 2.1), visible ASCII
+        # without spaces.
+        if not key or any(c.isspace() or not c.isprintable() or not c.isascii() for c in key):
+            add(
+                Issue(
+                    key_path("serving", "router", "apiKey"),
+                    "(secret)",
+                    "the API key is empty or holds whitespace or non-printable/non-ASCII characters, which a bearer token cannot carry",
+                    "pulumi config set --secret --path disagg:serving.router.apiKey \"$(openssl rand -hex 32)\"",
+                )
+            )
+    for key, value in (("allowedClientCidrs", r.allowed_client_cidrs), ("allowedClientNamespaces", r.allowed_client_namespaces)):
+        if value is not None and not value:
+            add(
+                Issue(
+                    key_path("serving", "router", key),
+                    [],
+                    "an empty list admits no client at all (only `kubectl port-forward` would still reach the router)",
+                    f"list at least one entry, or remove serving.router.{key} (both unset admit any source)",
+                )
+            )
+    if r.allowed_client_cidrs and r.service_type == "internalNlb" and cfg.network.existing_vpc_id:
+        add(
+            Issue(
+                key_path("serving", "router", "allowedClientCidrs"),
+                r.allowed_client_cidrs,
+                "with serviceType internalNlb the NLB keeps client addresses and health-checks the router from its own "
+                "addresses in the private subnets; in an existing VPC the stack does not know those subnets' CIDRs to "
+                "admit the health checks",
+                "remove serving.router.allowedClientCidrs (and rely on serving.router.apiKey), or use serviceType "
+                "clusterIP behind your own ingress",
+            )
+        )
 
 
 def _check_serving(cfg: StackConfig, add) -> None:

@@ -18,7 +18,22 @@ from stacks.config.base import MISSING, NAMESPACE, ConfigError, FixableError, Is
 from stacks.config.stack import StackConfig
 
 SECRET_PLACEHOLDER = "[secret]"
-SECRET_KEYS = ("hfToken",)
+# Config keys (paths under `disagg:`) that must be Pulumi secrets. A nested one is set with `--path`, and Pulumi then
+# marks its whole top-level key secret (`disagg:serving`), which is what the engine reports for it.
+SECRET_KEYS = ("hfToken", "serving.router.apiKey")
+
+
+def plaintext_secrets(values: Mapping[str, Any], is_secret) -> tuple[str, ...]:
+    """The SECRET_KEYS set in decoded `values` whose top-level key is not a secret (`is_secret("disagg:<key>")`)."""
+    out = []
+    for path in SECRET_KEYS:
+        top, *rest = path.split(".")
+        v: Any = values.get(top)
+        for part in rest:
+            v = v.get(part) if isinstance(v, dict) else None
+        if v is not None and not is_secret(f"{NAMESPACE}:{top}"):
+            out.append(path)
+    return tuple(out)
 
 # Top-level keys whose value is a plain string: kept as given, never JSON-decoded ("1.33" stays a string).
 _STRING_KEYS = {"name", "region", "hfToken"}
@@ -75,10 +90,10 @@ def parse(
     data.setdefault("name", stack)
     issues: list[Issue] = [
         Issue(
-            key_path(k),
+            key_path(*k.split(".")),
             "(plain text)",
             "a secret is stored in plain text in the stack file",
-            f"pulumi config rm {NAMESPACE}:{k} && pulumi config set --secret {NAMESPACE}:{k} <value>",
+            _secret_fix(k),
         )
         for k in plaintext_secrets
     ]
@@ -101,10 +116,15 @@ def from_pulumi() -> StackConfig:
     from pulumi.runtime import config as runtime_config
 
     raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    plaintext = tuple(
-        k for k in SECRET_KEYS if f"{NAMESPACE}:{k}" in raw and not runtime_config.is_config_secret(f"{NAMESPACE}:{k}")
-    )
-    return parse(decode(raw), stack=pulumi.get_stack(), plaintext_secrets=plaintext, aws_region=raw.get("aws:region"))
+    values = decode(raw)
+    plaintext = plaintext_secrets(values, runtime_config.is_config_secret)
+    return parse(values, stack=pulumi.get_stack(), plaintext_secrets=plaintext, aws_region=raw.get("aws:region"))
+
+
+def _secret_fix(path: str) -> str:
+    if "." in path:
+        return f"pulumi config rm --path {NAMESPACE}:{path} && pulumi config set --secret --path {NAMESPACE}:{path} <value>"
+    return f"pulumi config rm {NAMESPACE}:{path} && pulumi config set --secret {NAMESPACE}:{path} <value>"
 
 
 class StackFileSyntaxError(ConfigError):
