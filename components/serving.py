@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.builders.serving import Manifest, manifests
+from components.builders.serving import HF_TOKEN, ROUTER_API_KEY, Manifest, manifests
 from components.builders.serving.common import namespace, served_model_name, workload_name
 from components.builders.serving.router import router_url
 from components.builders.serving.spec import ServingSpec
@@ -46,6 +46,7 @@ class Serving(pulumi.ComponentResource):
         hf_token: pulumi.Output[str] | None,
         opts: pulumi.ResourceOptions | None = None,
         gpu_pools: list[pulumi.Resource] | None = None,
+        router_api_key: pulumi.Output[str] | None = None,
     ):
         super().__init__(TYPE, name, None, opts)
         releases: dict[str, pulumi.Resource] = dict(platform.releases)
@@ -60,7 +61,7 @@ class Serving(pulumi.ComponentResource):
                 deps += [platform, *(gpu_pools or [])]
             if ns_res is not None:
                 deps.append(ns_res)
-            res = self._register(name, m, cluster, deps, hf_token)
+            res = self._register(name, m, cluster, deps, {HF_TOKEN: hf_token, ROUTER_API_KEY[0]: router_api_key})
             self.resources[f"{m.kind}/{m.name}"] = res
             if m.kind == "Namespace":
                 ns_res = res
@@ -73,7 +74,7 @@ class Serving(pulumi.ComponentResource):
             {"namespace": self.namespace, "routerServiceName": self.router_service_name, "routerUrl": self.router_url}
         )
 
-    def _register(self, name: str, m: Manifest, cluster: Cluster, deps: list[pulumi.Resource], hf_token) -> pulumi.Resource:
+    def _register(self, name: str, m: Manifest, cluster: Cluster, deps: list[pulumi.Resource], secrets: dict[str, pulumi.Output[str] | None]) -> pulumi.Resource:
         obj = dict(m.obj)
         api_version, kind = obj.pop("apiVersion"), obj.pop("kind")
         # Child names: <component>-<kind>-<object name>, unique in the stack and stable across renames of nothing else.
@@ -84,10 +85,12 @@ class Serving(pulumi.ComponentResource):
             depends_on=deps,
             ignore_changes=list(m.ignore_changes) or None,
         )
-        if m.hf_token:
-            if hf_token is None:
-                raise ValueError("the HF token Secret is in the plan but no token was passed")
-            return k8s.core.v1.Secret(child, metadata=obj["metadata"], type=obj.get("type"), string_data={"token": hf_token}, opts=opts)
+        if m.secret:
+            which, data_key = m.secret
+            value = secrets.get(which)
+            if value is None:
+                raise ValueError(f"the {which} Secret is in the plan but no {which} was passed")
+            return k8s.core.v1.Secret(child, metadata=obj["metadata"], type=obj.get("type"), string_data={data_key: value}, opts=opts)
         cls = _BUILTIN.get((api_version, kind))
         if cls is not None:
             return cls(child, **_snake_top(obj), opts=opts)

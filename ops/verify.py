@@ -25,6 +25,8 @@ could not be loaded or the cluster could not be reached.
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
 import time
 import uuid
@@ -33,7 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Protocol
 
-from components.builders.serving.common import endpoint_selector, namespace, role_selector, selector_args, served_model_name, workload_name
+from components.builders.serving.common import endpoint_selector, namespace, role_selector, router_api_key_secret_name, selector_args, served_model_name, workload_name
 from facts.conventions import ROLES, ROUTER
 from components.builders.serving.engine import engine_for
 from components.builders.serving.pods import CONTAINER
@@ -94,6 +96,9 @@ class Target:
     # Disaggregated serving moves KV from prefill to decode; `serving.mode: aggregated` serves whole requests in
     # each replica, so the NIXL and EFA checks have nothing to look at (only the pods and the request are checked).
     kv_moves: bool = True
+    # serving.router.apiKey is set: every request carries the key, read from this Secret (key `key`) or from
+    # $DISAGG_ROUTER_API_KEY.
+    router_api_key_secret: str | None = None
 
     @classmethod
     def from_config(cls, cfg: StackConfig) -> Target:
@@ -119,6 +124,7 @@ class Target:
             efa=efa and kv_transfer(cfg),
             max_model_len=cfg.serving.model.max_model_len,
             kv_moves=kv_transfer(cfg),
+            router_api_key_secret=router_api_key_secret_name(spec) if spec.router.api_key else None,
         )
 
     def metrics_command(self) -> list[str]:
@@ -550,6 +556,8 @@ def render_load(f: LoadFigures, *, forwarded: bool = False) -> str:
 class Cluster(Protocol):
     def pods(self, namespace: str, selector: Mapping[str, str]) -> list[Pod]: ...
 
+    def secret_value(self, namespace: str, name: str, key: str) -> str: ...
+
     def exec(self, namespace: str, pod: str, container: str, argv: list[str]) -> str: ...
 
     def logs(self, namespace: str, pod: str, container: str) -> str: ...
@@ -753,6 +761,19 @@ def load_target(work_dir: Path, stack: str) -> tuple[StackConfig, Target]:
     return cfg, Target.from_config(cfg)
 
 
+ROUTER_API_KEY_ENV = "DISAGG_ROUTER_API_KEY"
+
+
+def router_api_key(target: Target, cluster, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The key the router's auth gate asks for (serving.router.apiKey): $DISAGG_ROUTER_API_KEY, else the stack's
+    Secret through the cluster (the operator's kubeconfig reads it; the offline config holds only `secure:`)."""
+    if target.router_api_key_secret is None:
+        return None
+    if environ.get(ROUTER_API_KEY_ENV):
+        return environ[ROUTER_API_KEY_ENV]
+    return cluster.secret_value(target.namespace, target.router_api_key_secret, "key")
+
+
 def options_of(args: argparse.Namespace) -> Options:
     return Options(
         prompt_tokens=args.prompt_tokens,
@@ -780,9 +801,11 @@ def command(args: argparse.Namespace) -> int:
     options, notes = options_of(args).fit(target.max_model_len)
     try:
         cluster = verify_io.connect(args.kubeconfig, cfg.cluster_name, cfg.region)
+        key = router_api_key(target, cluster)
+        stream = verify_io.stream_lines if key is None else functools.partial(verify_io.stream_lines, api_key=key)
         with verify_io.router(cluster, target, args.router_url) as url:
             forwarded = not args.router_url
-            report = run(target, options, cluster, url, verify_io.stream_lines, notes=tuple(notes), forwarded=forwarded)
+            report = run(target, options, cluster, url, stream, notes=tuple(notes), forwarded=forwarded)
     except (KubeError, OSError) as err:  # OSError: kubectl or the AWS CLI is not on PATH
         print(f"ops verify: cannot reach stack {args.stack}'s cluster {cfg.cluster_name}: {err}", file=sys.stderr)
         return 2

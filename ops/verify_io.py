@@ -7,6 +7,7 @@ counters), reads their logs and port-forwards to the router Service; urllib stre
 
 from __future__ import annotations
 
+import base64
 import json
 import queue
 import re
@@ -60,6 +61,14 @@ class KubectlCluster(Kubectl):
             return self._kubectl("exec", "-n", namespace, pod, "-c", container, "--", *argv)
         except KubeError as exc:
             raise KubeError(f"kubectl exec {pod} -c {container} -- {argv[0]}: {_reason(exc)}") from None
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str:
+        """One data value of a Secret, decoded (kubectl get secret -o jsonpath)."""
+        try:
+            encoded = self._kubectl("get", "secret", "-n", namespace, name, "-o", f"jsonpath={{.data.{key}}}")
+        except KubeError as exc:
+            raise KubeError(f"kubectl get secret {name}: {_reason(exc)}") from None
+        return base64.b64decode(encoded.strip()).decode()
 
     def logs(self, namespace: str, pod: str, container: str) -> str:
         try:
@@ -122,14 +131,15 @@ class HttpError(RuntimeError):
     """The router answered with an error status."""
 
 
-def stream_lines(url: str, body: dict, timeout: float) -> Iterator[tuple[float, str]]:
-    """POST `body` and yield (seconds since the request was sent, line) as each line of the response arrives."""
+def stream_lines(url: str, body: dict, timeout: float, *, api_key: str | None = None) -> Iterator[tuple[float, str]]:
+    """POST `body` and yield (seconds since the request was sent, line) as each line of the response arrives; with
+    `api_key`, as the bearer token the router's auth gate checks."""
     # A port-forward listens on loopback: never send that through an HTTP(S)_PROXY from the environment.
     handlers = [urllib.request.ProxyHandler({})] if urllib.parse.urlsplit(url).hostname in LOOPBACK else []
     opener = urllib.request.build_opener(*handlers)
     req = urllib.request.Request(
         url, data=json.dumps(body).encode(), method="POST",
-        headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
+        headers={"Content-Type": "application/json", "Accept": "text/event-stream", **({"Authorization": f"Bearer {api_key}"} if api_key else {})},
     )
     start = time.perf_counter()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from components.builders.network import subnet_layout
 from components.builders.scheduling import gpu_pool_taints
 from components.builders.serving.spec import EngineSpec, ModelCacheSpec, ModelSpec, RoleSpec, RouterSpec, ServingSpec
 from facts.conventions import ROLES
@@ -16,6 +17,18 @@ def serving_zones(cfg: StackConfig, role: str) -> list[str]:
     per_pool = [set(pool_zones(cfg, p)) for r in ROLES for p in cfg.pools_for(r)]
     common = set.intersection(*per_pool) if per_pool else set()
     return sorted(common or {z for p in cfg.pools_for(role) for z in pool_zones(cfg, p)})
+
+
+def nlb_subnet_cidrs(cfg: StackConfig) -> tuple[str, ...]:
+    """The private subnets of the stack's VPC, where the Load Balancer Controller puts an internal NLB (the subnets
+    tagged kubernetes.io/role/internal-elb, components/builders/network.py subnet_tags): the NLB's health checks
+    come from its addresses there. Only when the NLB keeps client addresses (internalNlb with allowedClientCidrs;
+    validation refuses that in an existing VPC, whose subnet CIDRs the stack does not know)."""
+    r, net = cfg.serving.router, cfg.network
+    if r.service_type != "internalNlb" or not r.allowed_client_cidrs or net.existing_vpc_id:
+        return ()
+    layout = subnet_layout(net.vpc_cidr, cfg.availability_zones, net.private_subnet_prefix_length, net.public_subnet_prefix_length)
+    return tuple(layout.private.values())
 
 
 def role_spec(cfg: StackConfig, role: str) -> RoleSpec:
@@ -79,6 +92,10 @@ def serving_spec(cfg: StackConfig) -> ServingSpec:
             port=r.port,
             prefill_policy=r.prefill_policy,
             decode_policy=r.decode_policy,
+            api_key=r.api_key is not None,
+            allowed_client_cidrs=None if r.allowed_client_cidrs is None else tuple(r.allowed_client_cidrs),
+            allowed_client_namespaces=None if r.allowed_client_namespaces is None else tuple(r.allowed_client_namespaces),
+            nlb_subnet_cidrs=nlb_subnet_cidrs(cfg),
         ),
         roles={role: role_spec(cfg, role) for role in ROLES},
         model_cache=ModelCacheSpec(kind=mc.kind, host_path=mc.host_path, pvc_size_gb=mc.pvc_size_gb, storage_class=mc.storage_class),

@@ -60,7 +60,11 @@ def build(cfg: StackConfig) -> dict[str, Any]:
     k8s_opts = pulumi.ResourceOptions(providers=[aws_provider, cluster.provider])
     platform = Platform(cfg.name, platform_args(cfg, stack), cluster, system_pool=system, opts=k8s_opts)
     hf_token = pulumi.Output.secret(cfg.hf_token.get_secret_value()) if cfg.hf_token else None
-    serving = Serving(cfg.name, serving_spec(cfg), cluster, platform, hf_token, opts=k8s_opts, gpu_pools=gpu_pools)
+    api_key = cfg.serving.router.api_key
+    router_api_key = pulumi.Output.secret(api_key.get_secret_value()) if api_key is not None else None
+    serving = Serving(
+        cfg.name, serving_spec(cfg), cluster, platform, hf_token, opts=k8s_opts, gpu_pools=gpu_pools, router_api_key=router_api_key
+    )
 
     outputs: dict[str, Any] = {}
     for part in (network, cluster, system, karpenter, *gpu_pools, platform, serving):

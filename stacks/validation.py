@@ -806,6 +806,57 @@ _EBS_STORAGE_CLASSES = {"gp2", "gp3", "io1", "io2", "st1", "sc1", "ebs-sc"}
 _GROVE_NAME_BUDGET = 45
 
 
+# ---- who may call the router (components/builders/serving/policies.py, serving/gate.py) ---------------------------
+
+
+@rule("serving.router-api-key-is-a-token", "serving.router.apiKey")
+def router_api_key_is_a_token(cfg: StackConfig):
+    """The router API key can travel as a bearer token."""
+    key = cfg.serving.router.api_key
+    if key is None:
+        return
+    value = key.get_secret_value()
+    # The gate compares the bearer token of the Authorization header: a token68 (RFC 6750 2.1), visible ASCII
+    # without spaces.
+    if not value or any(c.isspace() or not c.isprintable() or not c.isascii() for c in value):
+        yield Issue(
+            key_path("serving", "router", "apiKey"),
+            "(secret)",
+            "the API key is empty or holds whitespace or non-printable/non-ASCII characters, which a bearer token cannot carry",
+            "pulumi config set --secret --path disagg:serving.router.apiKey \"$(openssl rand -hex 32)\"",
+        )
+
+
+@rule("serving.router-client-lists-not-empty", "serving.router.allowedClientCidrs", "serving.router.allowedClientNamespaces")
+def router_client_lists_not_empty(cfg: StackConfig):
+    """A client allow-list, when set, lists at least one entry."""
+    r = cfg.serving.router
+    for key, value in (("allowedClientCidrs", r.allowed_client_cidrs), ("allowedClientNamespaces", r.allowed_client_namespaces)):
+        if value is not None and not value:
+            yield Issue(
+                key_path("serving", "router", key),
+                [],
+                "an empty list admits no client at all (only `kubectl port-forward` would still reach the router)",
+                f"list at least one entry, or remove serving.router.{key} (both unset admit any source)",
+            )
+
+
+@rule("serving.router-client-cidrs-known-subnets", "serving.router.allowedClientCidrs", "serving.router.serviceType", "network.existingVpcId")
+def router_client_cidrs_known_subnets(cfg: StackConfig):
+    """Client CIDRs behind an internal NLB need subnets whose CIDRs the stack knows (the NLB health checks)."""
+    r = cfg.serving.router
+    if r.allowed_client_cidrs and r.service_type == "internalNlb" and cfg.network.existing_vpc_id:
+        yield Issue(
+            key_path("serving", "router", "allowedClientCidrs"),
+            r.allowed_client_cidrs,
+            "with serviceType internalNlb the NLB keeps client addresses and health-checks the router from its own "
+            "addresses in the private subnets; in an existing VPC the stack does not know those subnets' CIDRs to "
+            "admit the health checks",
+            "remove serving.router.allowedClientCidrs (and rely on serving.router.apiKey), or use serviceType "
+            "clusterIP behind your own ingress",
+        )
+
+
 @rule("serving.model-cache-read-write-many", "serving.modelCache.storageClass")
 def model_cache_read_write_many(cfg: StackConfig):
     """A pvc model cache names a ReadWriteMany storage class (the claim is shared by every engine pod)."""

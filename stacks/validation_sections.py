@@ -19,16 +19,22 @@ def _shown(value):
 # ---- the stack file ----------------------------------------------------------------------------------------------
 
 
-@rule("stack.secrets-encrypted", "hfToken", context=("plaintext_secrets",))
+@rule("stack.secrets-encrypted", "hfToken", "serving.router.apiKey", context=("plaintext_secrets",))
 def secrets_encrypted(cfg: StackConfig, plaintext_secrets=()):
     """A secret key is stored encrypted (`pulumi config set --secret`), never in plain text in the stack file."""
     for k in plaintext_secrets or ():
         yield Issue(
-            key_path(k),
+            key_path(*k.split(".")),
             "(plain text)",
             "a secret is stored in plain text in the stack file",
-            f"pulumi config rm {NAMESPACE}:{k} && pulumi config set --secret {NAMESPACE}:{k} <value>",
+            _secret_fix(k),
         )
+
+
+def _secret_fix(path: str) -> str:
+    """The commands that move a plain-text key into the encrypted config (`--path` for a nested key)."""
+    flag = " --path" if "." in path else ""
+    return f"pulumi config rm{flag} {NAMESPACE}:{path} && pulumi config set --secret{flag} {NAMESPACE}:{path} <value>"
 
 
 @rule("stack.region-matches-aws-region", "region", context=("aws_region",))

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from stacks.config import ConfigError, decode, engine_config_from_file, parse
-from stacks.config.loader import SECRET_KEYS
+from stacks.config.loader import plaintext_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 NOT_MANIFESTS = ("kubernetes:helm.sh/", "pulumi:providers:")
@@ -52,8 +52,9 @@ def stack_name_of(path: Path) -> str:
 def load(path: Path, stack: str, secure_value: str | None = None):
     """Config file -> (engine config, secret keys, validated StackConfig); raises ConfigError."""
     config, secrets = engine_config_from_file(path, secure_value)
-    plaintext = tuple(k for k in SECRET_KEYS if f"disagg:{k}" in config and f"disagg:{k}" not in secrets)
-    cfg = parse(decode(config), stack=stack, plaintext_secrets=plaintext, aws_region=config.get("aws:region"))
+    values = decode(config)
+    plaintext = plaintext_secrets(values, lambda key: key in secrets)
+    cfg = parse(values, stack=stack, plaintext_secrets=plaintext, aws_region=config.get("aws:region"))
     return config, secrets, cfg
 
 

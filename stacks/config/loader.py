@@ -22,7 +22,22 @@ from stacks.config.base import MISSING, NAMESPACE, UNPARSED, ConfigError, Fixabl
 from stacks.config.stack import StackConfig
 
 SECRET_PLACEHOLDER = "[secret]"
-SECRET_KEYS = ("hfToken",)
+# Config keys (paths under `disagg:`) that must be Pulumi secrets. A nested one is set with `--path`, and Pulumi then
+# marks its whole top-level key secret (`disagg:serving`), which is what the engine reports for it.
+SECRET_KEYS = ("hfToken", "serving.router.apiKey")
+
+
+def plaintext_secrets(values: Mapping[str, Any], is_secret) -> tuple[str, ...]:
+    """The SECRET_KEYS set in decoded `values` whose top-level key is not a secret (`is_secret("disagg:<key>")`)."""
+    out = []
+    for path in SECRET_KEYS:
+        top, *rest = path.split(".")
+        v: Any = values.get(top)
+        for part in rest:
+            v = v.get(part) if isinstance(v, dict) else None
+        if v is not None and not is_secret(f"{NAMESPACE}:{top}"):
+            out.append(path)
+    return tuple(out)
 
 # Top-level keys whose value is a plain string: kept as given, never JSON-decoded ("1.33" stays a string).
 _STRING_KEYS = {"name", "region", "hfToken"}
@@ -100,10 +115,10 @@ def from_pulumi() -> StackConfig:
     from pulumi.runtime import config as runtime_config
 
     raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    plaintext = tuple(
-        k for k in SECRET_KEYS if f"{NAMESPACE}:{k}" in raw and not runtime_config.is_config_secret(f"{NAMESPACE}:{k}")
-    )
-    return parse(decode(raw), stack=pulumi.get_stack(), plaintext_secrets=plaintext, aws_region=raw.get("aws:region"))
+    values = decode(raw)
+    plaintext = plaintext_secrets(values, runtime_config.is_config_secret)
+    return parse(values, stack=pulumi.get_stack(), plaintext_secrets=plaintext, aws_region=raw.get("aws:region"))
+
 
 
 class StackFileSyntaxError(ConfigError):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, model_validator
 
+from stacks.config.aws import Cidr
 from stacks.config.base import DnsLabel, Model
 
 WeightDtype = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
@@ -170,6 +171,30 @@ class RouterConfig(Model):
     port: int = Field(8080, ge=1, le=65535, description="Port of the router Service. Default 8080.")
     prefill_policy: str = Field("cache_aware", description="vllm-router policy for picking a prefill pod. Default cache_aware.")
     decode_policy: str = Field("power_of_two", description="vllm-router policy for picking a decode pod. Default power_of_two.")
+    api_key: SecretStr | None = Field(
+        None,
+        description=(
+            "API key clients must send (`Authorization: Bearer <key>`) to the router. Set it only as a secret: "
+            "`pulumi config set --secret --path disagg:serving.router.apiKey <key>`. The stack keeps it in a Kubernetes "
+            "Secret and an auth gate in the router pod checks it (vllm-router itself has no client authentication in "
+            "its pinned version, docs/serving.md); health paths stay open for the probes. Default: none (no key)."
+        ),
+    )
+    allowed_client_cidrs: list[Cidr] | None = Field(
+        None,
+        description=(
+            "IPv4 CIDR blocks the router accepts clients from (NetworkPolicy; with `internalNlb` also the NLB's "
+            "source ranges, and the NLB keeps client addresses). Default: unset, with `allowedClientNamespaces` "
+            "unset too any source is admitted."
+        ),
+    )
+    allowed_client_namespaces: list[DnsLabel] | None = Field(
+        None,
+        description=(
+            "Namespaces whose pods may call the router (NetworkPolicy), e.g. `[gateway]`; the serving namespace is not "
+            "implied. Default: unset, with `allowedClientCidrs` unset too any source is admitted."
+        ),
+    )
 
 
 class KvTransferConfig(Model):

@@ -112,7 +112,7 @@ class FakeRouter:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length", 0))
-                router.requests.append({"path": self.path, "body": json.loads(self.rfile.read(length))})
+                router.requests.append({"path": self.path, "body": json.loads(self.rfile.read(length)), "headers": dict(self.headers)})
                 if router.status != 200:
                     self.send_response(router.status)
                     self.send_header("Content-Type", "application/json")

@@ -186,7 +186,10 @@ def test_vllm_router_accepts_every_rendered_router_command_line(rendered, tmp_pa
     for (stack, _), got in zip(cases, understood):
         cfg = load_stack(STACKS[stack])
         assert got["service_discovery"] and got["namespace"] == cfg.namespace, stack
-        assert got["port"] == cfg.serving.engine.port and got["listen_port"] == 8080, stack
+        assert got["port"] == cfg.serving.engine.port, stack
+        # Behind the auth gate (serving.router.apiKey) the router listens inside its pod only (gate.py).
+        gated = cfg.serving.router.api_key is not None
+        assert (got["host"], got["listen_port"]) == (("127.0.0.1", 8081) if gated else ("0.0.0.0", 8080)), stack
         if kv_transfer(cfg):
             assert got["pd"] is True, stack
             # The router must understand exactly the selectors meant: it silently drops a malformed `k=v` item.
@@ -195,6 +198,42 @@ def test_vllm_router_accepts_every_rendered_router_command_line(rendered, tmp_pa
             assert (got["prefill_policy"], got["decode_policy"]) == (cfg.serving.router.prefill_policy, cfg.serving.router.decode_policy)
         else:
             assert got["pd"] is False and got["selector"] == aggregated_selector(serving_spec(cfg)), stack
+
+
+def test_a_gated_router_is_among_the_stacks_the_parser_reads():
+    assert any(load_stack(p).serving.router.api_key is not None for p in STACKS.values())
+
+
+# What the pinned router offers for client authentication, read from its own code: why serving.router.apiKey is an
+# auth gate in front of it (components/builders/serving/gate.py) and no router flag. If a bump makes this fail, the
+# router may check clients itself now: revisit the gate.
+_NO_CLIENT_AUTH = r"""
+import argparse, contextlib, io, json
+from vllm_router.router_args import RouterArgs
+parser = argparse.ArgumentParser(prog="vllm-router")
+RouterArgs.add_cli_args(parser, use_router_prefix=False)
+api_key_help = next(a.help for a in parser._actions if "--api-key" in a.option_strings)
+try:
+    with contextlib.redirect_stderr(io.StringIO()):
+        parser.parse_args(["--api-key-validation-urls", "https://example.invalid/user"])
+    validation_flag = True
+except SystemExit:
+    validation_flag = False
+print(json.dumps({"fields": sorted(RouterArgs.__dataclass_fields__), "api_key_help": api_key_help, "validation_flag": validation_flag}))
+"""
+
+
+def test_the_pinned_router_has_no_client_authentication_of_its_own():
+    py = router_venv()
+    if py is None:
+        pytest.skip(NO_VENV)
+    proc = subprocess.run([str(py), "-c", _NO_CLIENT_AUTH], capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    # `--api-key` is what the router sends to the engines, not what it asks of clients ...
+    assert "authorization with workers" in got["api_key_help"]
+    # ... and the Rust binary's client check (--api-key-validation-urls) is not reachable from the Python launcher.
+    assert got["validation_flag"] is False and not any("validation" in f for f in got["fields"])
 
 
 def test_vllm_router_refuses_a_wrong_argument(tmp_path):

@@ -61,7 +61,7 @@ def test_a_key_in_the_wrong_case_is_pointed_at_its_camel_case_name(base):
 
 def test_a_key_near_no_allowed_key_gets_no_guess(base):
     base["serving"]["router"] = {"colour": "blue"}
-    err = only_error(base, "disagg:serving.router.colour", "unknown key", "keys allowed here: decodePolicy, image")
+    err = only_error(base, "disagg:serving.router.colour", "unknown key", "keys allowed here: allowedClientCidrs, allowedClientNamespaces, apiKey, decodePolicy, image")
     assert "did you mean" not in err
 
 

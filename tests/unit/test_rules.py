@@ -213,6 +213,17 @@ BREAKS: dict[str, Break] = {
     ),
     "serving.efa-userspace-removed": Break(_set("serving.engine.efaUserspace", "host"), "serving.engine.efaUserspace"),
     "serving.efa-image-set": Break(_del_engine, "serving.engine.efaImage"),
+    "serving.router-api-key-is-a-token": Break(_set("serving.router.apiKey", "two words"), "serving.router.apiKey"),
+    "serving.router-client-lists-not-empty": Break(_set("serving.router.allowedClientNamespaces", []), "serving.router.allowedClientNamespaces"),
+    "serving.router-client-cidrs-known-subnets": Break(
+        _all(
+            _set("network.existingVpcId", VPC),
+            _set("network.existingPrivateSubnetIds", SUBNETS),
+            _set("serving.router.serviceType", "internalNlb"),
+            _set("serving.router.allowedClientCidrs", ["10.20.0.0/16"]),
+        ),
+        "serving.router.allowedClientCidrs",
+    ),
     "serving.model-cache-read-write-many": Break(_set("serving.modelCache", {"kind": "pvc"}), "serving.modelCache.storageClass"),
     "serving.autoscaling-not-under-grove": Break(
         _all(_set("platform.workloadApi", "grove"), _set("serving.decode.autoscaling", {"enabled": True})),

@@ -112,7 +112,7 @@ def test_token_secret_nlb_dependency_and_claim_when_configured(base):
     cfg = with_token(cfg_of(base))
     ms = manifests(spec_of(cfg), facts(cfg))
     secret = next(m for m in ms if m.kind == "Secret")
-    assert secret.hf_token
+    assert secret.secret == ("hfToken", "token")
     assert next(m for m in ms if m.kind == "Service" and m.name == "t-router").needs == ("aws-load-balancer-controller",)
     assert "PersistentVolumeClaim" in _kinds(ms)
 

@@ -10,8 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from components.builders.serving import grove, lws, policies, router, scaling
+from components.builders.serving.gate import KEY_FILE
 from components.builders.serving.spec import PlatformFacts, ServingSpec
 from facts.conventions import ROLES, ROUTER
+
+
+# The Pulumi secrets the Serving component is given, by name, and where each goes.
+HF_TOKEN, HF_TOKEN_KEY = "hfToken", "token"
+ROUTER_API_KEY = ("routerApiKey", KEY_FILE)
 
 
 @dataclass(frozen=True)
@@ -22,8 +28,8 @@ class Manifest:
     ignore_changes: tuple[str, ...] = ()
     # The object is a workload: it waits for the whole platform, not only for `needs`.
     workload: bool = False
-    # The HF token Secret: the component fills in its data from the Pulumi secret.
-    hf_token: bool = field(default=False)
+    # A Secret whose data the component fills in from a Pulumi secret: (secret name in the component, data key).
+    secret: tuple[str, str] | None = field(default=None)
 
     @property
     def kind(self) -> str:
@@ -37,7 +43,9 @@ class Manifest:
 def manifests(spec: ServingSpec, facts: PlatformFacts) -> list[Manifest]:
     out = [Manifest(policies.namespace_object(spec))]
     if spec.hf_token:
-        out.append(Manifest(policies.hf_secret(spec), hf_token=True))
+        out.append(Manifest(policies.hf_secret(spec), secret=(HF_TOKEN, HF_TOKEN_KEY)))
+    if spec.router.api_key:
+        out.append(Manifest(policies.router_api_key_secret(spec), secret=ROUTER_API_KEY))
     if spec.model_cache.kind == "pvc":
         out.append(Manifest(policies.model_cache_claim(spec)))
     out += [Manifest(router.service_account(spec)), Manifest(router.role(spec)), Manifest(router.role_binding(spec))]

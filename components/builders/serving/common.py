@@ -44,6 +44,10 @@ def hf_secret_name(spec: ServingSpec) -> str:
     return f"{spec.name}-hf-token"
 
 
+def router_api_key_secret_name(spec: ServingSpec) -> str:
+    return f"{spec.name}-router-api-key"
+
+
 def model_cache_claim_name(spec: ServingSpec) -> str:
     return f"{spec.name}-model-cache"
 

@@ -43,6 +43,10 @@ class RouterProcess:
     container: dict  # name, image, command, args, env, ports (named `http` and `metrics`), probes, mounts, ...
     volumes: list[dict] = field(default_factory=list)
     init_containers: list[dict] = field(default_factory=list)
+    # Further containers of the router pod (e.g. the auth gate in front of it, gate.py), each complete.
+    sidecars: list[dict] = field(default_factory=list)
+    # The pod's fsGroup, when a container reads a group-readable Secret volume.
+    fs_group: int | None = None
 
 
 class Router(Protocol):

@@ -3,7 +3,7 @@ the engine scrape config."""
 
 from __future__ import annotations
 
-from components.builders.serving.common import HTTP_PORT_NAME, ROUTER_METRICS_PORT_NAME, hf_secret_name, labels, meta, model_cache_claim_name, namespace, role_selector, router_selector, workload_name
+from components.builders.serving.common import HTTP_PORT_NAME, ROUTER_METRICS_PORT_NAME, hf_secret_name, labels, meta, model_cache_claim_name, namespace, role_selector, router_api_key_secret_name, router_selector, workload_name
 from facts.conventions import METRICS_LABEL, PART_OF, ROLES, ROUTER
 from components.builders.serving.engine import engine_for
 from components.builders.serving.spec import PlatformFacts, ServingSpec
@@ -28,6 +28,11 @@ def hf_secret(spec: ServingSpec) -> dict:
     """The Secret carrying the Hugging Face token, without its value: the component adds `stringData` from the
     Pulumi secret, so the value never exists in plain data."""
     return {"apiVersion": "v1", "kind": "Secret", "metadata": meta(spec, hf_secret_name(spec), "serving"), "type": "Opaque"}
+
+
+def router_api_key_secret(spec: ServingSpec) -> dict:
+    """The Secret holding the router's API key (serving.router.apiKey), without its value, like `hf_secret`."""
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta(spec, router_api_key_secret_name(spec), ROUTER), "type": "Opaque"}
 
 
 def model_cache_claim(spec: ServingSpec) -> dict:
@@ -65,10 +70,36 @@ def _monitoring(facts: PlatformFacts) -> dict:
     return {"namespaceSelector": {"matchLabels": {NS_LABEL: facts.monitoring_namespace}}}
 
 
+def router_ingress(spec: ServingSpec, facts: PlatformFacts) -> list[dict]:
+    """Who reaches the router: clients on its HTTP port, the metrics stack on its metrics port.
+
+    Without `allowedClientCidrs` / `allowedClientNamespaces` any source reaches the HTTP port (in-cluster clients of
+    every namespace, and an internal NLB, whose `ip` targets see the NLB's own addresses: the target group of a TCP
+    listener does not keep client addresses by default, AWS ELB docs, network/load-balancer-target-groups.html
+    "Client IP preservation"). With them, only those CIDRs (ipBlock) and the pods of those namespaces. An internal
+    NLB then keeps client addresses (router.service: preserve_client_ip.enabled=true), so what arrives from it is the
+    client's own address, checked against the same CIDRs; the NLB's health checks still come from its own addresses
+    in the private subnets and go to the metrics port (router.service), which is admitted from those subnets only.
+    """
+    r = spec.router
+    http = [{"protocol": "TCP", "port": HTTP_PORT_NAME}]
+    metrics = [{"protocol": "TCP", "port": ROUTER_METRICS_PORT_NAME}]
+    if not r.restricted:
+        clients: dict = {"ports": http}
+    else:
+        peers = [{"ipBlock": {"cidr": c}} for c in r.allowed_client_cidrs or ()]
+        peers += [{"namespaceSelector": {"matchLabels": {NS_LABEL: ns}}} for ns in r.allowed_client_namespaces or ()]
+        clients = {"from": peers, "ports": http}
+    out = [clients, {"from": [_monitoring(facts)], "ports": metrics}]
+    if r.nlb_keeps_client_ip:
+        out.append({"from": [{"ipBlock": {"cidr": c}} for c in r.nlb_subnet_cidrs], "ports": metrics})
+    return out
+
+
 def network_policies(spec: ServingSpec, facts: PlatformFacts) -> list[dict]:
     """Ingress allow-list on top of a namespace-wide default deny.
 
-    clients -> router (any source: in-cluster clients, and the NLB's addresses for `ip` targets); router ->
+    clients -> router (`router_ingress`: any source, or the configured CIDRs and namespaces); router ->
     prefill/decode HTTP; prefill <-> decode on every port (the NIXL side channel, and UCX's TCP transport, which
     picks ephemeral ports; RDMA over EFA bypasses the pod network altogether); pods of one role <-> each other on
     every port (torch.distributed, the DP coordinator and NCCL bootstrap inside a multi-node group); the metrics
@@ -85,17 +116,7 @@ def network_policies(spec: ServingSpec, facts: PlatformFacts) -> list[dict]:
         }
 
     out = [policy("default-deny", "serving", {}, [])]
-    out.append(
-        policy(
-            "router",
-            ROUTER,
-            router_selector(spec),
-            [
-                {"ports": [{"protocol": "TCP", "port": HTTP_PORT_NAME}]},
-                {"from": [_monitoring(facts)], "ports": [{"protocol": "TCP", "port": ROUTER_METRICS_PORT_NAME}]},
-            ],
-        )
-    )
+    out.append(policy("router", ROUTER, router_selector(spec), router_ingress(spec, facts)))
     for role in ROLES:
         peer = "decode" if role == "prefill" else "prefill"
         out.append(

@@ -101,9 +101,11 @@ def router_pod_template(spec: ServingSpec, facts: PlatformFacts, *, kai: bool = 
             {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": router_selector(spec)}}
             for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
         ],
-        "containers": [container],
+        "containers": [container, *proc.sidecars],
         "volumes": list(proc.volumes),
     }
+    if proc.fs_group is not None:
+        pod["securityContext"]["fsGroup"] = proc.fs_group
     if proc.init_containers:
         pod["initContainers"] = list(proc.init_containers)
     if kai:
@@ -151,7 +153,23 @@ def service(spec: ServingSpec) -> dict:
         "selector": router_selector(spec),
         "ports": [{"name": HTTP_PORT_NAME, "port": r.port, "targetPort": HTTP_PORT_NAME, "protocol": "TCP"}],
     }
-    return {"apiVersion": "v1", "kind": "Service", "metadata": meta(spec, name, ROUTER, annotations=NLB_ANNOTATIONS if nlb else None), "spec": svc}
+    annotations = dict(NLB_ANNOTATIONS) if nlb else None
+    if annotations is not None and r.nlb_keeps_client_ip:
+        # Only the allowed CIDRs reach the NLB: the controller writes spec.loadBalancerSourceRanges into the inbound
+        # rules of the NLB's frontend security group. The NLB keeps client addresses, so the router's NetworkPolicy
+        # checks the same CIDRs (policies.router_ingress), and health-checks the router on its metrics port, which
+        # that policy admits from the NLB's subnets only (AWS Load Balancer Controller guide/service/annotations:
+        # target-group-attributes, healthcheck-port/-protocol/-path; loadBalancerSourceRanges).
+        svc["loadBalancerSourceRanges"] = list(r.allowed_client_cidrs or ())
+        annotations.update(
+            {
+                "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "preserve_client_ip.enabled=true",
+                "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": str(engine_for(spec).router.metrics_port),
+                "service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol": "http",
+                "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path": engine_for(spec).router.metrics_path,
+            }
+        )
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta(spec, name, ROUTER, annotations=annotations), "spec": svc}
 
 
 def metrics_service(spec: ServingSpec) -> dict:

@@ -112,6 +112,23 @@ class RouterSpec:
     port: int  # port of the client Service
     prefill_policy: str
     decode_policy: str
+    # Clients must send this key (`serving.router.apiKey`, a Kubernetes Secret the router pod mounts).
+    api_key: bool = False
+    # Who may connect (NetworkPolicy; with the NLB also its source ranges); both None: any source.
+    allowed_client_cidrs: tuple[str, ...] | None = None
+    allowed_client_namespaces: tuple[str, ...] | None = None
+    # The subnets an internal NLB sits in (its health checks come from there); set when it keeps client addresses.
+    nlb_subnet_cidrs: tuple[str, ...] = ()
+
+    @property
+    def restricted(self) -> bool:
+        """Clients are admitted from the allow-lists only."""
+        return self.allowed_client_cidrs is not None or self.allowed_client_namespaces is not None
+
+    @property
+    def nlb_keeps_client_ip(self) -> bool:
+        """An internal NLB with client CIDRs: it keeps client addresses, so the router's policy can check them."""
+        return self.service_type == "internalNlb" and bool(self.allowed_client_cidrs)
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import shlex
 
-from components.builders.serving.common import HTTP_PORT_NAME, ROUTER_METRICS_PORT_NAME, namespace, selector_args, startup_minutes
+from components.builders.serving import gate
+from components.builders.serving.common import HTTP_PORT_NAME, ROUTER_METRICS_PORT_NAME, namespace, router_api_key_secret_name, selector_args, startup_minutes
 from components.builders.serving.engine import RouterProcess, engine_for
-from components.builders.serving.router import aggregated_selector, container_security, discovery_selector
+from components.builders.serving.router import RUN_AS, aggregated_selector, container_security, discovery_selector
 from components.builders.serving.spec import ServingSpec
 from facts.conventions import ROLES
 from facts.versions import VLLM_ROUTER_PYPI, VLLM_ROUTER_PYPI_SHA256, pin
@@ -36,9 +37,11 @@ def router_args(spec: ServingSpec) -> list[str]:
     r = spec.router
     engine = engine_for(spec)
     worker_wait = max(startup_minutes(spec, role) for role in ROLES) * 60
+    # With an API key the auth gate (gate.py) owns the pod's HTTP port and the router listens inside the pod only.
+    host, port = (gate.ROUTER_HOST, gate.ROUTER_PORT) if r.api_key else ("0.0.0.0", CONTAINER_PORT)
     args = [
-        "--host", "0.0.0.0",
-        "--port", str(CONTAINER_PORT),
+        "--host", host,
+        "--port", str(port),
         "--service-discovery",
         "--service-discovery-namespace", namespace(spec),
         "--service-discovery-port", str(engine.port(spec)),
@@ -104,15 +107,32 @@ class VllmRouter:
             "volumeMounts": [tmp],
         }
         volumes = [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}]
-        if spec.router.image:
-            container.update(image=spec.router.image, command=["vllm-router"])
-            return RouterProcess(container=container, volumes=volumes)
-        image = pin("vllm-router-python").image_ref
-        container.update(image=image, command=["python", "-m", "vllm_router.launch_router"])
-        container["env"].append({"name": "PYTHONPATH", "value": LIB_DIR})
         lib = {"name": "router-lib", "mountPath": LIB_DIR}
-        container["volumeMounts"].append({**lib, "readOnly": True})
-        volumes.append({"name": "router-lib", "emptyDir": {"sizeLimit": "1Gi"}})
+        if spec.router.image:
+            image, python = spec.router.image, ["python3"]
+            container.update(image=image, command=["vllm-router"])
+            py_env: list[dict] = []
+        else:
+            image, python = pin("vllm-router-python").image_ref, ["python"]
+            container.update(image=image, command=["python", "-m", "vllm_router.launch_router"])
+            py_env = [{"name": "PYTHONPATH", "value": LIB_DIR}]
+            container["env"] += py_env
+            container["volumeMounts"].append({**lib, "readOnly": True})
+            volumes.append({"name": "router-lib", "emptyDir": {"sizeLimit": "1Gi"}})
+        sidecars: list[dict] = []
+        if spec.router.api_key:
+            # The gate takes the `http` port; the router serves inside the pod, probed there (gate.py).
+            container["ports"] = [p for p in container["ports"] if p["name"] != HTTP_PORT_NAME]
+            container["livenessProbe"] = {**gate.local_probe(python, "/liveness"), "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 5}
+            container["readinessProbe"] = {**gate.local_probe(python, "/readiness"), "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 5}
+            key_vol, key_mount = gate.key_volume(router_api_key_secret_name(spec))
+            volumes.append(key_vol)
+            mounts = [tmp, key_mount] + ([{**lib, "readOnly": True}] if not spec.router.image else [])
+            env = [{"name": "HOME", "value": "/tmp"}, *py_env]
+            sidecars.append(gate.gate_container(spec, image=image, python=python, listen_port=CONTAINER_PORT, env=env, mounts=mounts, security=container_security()))
+        fs_group = RUN_AS if spec.router.api_key else None
+        if spec.router.image:
+            return RouterProcess(container=container, volumes=volumes, sidecars=sidecars, fs_group=fs_group)
         install = {
             "name": "install-router",
             "image": image,
@@ -123,7 +143,7 @@ class VllmRouter:
             "securityContext": container_security(),
             "volumeMounts": [lib, tmp],
         }
-        return RouterProcess(container=container, volumes=volumes, init_containers=[install])
+        return RouterProcess(container=container, volumes=volumes, init_containers=[install], sidecars=sidecars, fs_group=fs_group)
 
 
 VLLM_ROUTER = VllmRouter()
