@@ -25,6 +25,7 @@ from components.builders.observability import dashboard_titles, observability_ob
 from components.builders.platform_objects import PlatformObject, platform_objects, role_packs
 from components.builders.webhook_gates import DEADLINE_SECONDS, gate_manifests, gate_name, gates
 from components.cluster import Cluster
+from components.pod_identity import pod_identity
 from stacks.config.stack import StackConfig
 
 TYPE = "disagg:platform:Platform"
@@ -208,57 +209,42 @@ class Platform(pulumi.ComponentResource):
             opts=opts,
         )
 
-    def _pod_identity(
-        self, key: str, cfg: StackConfig, namespace: str, service_account: str, description: str, grant, after_nodes: list[pulumi.Resource]
-    ) -> pulumi.Resource:
-        """An IAM role for one service account through EKS Pod Identity; `grant(role)` gives it its permissions.
-        The pods read credentials at start: the association and the permissions exist before them."""
-        role = aws.iam.Role(
-            key,
-            assume_role_policy=json.dumps(lbc_iam.pod_identity_trust_policy()),
-            description=description,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=after_nodes),
-        )
-        permissions = grant(role)
-        return aws.eks.PodIdentityAssociation(
-            key,
-            cluster_name=cfg.cluster_name,
-            namespace=namespace,
-            service_account=service_account,
-            role_arn=role.arn,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*after_nodes, permissions]),
-        )
-
     def _amp(self, name: str, cfg: StackConfig, after_nodes: list[pulumi.Resource]) -> tuple[aws.amp.Workspace, pulumi.Resource]:
         """AMP workspace and the Prometheus pods' permission to write to it."""
         workspace = aws.amp.Workspace(f"{name}-amp", alias=cfg.cluster_name, opts=pulumi.ResourceOptions(parent=self))
         partition = "aws-us-gov" if cfg.region.startswith("us-gov-") else "aws"
-        assoc = self._pod_identity(
+        identity = pod_identity(
             f"{name}-amp-ingest",
-            cfg,
-            pv.MONITORING_NAMESPACE,
-            pv.PROMETHEUS_SERVICE_ACCOUNT,
-            f"Prometheus of EKS cluster {cfg.cluster_name} writes to AMP",
-            lambda role: aws.iam.RolePolicyAttachment(
-                f"{name}-amp-ingest", role=role.name, policy_arn=AMP_REMOTE_WRITE_POLICY.format(partition=partition), opts=pulumi.ResourceOptions(parent=self)
-            ),
-            after_nodes,
+            parent=self,
+            cluster_name=cfg.cluster_name,
+            namespace=pv.MONITORING_NAMESPACE,
+            service_account=pv.PROMETHEUS_SERVICE_ACCOUNT,
+            description=f"Prometheus of EKS cluster {cfg.cluster_name} writes to AMP",
+            grant=lambda role: [
+                aws.iam.RolePolicyAttachment(
+                    f"{name}-amp-ingest", role=role.name, policy_arn=AMP_REMOTE_WRITE_POLICY.format(partition=partition), opts=pulumi.ResourceOptions(parent=self)
+                )
+            ],
+            depends_on=after_nodes,
         )
-        return workspace, assoc
+        return workspace, identity.association
 
     def _lbc_identity(self, name: str, cfg: StackConfig, after_nodes: list[pulumi.Resource]) -> pulumi.Resource:
         """IAM role of the Load Balancer Controller, bound to its service account through EKS Pod Identity."""
-        return self._pod_identity(
+        return pod_identity(
             f"{name}-lbc",
-            cfg,
-            lbc_iam.NAMESPACE,
-            lbc_iam.SERVICE_ACCOUNT,
-            f"AWS Load Balancer Controller of EKS cluster {cfg.cluster_name}",
-            lambda role: aws.iam.RolePolicy(
-                f"{name}-lbc", role=role.id, policy=json.dumps(lbc_iam.lbc_iam_policy(cfg.region)), opts=pulumi.ResourceOptions(parent=self)
-            ),
-            after_nodes,
-        )
+            parent=self,
+            cluster_name=cfg.cluster_name,
+            namespace=lbc_iam.NAMESPACE,
+            service_account=lbc_iam.SERVICE_ACCOUNT,
+            description=f"AWS Load Balancer Controller of EKS cluster {cfg.cluster_name}",
+            grant=lambda role: [
+                aws.iam.RolePolicy(
+                    f"{name}-lbc", role=role.id, policy=json.dumps(lbc_iam.lbc_iam_policy(cfg.region)), opts=pulumi.ResourceOptions(parent=self)
+                )
+            ],
+            depends_on=after_nodes,
+        ).association
 
     def exports(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -584,7 +584,8 @@ def _check_nvme_cache(cfg: StackConfig, add) -> None:
 def _check_subnet_addresses(cfg: StackConfig, add) -> None:
     """Pods take VPC addresses: each zone's private subnet must hold what its nodes can take at their maximum node
     counts (components/builders/network.py says how a node's share is estimated)."""
-    from components.builders.network import node_addresses, usable_addresses, zone_address_demand
+    from components.builders.network import node_addresses, usable_addresses
+    from stacks.aws_args import zone_address_demand
 
     net = cfg.network
     if net.existing_vpc_id:

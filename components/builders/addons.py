@@ -118,7 +118,7 @@ def addon_values(
 ) -> dict[str, Any]:
     """The values the stack renders for `key`, then the user's platform.<addon>.values merged over them."""
     if key == "aws-load-balancer-controller":
-        ours = pv.load_balancer_controller_values(cfg, vpc_id, default_tags(cfg, stack))
+        ours = pv.load_balancer_controller_values(cfg, vpc_id, default_tags(cfg.tags, cfg.name, stack))
     elif key == "kube-prometheus-stack":
         ours = pv.kube_prometheus_stack_values(cfg, remote_write_url=remote_write_url, grafana_admin_password=grafana_admin_password)
     else:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.builders import platform_values as pv
-from components.builders.scheduling import daemon_tolerations
 from facts.conventions import GPU_TAINT, POOL_LABEL
 from facts.catalog import instance_type
+from stacks.aws_args import daemon_tolerations
 from stacks.config.stack import StackConfig
 from stacks.plan import plan
 from facts.versions import pin

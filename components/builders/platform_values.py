@@ -2,7 +2,7 @@
 
 Only the values that differ from the chart defaults (pinned in facts/versions.py) are set, each for a reason
 given beside it. Tolerations of the daemons that must run on GPU nodes come from
-`components.builders.scheduling.daemon_tolerations`, so an extra taint on a pool is tolerated everywhere it must be.
+`stacks.aws_args.daemon_tolerations`, so an extra taint on a pool is tolerated everywhere it must be.
 Controllers are pinned to the CPU system pool: GPU nodes cost $55+/h and carry NoSchedule taints anyway.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from components.builders.lbc_iam import SERVICE_ACCOUNT as LBC_SERVICE_ACCOUNT
-from components.builders.scheduling import daemon_tolerations
 from facts.conventions import EFA_LABEL, GPU_TAINT, POOL_LABEL, SYSTEM_POOL
+from stacks.aws_args import daemon_tolerations
 from stacks.config.aws import GpuPoolConfig
 from stacks.config.stack import StackConfig
 from stacks.plan import pool_efa

@@ -506,6 +506,28 @@ def test_coredns_and_ebs_csi_wait_for_the_system_node_group(rendered):
             assert ng["urn"] not in found[a]["dependencies"]
 
 
+def test_every_pod_identity_is_a_role_its_grants_and_an_association_after_them(rendered):
+    """One helper (components/pod_identity.py) registers each: the EBS CSI driver's, the Load Balancer
+    Controller's, Prometheus' AMP writer's and the Karpenter controller's."""
+    seen = set()
+    for name, r in rendered.items():
+        for assoc in r.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation"):
+            seen.add(assoc["inputs"]["serviceAccount"])
+            (role,) = [x for x in r.of_type("aws:iam/role:Role") if x["name"] == assoc["name"] and x["parent"] == assoc["parent"]]
+            trust = json.loads(role["inputs"]["assumeRolePolicy"])
+            assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}, f"{name}: {assoc['name']}"
+            assert role["urn"] in assoc["dependencies"]
+            grants = [
+                x for x in r.records
+                if x["type"] in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+                and role["urn"] in x["dependencies"]
+            ]
+            assert grants, f"{name}: {role['name']} has no permissions"
+            for g in grants:
+                assert g["urn"] in assoc["dependencies"], f"{name}: {assoc['name']} does not wait for {g['name']}"
+    assert {"ebs-csi-controller-sa", "aws-load-balancer-controller", "karpenter"} <= seen
+
+
 def test_system_node_group(rendered):
     r = rendered["prod"]
     system = r.one("disagg:aws:SystemNodePool")

@@ -24,8 +24,8 @@ from components.builders.platform_objects import (
     platform_objects,
     serving_gpu_quota,
 )
-from components.builders.scheduling import gpu_pool_labels
 from facts.conventions import POOL_LABEL
+from stacks.aws_args import pool_labels as gpu_pool_labels
 from stacks.config import parse
 from stacks.plan import plan
 from facts.versions import pin

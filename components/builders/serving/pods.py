@@ -8,13 +8,14 @@ engine specifics (command, ports, health path) from the engine seam.
 from __future__ import annotations
 
 from facts.conventions import ZONE_LABEL
-from components.builders.scheduling import gpu_pool_taints, role_node_selector, tolerations_for
+from components.builders.scheduling import role_node_selector, tolerations_for
 from components.builders.serving.common import HTTP_PORT_NAME, KAI_PRIORITY_CLASS, KAI_SCHEDULER, PlatformFacts, checkov_skips, hf_secret_name, model_cache_claim_name, pod_labels
 from facts.conventions import REVISION_LABEL
 from components.builders.serving.engine import Engine, Group, Part, engine_for, engine_revision
 from components.builders.serving.vllm import CACHE_MOUNT, HOME, NCCL_NET_OFI
 from facts.catalog import instance_type
 from stacks.config.stack import StackConfig
+from stacks.aws_args import pool_taints
 from stacks.plan import pool_zones, role_efa, role_plan
 from facts.conventions import ROLES
 
@@ -221,7 +222,7 @@ def pod_spec(cfg: StackConfig, role: str, facts: PlatformFacts, *, part: Part = 
     if engine.serves_http(part):
         container.update(probes(cfg, role, engine))
     pools = cfg.pools_for(role)
-    taints = [t for p in pools for t in gpu_pool_taints(p)]
+    taints = [t for p in pools for t in pool_taints(p)]
     spec = {
         "schedulerName": KAI_SCHEDULER,
         "priorityClassName": KAI_PRIORITY_CLASS,
