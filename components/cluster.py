@@ -1,9 +1,15 @@
-"""Cluster: the EKS control plane (pulumi-eks), its managed add-ons, and the one explicit Kubernetes provider of the stack."""
+"""Cluster: the EKS control plane (pulumi-eks), its managed add-ons and their Pod Identity roles, the EFA security
+group and placement groups its GPU pools share, and the one explicit Kubernetes provider of the stack.
+
+The managed add-ons come in two phases (components/builders/eks.py): the DaemonSets every node needs from its first
+boot are registered with the cluster, and the node groups wait for them (`compute_dependencies`); the add-ons with a
+Deployment wait for the system node group, so `install_node_addons` registers them once it exists.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_aws as aws
@@ -15,6 +21,7 @@ from components.builders.eks import (
     ManagedAddon,
     addons_in_phase,
     admin_access_entries,
+    child_urn,
     control_plane_log_group,
     managed_addons,
 )
@@ -24,7 +31,11 @@ from components.builders.launch_template import placement_group_alias_urn
 from components.network import Network
 from components.pod_identity import pod_identity
 
+if TYPE_CHECKING:
+    from components.nodepools import SystemNodePool
+
 TYPE = "disagg:aws:Cluster"
+ADDON_TYPE = "aws:eks/addon:Addon"
 
 
 def register_addon(
@@ -162,12 +173,13 @@ class Cluster(pulumi.ComponentResource):
             spec.name: register_addon(f"{name}-{spec.name}", self.eks_cluster_name, spec, child)
             for spec in addons_in_phase(addons, "before-compute")
         }
-        # Pod Identity roles of the add-ons that come after the system nodes (the add-ons themselves are created by
-        # the system node pool, once there is a node to run on).
-        self.node_addon_specs = addons_in_phase(addons, "after-system-nodes")
+        # The add-ons that need a node to run on: registered by `install_node_addons`, after the system node group.
+        self._node_addon_specs = addons_in_phase(addons, "after-system-nodes")
+        self.node_addons: dict[str, aws.eks.Addon] = {}
+        # Their Pod Identity roles exist before them (the add-on's pods read credentials at start).
         self.pod_identity: dict[str, aws.eks.PodIdentityAssociation] = {}
         self.pod_identity_roles: dict[str, aws.iam.Role] = {}
-        for spec in self.node_addon_specs:
+        for spec in self._node_addon_specs:
             if spec.pod_identity is None:
                 continue
             namespace, service_account, policy = spec.pod_identity
@@ -245,6 +257,30 @@ class Cluster(pulumi.ComponentResource):
     def compute_dependencies(self) -> list[pulumi.Resource]:
         """What every node group waits for: the control plane and the add-ons a node needs from its first boot."""
         return [self.eks, *self.boot_addons.values()]
+
+    def install_node_addons(self, system_pool: SystemNodePool) -> list[aws.eks.Addon]:
+        """The add-ons with a Deployment (CoreDNS, the EBS CSI driver), once the system node group they run on exists.
+
+        The system node pool used to register them as its children, named after it: each keeps that URN as an alias,
+        so a deployed add-on moves here without being replaced."""
+        if self.node_addons:
+            raise ValueError(f"{self.pulumi_resource_name}: the node add-ons are installed already")
+        for spec in self._node_addon_specs:
+            deps: list[pulumi.Resource] = [system_pool.managed_node_group]
+            if spec.name in self.pod_identity:
+                deps.append(self.pod_identity[spec.name])
+            old_name = f"{system_pool.pulumi_resource_name}-{spec.name}"
+            self.node_addons[spec.name] = register_addon(
+                f"{self.pulumi_resource_name}-{spec.name}",
+                self.eks_cluster_name,
+                spec,
+                pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=deps,
+                    aliases=[system_pool.urn.apply(lambda u, n=old_name: child_urn(u, ADDON_TYPE, n))],
+                ),
+            )
+        return list(self.node_addons.values())
 
     def exports(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -21,7 +21,7 @@ from components.builders.iam import node_policy_arns, service_trust_policy
 from components.builders.launch_template import GPU_POOL_TYPE, efa_network_interfaces, instance_type_in_template, launch_template
 from components.builders.scheduling import eks_taint
 from components.builders.userdata import encode, node_user_data
-from components.cluster import Cluster, register_addon
+from components.cluster import Cluster
 from components.network import Network
 
 SYSTEM_TYPE = "disagg:aws:SystemNodePool"
@@ -84,8 +84,8 @@ def _launch_template_ref(lt: aws.ec2.LaunchTemplate) -> aws.eks.NodeGroupLaunchT
 
 
 class SystemNodePool(pulumi.ComponentResource):
-    """CPU nodes for CoreDNS, the controllers, Helm hook jobs and the router; also installs the add-ons that need a
-    node to run on (CoreDNS, the EBS CSI driver), so they wait for this node group."""
+    """CPU nodes for CoreDNS, the controllers, Helm hook jobs and the router. The add-ons that need a node to run on
+    (CoreDNS, the EBS CSI driver) are the cluster's and wait for this node group (`Cluster.install_node_addons`)."""
 
     def __init__(self, name: str, args: SystemPoolArgs, cluster: Cluster, network: Network, opts: pulumi.ResourceOptions | None = None):
         super().__init__(SYSTEM_TYPE, name, None, opts)
@@ -125,18 +125,6 @@ class SystemNodePool(pulumi.ComponentResource):
         )
         self.node_group = self.managed_node_group.node_group
         self.node_group_name: pulumi.Output[str] = self.node_group.node_group_name
-
-        self.addons: dict[str, aws.eks.Addon] = {}
-        for spec in cluster.node_addon_specs:
-            deps: list[pulumi.Resource] = [self.managed_node_group]
-            if spec.name in cluster.pod_identity:
-                deps.append(cluster.pod_identity[spec.name])
-            self.addons[spec.name] = register_addon(
-                f"{name}-{spec.name}",
-                cluster.eks_cluster_name,
-                spec,
-                pulumi.ResourceOptions(parent=self, depends_on=deps),
-            )
         self.register_outputs({"nodeGroupName": self.node_group_name})
 
     def exports(self) -> dict[str, Any]:

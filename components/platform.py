@@ -11,6 +11,7 @@ controller, and after the gate of the operator whose fail-closed webhook admits 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
@@ -84,15 +85,16 @@ class Platform(pulumi.ComponentResource):
         name: str,
         cfg: StackConfig,
         cluster: Cluster,
-        system_pool: pulumi.Resource,
+        system_nodes: Sequence[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__(TYPE, name, None, opts)
         # A component's depends_on is not inherited by its children: every root child names the system node pool
-        # itself. Every controller and Helm hook of the platform runs there (nodeSelector disagg.io/pool=system), and
-        # nothing Helm waits for needs a GPU node, so the add-ons install while the GPU node groups are still coming
-        # up, and destroy removes them while the system nodes their delete hooks need are still there.
-        after_nodes = [system_pool]
+        # (and the add-ons that run on it: CoreDNS, the EBS CSI driver) itself. Every controller and Helm hook of the
+        # platform runs there (nodeSelector disagg.io/pool=system), and nothing Helm waits for needs a GPU node, so the
+        # add-ons install while the GPU node groups are still coming up, and destroy removes them while the system
+        # nodes their delete hooks need are still there.
+        after_nodes = list(system_nodes)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
 
         def kopts(deps: list[pulumi.Resource], **kw: Any) -> pulumi.ResourceOptions:

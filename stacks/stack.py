@@ -41,13 +41,16 @@ def build(cfg: StackConfig) -> dict[str, Any]:
     network = Network(cfg.name, network_args(cfg), opts=aws_opts)
     cluster = Cluster(cfg.name, cluster_args(cfg), network, opts=aws_opts)
     system = SystemNodePool(f"{cfg.name}-system", system_pool_args(cfg, tags), cluster, network, opts=aws_opts)
+    # The add-ons that need a node (CoreDNS, the EBS CSI driver): the cluster's, after the system node group. What
+    # runs on the system nodes waits for both.
+    system_nodes: list[pulumi.Resource] = [system, *cluster.install_node_addons(system)]
     # disagg:nodeProvisioning: the GPU pools as managed node groups, as Karpenter NodePools (the controller comes
     # first, on the system nodes) or as EKS Auto Mode NodePools. Everything after the pools is the same.
     karpenter: Karpenter | None = None
     gpu_pools: list[pulumi.ComponentResource]
     pools = [(gpu_pool_resource_name(cfg, p.name), gpu_pool_args(cfg, p, tags)) for p in cfg.gpu_pools]
     if cfg.node_provisioning == "karpenter":
-        karpenter = Karpenter(f"{cfg.name}-karpenter", karpenter_args(cfg), cluster, [system], opts=aws_opts)
+        karpenter = Karpenter(f"{cfg.name}-karpenter", karpenter_args(cfg), cluster, system_nodes, opts=aws_opts)
         gpu_pools = [KarpenterGpuPool(n, a, cluster, network, karpenter, opts=aws_opts) for n, a in pools]
     elif cfg.node_provisioning == "autoMode":
         gpu_pools = [AutoModeGpuPool(n, a, cluster, opts=aws_opts) for n, a in pools]
@@ -56,7 +59,7 @@ def build(cfg: StackConfig) -> dict[str, Any]:
 
     # Platform and serving children get the stack's Kubernetes provider (and the AWS one for their IAM roles).
     k8s_opts = pulumi.ResourceOptions(providers=[aws_provider, cluster.provider])
-    platform = Platform(cfg.name, cfg, cluster, system_pool=system, opts=k8s_opts)
+    platform = Platform(cfg.name, cfg, cluster, system_nodes=system_nodes, opts=k8s_opts)
     hf_token = pulumi.Output.secret(cfg.hf_token.get_secret_value()) if cfg.hf_token else None
     serving = Serving(cfg.name, cfg, cluster, platform, hf_token, opts=k8s_opts, gpu_pools=gpu_pools)
 
