@@ -7,8 +7,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_args import NetworkArgs
 from components.builders.network import nat_routes, nat_zones, s3_service_name, subnet_layout, subnet_tags
-from stacks.config.stack import StackConfig
 
 TYPE = "disagg:aws:Network"
 
@@ -21,27 +21,26 @@ class Network(pulumi.ComponentResource):
     # these, so they come up after egress works and are deleted before it goes away.
     egress: list[pulumi.Resource]
 
-    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
         self.egress = []
-        net = cfg.network
-        if net.existing_vpc_id:
+        if args.existing_vpc_id:
             # Bring-your-own VPC: nothing is created. The subnets must already carry the discovery tags and routes
             # (docs/aws.md, "Existing VPC").
-            self.vpc_id = pulumi.Output.from_input(net.existing_vpc_id)
-            self.private_subnet_ids = {az: pulumi.Output.from_input(s) for az, s in (net.existing_private_subnet_ids or {}).items()}
-            self.public_subnet_ids = {az: pulumi.Output.from_input(s) for az, s in (net.existing_public_subnet_ids or {}).items()}
+            self.vpc_id = pulumi.Output.from_input(args.existing_vpc_id)
+            self.private_subnet_ids = {az: pulumi.Output.from_input(s) for az, s in args.existing_private_subnet_ids.items()}
+            self.public_subnet_ids = {az: pulumi.Output.from_input(s) for az, s in args.existing_public_subnet_ids.items()}
         else:
-            self._create(name, cfg)
+            self._create(name, args)
         self.register_outputs({"vpcId": self.vpc_id})
 
-    def _create(self, name: str, cfg: StackConfig) -> None:
-        net, zones, cluster = cfg.network, cfg.availability_zones, cfg.cluster_name
+    def _create(self, name: str, net: NetworkArgs) -> None:
+        zones, cluster = list(net.zones), net.cluster_name
         child = pulumi.ResourceOptions(parent=self)
         # The VPC and its subnets are protected always: deleting or replacing one takes down every node and load
         # balancer in it. Lift it for a deliberate teardown with `pulumi state unprotect --all --yes` (docs/aws.md).
         kept = pulumi.ResourceOptions(parent=self, protect=True)
-        layout = subnet_layout(net.vpc_cidr, zones, net.private_subnet_prefix_length, net.public_subnet_prefix_length)
+        layout = subnet_layout(net.vpc_cidr, zones, net.private_prefix, net.public_prefix)
 
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
@@ -115,7 +114,7 @@ class Network(pulumi.ComponentResource):
             endpoint = aws.ec2.VpcEndpoint(
                 f"{name}-s3",
                 vpc_id=vpc.id,
-                service_name=s3_service_name(cfg.region),
+                service_name=s3_service_name(net.region),
                 vpc_endpoint_type="Gateway",
                 route_table_ids=[rt.id for rt in private_rts],
                 tags={"Name": f"{cluster}-s3"},

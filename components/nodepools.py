@@ -15,18 +15,14 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_eks as eks
 
-from components.builders.eks import addons_in_phase, gpu_node_group, managed_node_group_child_urn
-from components.builders.iam import node_policy_arns, partition, service_trust_policy
+from components.aws_args import GpuPoolArgs, SystemPoolArgs
+from components.builders.eks import gpu_node_group, managed_node_group_child_urn
+from components.builders.iam import node_policy_arns, service_trust_policy
 from components.builders.launch_template import GPU_POOL_TYPE, efa_network_interfaces, instance_type_in_template, launch_template
-from components.builders.scheduling import eks_taint, gpu_pool_labels, gpu_pool_taints, system_pool_labels
-from components.builders.tags import default_tags
+from components.builders.scheduling import eks_taint
 from components.builders.userdata import encode, node_user_data
-from components.cluster import Cluster, register_addon
+from components.cluster import Cluster
 from components.network import Network
-from stacks.config.aws import GpuPoolConfig
-from stacks.config.stack import StackConfig
-from stacks.plan import ami_release_version, kubernetes_version, pool_efa, pool_instance, pool_placement_group, pool_zones
-from facts.versions import pin
 
 SYSTEM_TYPE = "disagg:aws:SystemNodePool"
 GPU_TYPE = GPU_POOL_TYPE
@@ -71,12 +67,13 @@ def launch_template_args(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _node_role(name: str, cfg: StackConfig, parent: pulumi.Resource) -> tuple[aws.iam.Role, list[pulumi.Resource]]:
+def node_role(name: str, partition: str, parent: pulumi.Resource) -> tuple[aws.iam.Role, list[pulumi.Resource]]:
+    """The role of a pool's nodes (`<name>-node`) with the managed node groups' policies (ECR, CNI, SSM)."""
     opts = pulumi.ResourceOptions(parent=parent)
     role = aws.iam.Role(f"{name}-node", assume_role_policy=json.dumps(service_trust_policy("ec2.amazonaws.com")), opts=opts)
     attachments = [
         aws.iam.RolePolicyAttachment(f"{name}-node-{arn.rsplit('/', 1)[-1]}", role=role.name, policy_arn=arn, opts=opts)
-        for arn in node_policy_arns(partition(cfg.region))
+        for arn in node_policy_arns(partition)
     ]
     return role, attachments
 
@@ -87,22 +84,20 @@ def _launch_template_ref(lt: aws.ec2.LaunchTemplate) -> aws.eks.NodeGroupLaunchT
 
 
 class SystemNodePool(pulumi.ComponentResource):
-    """CPU nodes for CoreDNS, the controllers, Helm hook jobs and the router; also installs the add-ons that need a
-    node to run on (CoreDNS, the EBS CSI driver), so they wait for this node group."""
+    """CPU nodes for CoreDNS, the controllers, Helm hook jobs and the router. The add-ons that need a node to run on
+    (CoreDNS, the EBS CSI driver) are the cluster's and wait for this node group (`Cluster.install_node_addons`)."""
 
-    def __init__(self, name: str, cfg: StackConfig, cluster: Cluster, network: Network, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: SystemPoolArgs, cluster: Cluster, network: Network, opts: pulumi.ResourceOptions | None = None):
         super().__init__(SYSTEM_TYPE, name, None, opts)
-        sp = cfg.system_pool
-        self.pool = None
         self.pool_name = "system"
-        self.node_role, attachments = _node_role(name, cfg, self)
+        self.node_role, attachments = node_role(name, args.partition, self)
         lt = aws.ec2.LaunchTemplate(
             f"{name}-lt",
             **launch_template_args(
                 launch_template(
-                    description=f"{cfg.cluster_name} system nodes",
-                    root_volume_gb=sp.disk_size_gb,
-                    tags={**default_tags(cfg, pulumi.get_stack()), "Name": f"{cfg.cluster_name}-system"},
+                    description=f"{args.cluster_name} system nodes",
+                    root_volume_gb=args.disk_size_gb,
+                    tags={**args.tags, "Name": f"{args.cluster_name}-system"},
                 )
             ),
             opts=pulumi.ResourceOptions(parent=self),
@@ -112,16 +107,14 @@ class SystemNodePool(pulumi.ComponentResource):
             f"{name}-ng",
             cluster=cluster.eks,
             node_role=self.node_role,
-            instance_types=[sp.instance_type],
+            instance_types=[args.instance_type],
             capacity_type="ON_DEMAND",
             ami_type=SYSTEM_AMI_TYPE,
-            version=kubernetes_version(cfg),
-            release_version=pin("eks-al2023-ami").version,
-            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                min_size=sp.min_nodes or sp.nodes, desired_size=sp.nodes, max_size=sp.max_nodes or sp.nodes
-            ),
-            subnet_ids=network.subnets_for(list(cfg.availability_zones)),
-            labels=system_pool_labels(),
+            version=args.kubernetes_version,
+            release_version=args.ami_release_version,
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(min_size=args.min_nodes, desired_size=args.nodes, max_size=args.max_nodes),
+            subnet_ids=network.subnets_for(list(args.zones)),
+            labels=dict(args.labels),
             launch_template=_launch_template_ref(lt),
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -132,20 +125,10 @@ class SystemNodePool(pulumi.ComponentResource):
         )
         self.node_group = self.managed_node_group.node_group
         self.node_group_name: pulumi.Output[str] = self.node_group.node_group_name
-
-        self.addons: dict[str, aws.eks.Addon] = {}
-        for spec in addons_in_phase(cfg, "after-system-nodes"):
-            deps: list[pulumi.Resource] = [self.managed_node_group]
-            if spec.name in cluster.pod_identity:
-                deps.append(cluster.pod_identity[spec.name])
-            self.addons[spec.name] = register_addon(
-                f"{name}-{spec.name}",
-                cluster.eks_cluster_name,
-                spec,
-                pulumi.ResourceOptions(parent=self, depends_on=deps),
-            )
-        cluster.node_pools.append(self)
         self.register_outputs({"nodeGroupName": self.node_group_name})
+
+    def exports(self) -> dict[str, Any]:
+        return {"systemNodeGroupName": self.node_group_name, "nodeRoleArns": {self.pool_name: self.node_role.arn}}
 
 
 class GpuNodePool(pulumi.ComponentResource):
@@ -156,8 +139,7 @@ class GpuNodePool(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        cfg: StackConfig,
-        pool: GpuPoolConfig,
+        pool: GpuPoolArgs,
         cluster: Cluster,
         network: Network,
         opts: pulumi.ResourceOptions | None = None,
@@ -166,13 +148,13 @@ class GpuNodePool(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.pool = pool
         self.pool_name = pool.name
-        it = pool_instance(pool)
-        self.zones = pool_zones(cfg, pool)
-        self.efa = pool_efa(pool)
-        self.node_role, attachments = _node_role(name, cfg, self)
+        it = pool.instance
+        self.zones = list(pool.zones)
+        self.efa = pool.efa
+        self.node_role, attachments = node_role(name, pool.partition, self)
 
         self.placement_group: aws.ec2.PlacementGroup | None = None
-        if pool_placement_group(pool) and pool.placement_group_name is None:
+        if pool.shared_placement_group:
             self.placement_group = cluster.placement_groups[self.zones[0]]
         placement_name = self.placement_group.name if self.placement_group else pool.placement_group_name
 
@@ -184,9 +166,9 @@ class GpuNodePool(pulumi.ComponentResource):
         user_data = node_user_data(it, pool.nvme_cache)
         in_template = instance_type_in_template(pool.capacity)
         spec = launch_template(
-            description=f"{cfg.cluster_name} GPU pool {pool.name} ({pool.instance_type}, {pool.role})",
+            description=f"{pool.cluster_name} GPU pool {pool.name} ({pool.instance_type}, {pool.role})",
             root_volume_gb=pool.root_volume_gb,
-            tags={**default_tags(cfg, pulumi.get_stack()), "Name": f"{cfg.cluster_name}-{pool.name}"},
+            tags={**pool.tags, "Name": f"{pool.cluster_name}-{pool.name}"},
             network_interfaces=nics,
             capacity=pool.capacity,
             placement_group_name=placement_name,
@@ -209,15 +191,15 @@ class GpuNodePool(pulumi.ComponentResource):
             instance_types=None if in_template else [pool.instance_type],
             capacity_type=self.capacity_type,
             ami_type=GPU_AMI_TYPE,
-            version=kubernetes_version(cfg),
-            release_version=ami_release_version(pool),
+            version=pool.kubernetes_version,
+            release_version=pool.ami_release_version,
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(**ng["scaling_config"]),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(**ng["update_config"]),
             node_repair_config=aws.eks.NodeGroupNodeRepairConfigArgs(**ng["node_repair_config"]),
             # One subnet per EFA pool (its placement group's zone); for a Capacity Block the reservation's zone.
             subnet_ids=network.subnets_for(self.zones),
-            labels=gpu_pool_labels(pool),
-            taints=[aws.eks.NodeGroupTaintArgs(**eks_taint(t)) for t in gpu_pool_taints(pool)],
+            labels=dict(pool.labels),
+            taints=[aws.eks.NodeGroupTaintArgs(**eks_taint(t)) for t in pool.taints],
             launch_template=_launch_template_ref(self.launch_template),
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -225,7 +207,7 @@ class GpuNodePool(pulumi.ComponentResource):
                 ignore_changes=ng["ignore_changes"] or None,
                 # With deletion protection the GPU node groups are protected in state too: `pulumi destroy` refuses
                 # until `pulumi state unprotect` (docs/aws.md, "Destroy").
-                protect=cfg.cluster.deletion_protection,
+                protect=pool.protect,
                 depends_on=[
                     *cluster.compute_dependencies(),
                     *attachments,
@@ -235,11 +217,11 @@ class GpuNodePool(pulumi.ComponentResource):
             ),
         )
         self.node_group_name: pulumi.Output[str] = self.node_group.node_group_name
-        cluster.node_pools.append(self)
         self.register_outputs({"nodeGroupName": self.node_group_name})
 
-    def export_entry(self) -> dict[str, Any]:
-        return {
+    def exports(self) -> dict[str, Any]:
+        """This pool's entries of the stack's `gpuPools` and `nodeRoleArns` maps."""
+        entry = {
             "nodeGroupName": self.node_group_name,
             "instanceType": self.pool.instance_type,
             "role": self.pool.role,
@@ -251,3 +233,4 @@ class GpuNodePool(pulumi.ComponentResource):
             "placementGroup": self.placement_group.name if self.placement_group else self.pool.placement_group_name,
             "launchTemplateId": self.launch_template.id,
         }
+        return {"gpuPools": {self.pool_name: entry}, "nodeRoleArns": {self.pool_name: self.node_role.arn}}

@@ -18,21 +18,19 @@ pkg/controllers/nodeclass/controller.go `finalize`). Only then are the release, 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.aws_args import GpuPoolArgs, KarpenterArgs
 from components.builders import karpenter as kb
-from components.builders.iam import partition, pod_identity_trust_policy
-from components.builders.tags import default_tags
 from components.cluster import Cluster
 from components.network import Network
-from components.nodepools import _node_role
-from stacks.config.aws import GpuPoolConfig
-from stacks.config.stack import StackConfig
-from stacks.plan import pool_efa, pool_uses_placement_group, pool_zones
+from components.nodepools import node_role
+from components.pod_identity import pod_identity
 from facts.versions import pin
 
 KARPENTER_TYPE = "disagg:aws:Karpenter"
@@ -54,17 +52,19 @@ class Karpenter(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        cfg: StackConfig,
+        args: KarpenterArgs,
         cluster: Cluster,
-        system_pool: pulumi.Resource,
+        after_nodes: Sequence[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
     ):
+        """`after_nodes`: what the controller waits for and outlives: the system node group it runs on and the add-ons
+        that run there (CoreDNS)."""
         super().__init__(KARPENTER_TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        part = partition(cfg.region)
+        part = args.partition
 
         # The nodes' role: the managed node groups' policies (ECR, CNI, SSM); Karpenter makes the instance profile.
-        self.node_role, node_attachments = _node_role(name, cfg, self)
+        self.node_role, node_attachments = node_role(name, part, self)
         # EKS creates access entries for managed node group roles only; nodes Karpenter launches join through this
         # one (type EC2_LINUX: EKS maps it to system:nodes itself).
         self.access_entry = aws.eks.AccessEntry(
@@ -77,7 +77,7 @@ class Karpenter(pulumi.ComponentResource):
 
         self.queue = aws.sqs.Queue(
             f"{name}-interruption",
-            name=kb.interruption_queue_name(cfg.cluster_name),
+            name=kb.interruption_queue_name(args.cluster_name),
             message_retention_seconds=kb.QUEUE_RETENTION_SECONDS,
             sqs_managed_sse_enabled=True,
             opts=child,
@@ -92,7 +92,7 @@ class Karpenter(pulumi.ComponentResource):
         for key, source, detail_type in kb.INTERRUPTION_EVENTS:
             rule = aws.cloudwatch.EventRule(
                 f"{name}-{key}",
-                description=f"Karpenter interruption events of {cfg.cluster_name}: {detail_type}",
+                description=f"Karpenter interruption events of {args.cluster_name}: {detail_type}",
                 event_pattern=json.dumps(kb.event_pattern(source, detail_type)),
                 opts=child,
             )
@@ -107,38 +107,38 @@ class Karpenter(pulumi.ComponentResource):
             )
 
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
-        self.controller_role = aws.iam.Role(
-            f"{name}-controller",
-            assume_role_policy=json.dumps(pod_identity_trust_policy()),
-            description=f"Karpenter controller of EKS cluster {cfg.cluster_name}",
-            opts=child,
-        )
         documents = pulumi.Output.all(account, self.node_role.arn, self.queue.arn).apply(
             lambda a: kb.controller_policies(
-                cluster_name=cfg.cluster_name, region=cfg.region, partition=part, account_id=a[0], node_role_arn=a[1], queue_arn=a[2]
+                cluster_name=args.cluster_name, region=args.region, partition=part, account_id=a[0], node_role_arn=a[1], queue_arn=a[2]
             )
         )
-        attachments: list[pulumi.Resource] = []
-        # Managed policies, one per policy of Karpenter's CloudFormation: together they exceed the 10,240 characters
-        # IAM allows a role's inline policies.
-        for key in ("node-lifecycle", "iam-integration", "eks-integration", "interruption", "resource-discovery"):
-            policy = aws.iam.Policy(
-                f"{name}-{key}",
-                description=f"Karpenter controller of {cfg.cluster_name}: {key}",
-                policy=documents.apply(lambda d, k=key: json.dumps(d[k])),
-                opts=child,
-            )
-            attachments.append(
-                aws.iam.RolePolicyAttachment(f"{name}-{key}", role=self.controller_role.name, policy_arn=policy.arn, opts=child)
-            )
-        self.pod_identity = aws.eks.PodIdentityAssociation(
+
+        def grant(role: aws.iam.Role) -> list[pulumi.Resource]:
+            # Managed policies, one per policy of Karpenter's CloudFormation: together they exceed the 10,240
+            # characters IAM allows a role's inline policies.
+            attachments: list[pulumi.Resource] = []
+            for key in ("node-lifecycle", "iam-integration", "eks-integration", "interruption", "resource-discovery"):
+                policy = aws.iam.Policy(
+                    f"{name}-{key}",
+                    description=f"Karpenter controller of {args.cluster_name}: {key}",
+                    policy=documents.apply(lambda d, k=key: json.dumps(d[k])),
+                    opts=child,
+                )
+                attachments.append(aws.iam.RolePolicyAttachment(f"{name}-{key}", role=role.name, policy_arn=policy.arn, opts=child))
+            return attachments
+
+        identity = pod_identity(
             f"{name}-controller",
+            parent=self,
             cluster_name=cluster.eks_cluster_name,
             namespace=kb.NAMESPACE,
             service_account=kb.SERVICE_ACCOUNT,
-            role_arn=self.controller_role.arn,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*attachments, cluster.addons["eks-pod-identity-agent"]]),
+            grant=grant,
+            description=f"Karpenter controller of EKS cluster {args.cluster_name}",
+            association_after=[cluster.boot_addons["eks-pod-identity-agent"]],
         )
+        self.controller_role = identity.role
+        self.pod_identity = identity.association
 
         p = pin("karpenter")
         self.release = k8s.helm.v3.Release(
@@ -148,7 +148,7 @@ class Karpenter(pulumi.ComponentResource):
                 chart=p.chart,
                 version=p.version,
                 namespace=kb.NAMESPACE,
-                values=kb.helm_values(cfg, self.queue.name),
+                values=kb.helm_values(args.cluster_name, self.queue.name, args.node_repair),
                 timeout=kb.RELEASE_TIMEOUT,
                 atomic=False,
                 cleanup_on_fail=True,
@@ -160,7 +160,7 @@ class Karpenter(pulumi.ComponentResource):
                 provider=cluster.provider,
                 # The controller reads its credentials and queue at start, runs on the system nodes, and must outlive
                 # every node it launched: all of these are deleted after it.
-                depends_on=[system_pool, self.pod_identity, self.access_entry, *node_attachments, *self.event_targets],
+                depends_on=[*after_nodes, self.pod_identity, self.access_entry, *node_attachments, *self.event_targets],
             ),
         )
         self.register_outputs({"release": self.release.status, "interruptionQueue": self.queue.name})
@@ -182,8 +182,7 @@ class KarpenterGpuPool(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        cfg: StackConfig,
-        pool: GpuPoolConfig,
+        pool: GpuPoolArgs,
         cluster: Cluster,
         network: Network,
         karpenter: Karpenter,
@@ -192,8 +191,8 @@ class KarpenterGpuPool(pulumi.ComponentResource):
         super().__init__(KARPENTER_POOL_TYPE, name, None, opts)
         self.pool = pool
         self.pool_name = pool.name
-        self.zones = pool_zones(cfg, pool)
-        self.efa = pool_efa(pool)
+        self.zones = list(pool.zones)
+        self.efa = pool.efa
         self.node_role = karpenter.node_role
         groups: list[Any] = [cluster.cluster_security_group_id]
         after: list[pulumi.Resource] = [karpenter.release]
@@ -204,18 +203,17 @@ class KarpenterGpuPool(pulumi.ComponentResource):
             after += cluster.efa_security_group_rules
         self.placement_group = None
         placement: Any = pool.placement_group_name
-        if pool_uses_placement_group(cfg, pool) and pool.placement_group_name is None:
+        if pool.shared_placement_group:
             self.placement_group = cluster.placement_groups[self.zones[0]]
             placement = self.placement_group.name
             after.append(self.placement_group)
         node_class = kb.ec2_node_class(
-            cfg,
             pool,
             node_role=karpenter.node_role.name,
             subnet_ids=network.subnets_for(self.zones),
             security_group_ids=groups,
             placement_group_name=placement,
-            tags={**default_tags(cfg, pulumi.get_stack()), "Name": f"{cfg.cluster_name}-{pool.name}"},
+            tags={**pool.tags, "Name": f"{pool.cluster_name}-{pool.name}"},
         )
         k8s_opts = pulumi.ResourceOptions(
             parent=self, provider=cluster.provider, custom_timeouts=pulumi.CustomTimeouts(delete=NODE_DELETE_TIMEOUT)
@@ -225,29 +223,30 @@ class KarpenterGpuPool(pulumi.ComponentResource):
         )
         self.node_pool = _custom_resource(
             f"{name}-nodepool",
-            kb.node_pool(cfg, pool, node_class_ref=kb.karpenter_node_class_ref(pool)),
+            kb.node_pool(pool, node_class_ref=kb.karpenter_node_class_ref(pool)),
             pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[self.node_class, karpenter.release])),
         )
-        cluster.node_pools.append(self)
         self.register_outputs({"nodePool": pool.name})
 
-    def export_entry(self) -> dict[str, Any]:
-        return _pool_entry(self, "karpenter", self.placement_group.name if self.placement_group else self.pool.placement_group_name)
+    def exports(self) -> dict[str, Any]:
+        """This pool's entries of the stack's `gpuPools` and `nodeRoleArns` maps (the node role is Karpenter's)."""
+        placement = self.placement_group.name if self.placement_group else self.pool.placement_group_name
+        return {"gpuPools": {self.pool_name: _pool_entry(self, "karpenter", placement)}, "nodeRoleArns": {self.pool_name: self.node_role.arn}}
 
 
 class AutoModeGpuPool(pulumi.ComponentResource):
     """One GPU pool as an EKS Auto Mode NodePool on the built-in NodeClass."""
 
-    def __init__(self, name: str, cfg: StackConfig, pool: GpuPoolConfig, cluster: Cluster, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, pool: GpuPoolArgs, cluster: Cluster, opts: pulumi.ResourceOptions | None = None):
         super().__init__(AUTO_MODE_POOL_TYPE, name, None, opts)
         self.pool = pool
         self.pool_name = pool.name
-        self.zones = pool_zones(cfg, pool)
-        self.efa = pool_efa(pool)
-        self.node_role = None  # EKS Auto Mode's node role (pulumi-eks creates it with the cluster)
+        self.zones = list(pool.zones)
+        self.efa = pool.efa
+        # No node role of ours: EKS Auto Mode's (pulumi-eks creates it with the cluster), so no `nodeRoleArns` entry.
         self.node_pool = _custom_resource(
             f"{name}-nodepool",
-            kb.auto_mode_node_pool(cfg, pool),
+            kb.auto_mode_node_pool(pool),
             pulumi.ResourceOptions(
                 parent=self,
                 provider=cluster.provider,
@@ -256,11 +255,11 @@ class AutoModeGpuPool(pulumi.ComponentResource):
                 depends_on=[cluster.eks],
             ),
         )
-        cluster.node_pools.append(self)
         self.register_outputs({"nodePool": pool.name})
 
-    def export_entry(self) -> dict[str, Any]:
-        return _pool_entry(self, "autoMode", None)
+    def exports(self) -> dict[str, Any]:
+        """This pool's entry of the stack's `gpuPools` map."""
+        return {"gpuPools": {self.pool_name: _pool_entry(self, "autoMode", None)}}
 
 
 def _custom_resource(name: str, manifest: dict[str, Any], opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
@@ -282,7 +281,7 @@ def _pool_entry(component: Any, mode: str, placement_group: Any) -> dict[str, An
         "instanceType": pool.instance_type,
         "role": pool.role,
         "nodes": pool.nodes,
-        "maxNodes": pool.max_nodes or pool.nodes,
+        "maxNodes": pool.max_nodes,
         "availabilityZones": list(component.zones),
         "availabilityZone": component.zones[0] if len(component.zones) == 1 else None,
         "capacityType": kb.capacity_types(pool)[0],

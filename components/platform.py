@@ -11,6 +11,7 @@ controller, and after the gate of the operator whose fail-closed webhook admits 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
@@ -27,6 +28,7 @@ from components.builders.platform_objects import PlatformObject, platform_object
 from components.builders.serving.spec import PlatformFacts, platform_facts
 from components.builders.webhook_gates import DEADLINE_SECONDS, gate_manifests, gate_name, gates
 from components.cluster import Cluster
+from components.pod_identity import pod_identity
 
 TYPE = "disagg:platform:Platform"
 
@@ -85,15 +87,16 @@ class Platform(pulumi.ComponentResource):
         name: str,
         args: PlatformArgs,
         cluster: Cluster,
-        system_pool: pulumi.Resource,
+        system_nodes: Sequence[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__(TYPE, name, None, opts)
         # A component's depends_on is not inherited by its children: every root child names the system node pool
-        # itself. Every controller and Helm hook of the platform runs there (nodeSelector disagg.io/pool=system), and
-        # nothing Helm waits for needs a GPU node, so the add-ons install while the GPU node groups are still coming
-        # up, and destroy removes them while the system nodes their delete hooks need are still there.
-        after_nodes = [system_pool]
+        # (and the add-ons that run on it: CoreDNS, the EBS CSI driver) itself. Every controller and Helm hook of the
+        # platform runs there (nodeSelector disagg.io/pool=system), and nothing Helm waits for needs a GPU node, so the
+        # add-ons install while the GPU node groups are still coming up, and destroy removes them while the system
+        # nodes their delete hooks need are still there.
+        after_nodes = list(system_nodes)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
 
         def kopts(deps: list[pulumi.Resource], **kw: Any) -> pulumi.ResourceOptions:
@@ -210,57 +213,42 @@ class Platform(pulumi.ComponentResource):
             opts=opts,
         )
 
-    def _pod_identity(
-        self, key: str, cfg: PlatformArgs, namespace: str, service_account: str, description: str, grant, after_nodes: list[pulumi.Resource]
-    ) -> pulumi.Resource:
-        """An IAM role for one service account through EKS Pod Identity; `grant(role)` gives it its permissions.
-        The pods read credentials at start: the association and the permissions exist before them."""
-        role = aws.iam.Role(
-            key,
-            assume_role_policy=json.dumps(lbc_iam.pod_identity_trust_policy()),
-            description=description,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=after_nodes),
-        )
-        permissions = grant(role)
-        return aws.eks.PodIdentityAssociation(
-            key,
-            cluster_name=cfg.cluster_name,
-            namespace=namespace,
-            service_account=service_account,
-            role_arn=role.arn,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*after_nodes, permissions]),
-        )
-
     def _amp(self, name: str, cfg: PlatformArgs, after_nodes: list[pulumi.Resource]) -> tuple[aws.amp.Workspace, pulumi.Resource]:
         """AMP workspace and the Prometheus pods' permission to write to it."""
         workspace = aws.amp.Workspace(f"{name}-amp", alias=cfg.cluster_name, opts=pulumi.ResourceOptions(parent=self))
         partition = "aws-us-gov" if cfg.region.startswith("us-gov-") else "aws"
-        assoc = self._pod_identity(
+        identity = pod_identity(
             f"{name}-amp-ingest",
-            cfg,
-            pv.MONITORING_NAMESPACE,
-            pv.PROMETHEUS_SERVICE_ACCOUNT,
-            f"Prometheus of EKS cluster {cfg.cluster_name} writes to AMP",
-            lambda role: aws.iam.RolePolicyAttachment(
-                f"{name}-amp-ingest", role=role.name, policy_arn=AMP_REMOTE_WRITE_POLICY.format(partition=partition), opts=pulumi.ResourceOptions(parent=self)
-            ),
-            after_nodes,
+            parent=self,
+            cluster_name=cfg.cluster_name,
+            namespace=pv.MONITORING_NAMESPACE,
+            service_account=pv.PROMETHEUS_SERVICE_ACCOUNT,
+            description=f"Prometheus of EKS cluster {cfg.cluster_name} writes to AMP",
+            grant=lambda role: [
+                aws.iam.RolePolicyAttachment(
+                    f"{name}-amp-ingest", role=role.name, policy_arn=AMP_REMOTE_WRITE_POLICY.format(partition=partition), opts=pulumi.ResourceOptions(parent=self)
+                )
+            ],
+            depends_on=after_nodes,
         )
-        return workspace, assoc
+        return workspace, identity.association
 
     def _lbc_identity(self, name: str, cfg: PlatformArgs, after_nodes: list[pulumi.Resource]) -> pulumi.Resource:
         """IAM role of the Load Balancer Controller, bound to its service account through EKS Pod Identity."""
-        return self._pod_identity(
+        return pod_identity(
             f"{name}-lbc",
-            cfg,
-            lbc_iam.NAMESPACE,
-            lbc_iam.SERVICE_ACCOUNT,
-            f"AWS Load Balancer Controller of EKS cluster {cfg.cluster_name}",
-            lambda role: aws.iam.RolePolicy(
-                f"{name}-lbc", role=role.id, policy=json.dumps(lbc_iam.lbc_iam_policy(cfg.region)), opts=pulumi.ResourceOptions(parent=self)
-            ),
-            after_nodes,
-        )
+            parent=self,
+            cluster_name=cfg.cluster_name,
+            namespace=lbc_iam.NAMESPACE,
+            service_account=lbc_iam.SERVICE_ACCOUNT,
+            description=f"AWS Load Balancer Controller of EKS cluster {cfg.cluster_name}",
+            grant=lambda role: [
+                aws.iam.RolePolicy(
+                    f"{name}-lbc", role=role.id, policy=json.dumps(lbc_iam.lbc_iam_policy(cfg.region)), opts=pulumi.ResourceOptions(parent=self)
+                )
+            ],
+            depends_on=after_nodes,
+        ).association
 
     def exports(self) -> dict[str, Any]:
         out: dict[str, Any] = {

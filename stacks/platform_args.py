@@ -21,7 +21,7 @@ from components.builders.platform_args import (
     Slo,
     Taint,
 )
-from components.builders.tags import default_tags
+from stacks.aws_args import stack_tags
 from stacks.config.aws import GpuPoolConfig
 from stacks.config.platform import AddonConfig
 from stacks.config.stack import StackConfig
@@ -70,7 +70,7 @@ def platform_args(cfg: StackConfig, stack: str) -> PlatformArgs:
         cluster_name=cfg.cluster_name,
         region=cfg.region,
         namespace=cfg.namespace,
-        aws_tags=default_tags(cfg, stack),
+        aws_tags=stack_tags(cfg, stack),
         workload_api=pf.workload_api,
         controller_replicas=pf.controller_replicas,
         kv_backend=kv_backend(cfg),

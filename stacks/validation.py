@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from components.builders.network import node_addresses, usable_addresses, zone_address_demand
+from components.builders.network import node_addresses, usable_addresses
 from components.builders.observability import ITL_BUCKETS as VLLM_ITL_BUCKETS
 from components.builders.observability import TTFT_BUCKETS as VLLM_TTFT_BUCKETS
 from components.builders.observability import le
@@ -20,6 +20,7 @@ from facts.conventions import ROLES
 from facts.versions import pin
 from stacks.config.base import Issue, key_path
 from stacks.config.serving import BYTES_PER_PARAM
+from stacks.aws_args import zone_address_demand
 from stacks.config.stack import StackConfig
 from stacks.plan import (
     ami_release_version,

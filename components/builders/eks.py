@@ -1,18 +1,21 @@
 """The EKS cluster as data: managed add-ons (with their pins, when they may be created and their Pod Identity role),
-the admin access entries, and the GPU node groups' lifecycle settings."""
+the admin access entries, and the GPU node groups' lifecycle settings.
+
+An EKS managed add-on is a `ManagedAddon`; the platform's Helm add-ons are `AddonSpec`s (components/builders/addons.py).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from components.aws_args import GpuPoolArgs
 from components.builders.iam import CLUSTER_ADMIN_ACCESS_POLICY, EBS_CSI_POLICY, access_policy_arn, partition_of_arn
 from components.builders.launch_template import node_group_capacity_type
 from components.builders.network import vpc_cni_configuration
-from stacks.config.aws import GpuPoolConfig
-from stacks.config.stack import StackConfig
 from facts.versions import pin
 
 # before-compute: DaemonSets every node needs from its first boot (pod networking, service routing, Pod Identity);
@@ -33,7 +36,9 @@ def control_plane_log_group(cluster_name: str) -> str:
 
 
 @dataclass(frozen=True)
-class AddonSpec:
+class ManagedAddon:
+    """One EKS managed add-on (`aws.eks.Addon`), registered by the Cluster component."""
+
     name: str  # EKS add-on name
     pin_key: str  # key in facts/versions.py
     phase: Phase
@@ -54,17 +59,19 @@ class AddonSpec:
 NODE_MONITORING_CONFIGURATION = {"dcgmAgent": {"tolerations": [{"operator": "Exists"}]}}
 
 
-def addon_specs(cfg: StackConfig) -> list[AddonSpec]:
+def managed_addons(prefix_delegation: bool) -> list[ManagedAddon]:
+    """Every EKS managed add-on of the cluster; `prefix_delegation` (`disagg:network.prefixDelegation`) configures the
+    VPC CNI."""
     return [
-        AddonSpec("vpc-cni", "addon-vpc-cni", "before-compute", vpc_cni_configuration(cfg.network.prefix_delegation)),
-        AddonSpec("kube-proxy", "addon-kube-proxy", "before-compute"),
-        AddonSpec("eks-pod-identity-agent", "addon-eks-pod-identity-agent", "before-compute"),
+        ManagedAddon("vpc-cni", "addon-vpc-cni", "before-compute", vpc_cni_configuration(prefix_delegation)),
+        ManagedAddon("kube-proxy", "addon-kube-proxy", "before-compute"),
+        ManagedAddon("eks-pod-identity-agent", "addon-eks-pod-identity-agent", "before-compute"),
         # DaemonSets only (agent + DCGM server): ACTIVE with zero nodes, and on every node from its first boot, so
         # node auto repair sees GPU, kernel, network and storage conditions, not just kubelet Ready (EKS user guide
         # nodes/node-health.adoc). No IAM permissions needed (workloads/eks-add-ons.adoc).
-        AddonSpec("eks-node-monitoring-agent", "addon-eks-node-monitoring-agent", "before-compute", NODE_MONITORING_CONFIGURATION),
-        AddonSpec("coredns", "addon-coredns", "after-system-nodes"),
-        AddonSpec(
+        ManagedAddon("eks-node-monitoring-agent", "addon-eks-node-monitoring-agent", "before-compute", NODE_MONITORING_CONFIGURATION),
+        ManagedAddon("coredns", "addon-coredns", "after-system-nodes"),
+        ManagedAddon(
             "aws-ebs-csi-driver",
             "addon-aws-ebs-csi-driver",
             "after-system-nodes",
@@ -73,8 +80,8 @@ def addon_specs(cfg: StackConfig) -> list[AddonSpec]:
     ]
 
 
-def addons_in_phase(cfg: StackConfig, phase: Phase) -> list[AddonSpec]:
-    return [a for a in addon_specs(cfg) if a.phase == phase]
+def addons_in_phase(addons: Iterable[ManagedAddon], phase: Phase) -> list[ManagedAddon]:
+    return [a for a in addons if a.phase == phase]
 
 
 def access_entry_key(principal_arn: str) -> str:
@@ -86,11 +93,11 @@ def access_entry_key(principal_arn: str) -> str:
     return f"{readable}-{hashlib.sha256(principal_arn.encode()).hexdigest()[:8]}"
 
 
-def admin_access_entries(cfg: StackConfig) -> dict[str, dict[str, str]]:
+def admin_access_entries(principal_arns: Sequence[str]) -> dict[str, dict[str, str]]:
     """key -> {principal_arn, policy_arn}: cluster-admin through EKS access entries (authentication mode API),
-    cluster-wide scope."""
+    cluster-wide scope, for each of `cluster.adminPrincipalArns`."""
     out: dict[str, dict[str, str]] = {}
-    for arn in cfg.cluster.admin_principal_arns:
+    for arn in principal_arns:
         out[access_entry_key(arn)] = {"principal_arn": arn, "policy_arn": access_policy_arn(CLUSTER_ADMIN_ACCESS_POLICY, partition_of_arn(arn))}
     return out
 
@@ -104,7 +111,7 @@ def admin_access_entries(cfg: StackConfig) -> dict[str, dict[str, str]]:
 GPU_UPDATE_STRATEGY = "MINIMAL"
 
 
-def gpu_node_group(pool: GpuPoolConfig) -> dict:
+def gpu_node_group(pool: GpuPoolArgs) -> dict:
     """The lifecycle settings of a GPU pool's node group (snake_case `aws.eks.NodeGroup` arguments), plus the
     properties Pulumi must not fight EKS over.
 
@@ -114,14 +121,25 @@ def gpu_node_group(pool: GpuPoolConfig) -> dict:
     expired block. Other pools keep minimum = desired = `nodes`, as deployed stacks have them.
     """
     block = pool.capacity.type == "capacityBlock"
-    max_nodes = pool.max_nodes or pool.nodes
     return {
         "capacity_type": node_group_capacity_type(pool.capacity),
-        "scaling_config": {"min_size": 0 if block else pool.nodes, "desired_size": pool.nodes, "max_size": max_nodes},
+        "scaling_config": {"min_size": 0 if block else pool.nodes, "desired_size": pool.nodes, "max_size": pool.max_nodes},
         "update_config": {"update_strategy": GPU_UPDATE_STRATEGY, "max_unavailable": pool.max_unavailable},
         "node_repair_config": {"enabled": pool.node_repair},
         "ignore_changes": ["scalingConfig.desiredSize"] if block else [],
     }
+
+
+def child_urn(parent_urn: str, type_: str, name: str) -> str:
+    """URN of the resource `name` of type `type_` whose parent has `parent_urn`, by the engine's rule: the child's
+    type is qualified with its parent's whole type chain (pulumi/pulumi pkg/resource/deploy/deployment.go
+    `generateURN`), except under the root stack. What an alias names when a resource moves away from that parent."""
+    prefix, sep, _ = parent_urn.rpartition("::")
+    if not sep or not prefix.startswith("urn:pulumi:"):
+        raise ValueError(f"not a URN: {parent_urn!r}")
+    if prefix.endswith("::pulumi:pulumi:Stack"):
+        return f"{prefix.removesuffix('pulumi:pulumi:Stack')}{type_}::{name}"
+    return f"{prefix}${type_}::{name}"
 
 
 def managed_node_group_child_urn(pool_urn: str, node_group_name: str) -> str:
@@ -134,7 +152,4 @@ def managed_node_group_child_urn(pool_urn: str, node_group_name: str) -> str:
     7bf0c1b), and the engine qualifies a child's type with its parent's whole type chain. Aliasing the new node group to this URN keeps the
     deployed node group (and its nodes) instead of replacing it.
     """
-    prefix, sep, _ = pool_urn.rpartition("::")
-    if not sep or not prefix.startswith("urn:pulumi:"):
-        raise ValueError(f"not a URN: {pool_urn!r}")
-    return f"{prefix}$eks:index:ManagedNodeGroup$aws:eks/nodeGroup:NodeGroup::{node_group_name}"
+    return child_urn(pool_urn, "eks:index:ManagedNodeGroup$aws:eks/nodeGroup:NodeGroup", node_group_name)

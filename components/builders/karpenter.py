@@ -13,17 +13,13 @@ returned untouched: Outputs in the program, plain strings in tests.
 
 from __future__ import annotations
 
-from facts.conventions import INSTANCE_TYPE_LABEL, ZONE_LABEL
 from collections.abc import Sequence
 from typing import Any
 
+from components.aws_args import GpuPoolArgs
 from components.builders.launch_template import efa_network_interfaces, metadata_options, root_volume
-from components.builders.scheduling import gpu_pool_labels, gpu_pool_taints
-from facts.conventions import SYSTEM_POOL, POOL_LABEL
 from components.builders.userdata import node_config
-from stacks.config.aws import GpuPoolConfig
-from stacks.config.stack import StackConfig
-from stacks.plan import ami_release_version, pool_efa, pool_instance, pool_max_nodes, pool_zones
+from facts.conventions import INSTANCE_TYPE_LABEL, POOL_LABEL, SYSTEM_POOL, ZONE_LABEL
 
 # --- the controller ------------------------------------------------------------------------------------------------
 
@@ -286,24 +282,21 @@ def controller_policies(
     }
 
 
-def node_repair(cfg: StackConfig) -> bool:
-    """Karpenter's node repair is one controller-wide feature gate (alpha, off by default: charts/karpenter/values.yaml
-    `settings.featureGates.nodeRepair`); it is on when any GPU pool asks for repair, as `nodeRepair` does per node
-    group with managed node groups."""
-    return any(p.node_repair for p in cfg.gpu_pools)
+def helm_values(cluster_name: str, queue_name: Any, node_repair: bool) -> dict[str, Any]:
+    """Values of the karpenter chart (charts/karpenter/values.yaml at v1.14.1), only what differs from its defaults.
 
-
-def helm_values(cfg: StackConfig, queue_name: Any) -> dict[str, Any]:
-    """Values of the karpenter chart (charts/karpenter/values.yaml at v1.14.1), only what differs from its defaults."""
+    Karpenter's node repair is one controller-wide feature gate (alpha, off by default: charts/karpenter/values.yaml
+    `settings.featureGates.nodeRepair`); the stack turns it on when any GPU pool asks for repair, as `nodeRepair`
+    does per node group with managed node groups."""
     return {
         "serviceAccount": {"name": SERVICE_ACCOUNT},
         # The controller runs on the system managed node group: never on a node it launched itself (the chart's default
         # affinity already keeps it off nodes with a karpenter.sh/nodepool label), and never on a $55/h GPU node.
         "nodeSelector": {"kubernetes.io/os": "linux", POOL_LABEL: SYSTEM_POOL},
         "settings": {
-            "clusterName": cfg.cluster_name,
+            "clusterName": cluster_name,
             "interruptionQueue": queue_name,
-            "featureGates": {"nodeRepair": node_repair(cfg), "reservedCapacity": True},
+            "featureGates": {"nodeRepair": node_repair, "reservedCapacity": True},
         },
         # The getting-started guide's sizing (step08-apply-helm-chart.sh): requests = limits, so the controller is
         # never the pod evicted when a system node runs short.
@@ -331,17 +324,17 @@ ENA = "interface"
 EFA_ONLY = "efa-only"
 
 
-def ami_alias(pool: GpuPoolConfig) -> str:
+def ami_alias(pool: GpuPoolArgs) -> str:
     """`amiSelectorTerms` alias of the pool's AMI: AL2023 at the release of the pool's AMI pin. Karpenter resolves
     `al2023@v<date>` through SSM to the standard, NVIDIA or Neuron variant each instance type needs
     (pkg/providers/amifamily/al2023.go: `/aws/service/eks/optimized-ami/<k8s>/amazon-linux-2023/<arch>/<variant>/
     amazon-eks-node-al2023-<arch>-<variant>-<k8s>-<version>/image_id`), so a p5 node gets the NVIDIA AMI of the same
     amazon-eks-ami release the managed node groups run (release `1.35.6-20260724` -> `v20260724`)."""
-    release = ami_release_version(pool)
+    release = pool.ami_release_version
     return f"al2023@v{release.rsplit('-', 1)[-1]}"
 
 
-def node_class_network_interfaces(pool: GpuPoolConfig) -> list[dict[str, Any]]:
+def node_class_network_interfaces(pool: GpuPoolArgs) -> list[dict[str, Any]]:
     """EFA layout of a pool's EC2NodeClass, derived from the launch template layout of the managed node groups
     (`efa_network_interfaces`): the same cards and device indices, with the primary `efa` interface of card 0 split
     into the ENA primary (device 0) and an `efa-only` interface at device index 1. Every EFA card then carries one
@@ -351,7 +344,7 @@ def node_class_network_interfaces(pool: GpuPoolConfig) -> list[dict[str, Any]]:
     (pkg/providers/launchtemplate/launchtemplate.go generateNetworkInterfaces: `Groups: options.SecurityGroups`).
     """
     out: list[dict[str, Any]] = []
-    for nic in efa_network_interfaces(pool_instance(pool), ["(each interface gets the node class's groups)"]):
+    for nic in efa_network_interfaces(pool.instance, ["(each interface gets the node class's groups)"]):
         card, device, kind = nic["network_card_index"], nic["device_index"], nic["interface_type"]
         if kind == "efa":
             out.append({"networkCardIndex": card, "deviceIndex": device, "interfaceType": ENA})
@@ -390,13 +383,8 @@ def _metadata_options() -> dict[str, Any]:
     }
 
 
-def reserved(pool: GpuPoolConfig) -> bool:
-    return pool.capacity.type in ("capacityReservation", "capacityBlock")
-
-
 def ec2_node_class(
-    cfg: StackConfig,
-    pool: GpuPoolConfig,
+    pool: GpuPoolArgs,
     *,
     node_role: Any,
     subnet_ids: Sequence[Any],
@@ -405,7 +393,6 @@ def ec2_node_class(
     tags: dict[str, str],
 ) -> dict[str, Any]:
     """The EC2NodeClass of one GPU pool: the node every NodeClaim of the pool becomes."""
-    it = pool_instance(pool)
     spec: dict[str, Any] = {
         # Karpenter makes the instance profile for this role; the role has an EC2_LINUX access entry.
         "role": node_role,
@@ -424,11 +411,11 @@ def ec2_node_class(
     # (pkg/providers/amifamily/bootstrap/nodeadm.go) and only then counts the array as the node's ephemeral storage
     # (website/.../concepts/nodeclasses.md spec.instanceStorePolicy: "Karpenter won't recognize this by default
     # unless you set the instanceStorePolicy to RAID0").
-    if node_config(it, pool.nvme_cache) is not None:
+    if node_config(pool.instance, pool.nvme_cache) is not None:
         spec["instanceStorePolicy"] = "RAID0"
-    if pool_efa(pool):
+    if pool.efa:
         spec["networkInterfaces"] = node_class_network_interfaces(pool)
-    if reserved(pool):
+    if pool.capacity.reserved:
         # Capacity Blocks are capacity reservations to Karpenter (website/.../tasks/odcrs.md: "specify them in your
         # capacityReservationSelectorTerms in the same way you would for a default ODCR").
         spec["capacityReservationSelectorTerms"] = [{"id": pool.capacity.reservation_id}]
@@ -464,15 +451,15 @@ def _requirement(key: str, values: Sequence[str]) -> dict[str, Any]:
     return {"key": key, "operator": "In", "values": list(values)}
 
 
-def node_pool_limits(pool: GpuPoolConfig) -> dict[str, str]:
+def node_pool_limits(pool: GpuPoolArgs) -> dict[str, str]:
     """`maxNodes` as a limit on nodes (enforced by the scheduler at the pinned core: kubernetes-sigs/karpenter @
     6e7eab7 pkg/controllers/provisioning/scheduling/scheduler.go `remaining[resources.Node]`) and on GPUs, the limit
     every Karpenter release enforces (EKS Auto Mode runs its own build)."""
-    n = pool_max_nodes(pool)
-    return {"nodes": str(n), GPU_RESOURCE: str(n * pool_instance(pool).gpus)}
+    n = pool.max_nodes
+    return {"nodes": str(n), GPU_RESOURCE: str(n * pool.instance.gpus)}
 
 
-def disruption(pool: GpuPoolConfig) -> dict[str, Any]:
+def disruption(pool: GpuPoolArgs) -> dict[str, Any]:
     """Never consolidate a node that serves: `WhenEmpty` only removes nodes without pods (DaemonSets aside), and the
     budget lets at most `maxUnavailable` nodes of the pool be disrupted at once (drift after an AMI or node class
     change), as `maxUnavailable` paces a managed node group update."""
@@ -483,13 +470,13 @@ def disruption(pool: GpuPoolConfig) -> dict[str, Any]:
     }
 
 
-def capacity_types(pool: GpuPoolConfig) -> list[str]:
+def capacity_types(pool: GpuPoolArgs) -> list[str]:
     """`reserved` only for a reservation or Capacity Block pool: a full reservation leaves pods Pending rather than
     launching On-Demand at list price (the managed node groups' `capacity-reservations-only`)."""
-    return ["reserved"] if reserved(pool) else ["on-demand"]
+    return ["reserved"] if pool.capacity.reserved else ["on-demand"]
 
 
-def node_pool(cfg: StackConfig, pool: GpuPoolConfig, *, node_class_ref: dict[str, str]) -> dict[str, Any]:
+def node_pool(pool: GpuPoolArgs, *, node_class_ref: dict[str, str]) -> dict[str, Any]:
     """One NodePool per GPU pool: its instance type, zones and capacity type; the pool and role labels and the GPU and
     role taints the serving pods select and tolerate (components/builders/scheduling.py); limits from maxNodes."""
     return {
@@ -498,15 +485,15 @@ def node_pool(cfg: StackConfig, pool: GpuPoolConfig, *, node_class_ref: dict[str
         "metadata": {"name": pool.name, "annotations": dict(DELETE_PROPAGATION)},
         "spec": {
             "template": {
-                "metadata": {"labels": gpu_pool_labels(pool)},
+                "metadata": {"labels": dict(pool.labels)},
                 "spec": {
                     "nodeClassRef": dict(node_class_ref),
                     "requirements": [
                         _requirement(INSTANCE_TYPE_LABEL, [pool.instance_type]),
-                        _requirement(ZONE_LABEL, pool_zones(cfg, pool)),
+                        _requirement(ZONE_LABEL, pool.zones),
                         _requirement(CAPACITY_TYPE_LABEL, capacity_types(pool)),
                     ],
-                    "taints": [{"key": t["key"], "value": t["value"], "effect": t["effect"]} for t in gpu_pool_taints(pool)],
+                    "taints": [{"key": t["key"], "value": t["value"], "effect": t["effect"]} for t in pool.taints],
                     "expireAfter": EXPIRE_AFTER,
                 },
             },
@@ -516,7 +503,7 @@ def node_pool(cfg: StackConfig, pool: GpuPoolConfig, *, node_class_ref: dict[str
     }
 
 
-def karpenter_node_class_ref(pool: GpuPoolConfig) -> dict[str, str]:
+def karpenter_node_class_ref(pool: GpuPoolArgs) -> dict[str, str]:
     return {"group": NODE_CLASS_GROUP, "kind": NODE_CLASS_KIND, "name": pool.name}
 
 
@@ -533,10 +520,10 @@ AUTO_BUILTIN_NODE_POOLS = ("system",)
 AUTO_INSTANCE_FAMILY_LABEL = "eks.amazonaws.com/instance-family"
 
 
-def auto_mode_node_pool(cfg: StackConfig, pool: GpuPoolConfig) -> dict[str, Any]:
+def auto_mode_node_pool(pool: GpuPoolArgs) -> dict[str, Any]:
     """A GPU pool as an EKS Auto Mode NodePool (`karpenter.sh/v1`, the same API) on the built-in NodeClass, the
     layout of the EKS Auto Mode GPU examples: instance family and type, zone, On-Demand, role label and taint."""
-    out = node_pool(cfg, pool, node_class_ref=AUTO_NODE_CLASS_REF)
+    out = node_pool(pool, node_class_ref=AUTO_NODE_CLASS_REF)
     family = pool.instance_type.split(".", 1)[0]
     out["spec"]["template"]["spec"]["requirements"].insert(0, _requirement(AUTO_INSTANCE_FAMILY_LABEL, [family]))
     return out

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from components.aws_args import Capacity
 from facts.catalog import InstanceType
-from stacks.config.aws import CapacityConfig
 
 # Root device of the EKS AL2023 AMIs (pulumi-eks uses the same name for its own launch templates).
 ROOT_DEVICE = "/dev/xvda"
@@ -108,13 +108,13 @@ def metadata_options() -> dict[str, Any]:
     }
 
 
-def node_group_capacity_type(capacity: CapacityConfig) -> str:
+def node_group_capacity_type(capacity: Capacity) -> str:
     """Managed node group `capacityType`: a Capacity Block pool must say CAPACITY_BLOCK or EKS rejects it; a targeted
     On-Demand Capacity Reservation is still ON_DEMAND capacity."""
     return CAPACITY_BLOCK if capacity.type == "capacityBlock" else ON_DEMAND
 
 
-def capacity_options(capacity: CapacityConfig) -> dict[str, Any]:
+def capacity_options(capacity: Capacity) -> dict[str, Any]:
     """Launch template arguments that put instances on the configured capacity.
 
     - onDemand: nothing (EC2 default: open reservations are used if they match, On-Demand otherwise).
@@ -139,7 +139,7 @@ def capacity_options(capacity: CapacityConfig) -> dict[str, Any]:
     return out
 
 
-def instance_type_in_template(capacity: CapacityConfig) -> bool:
+def instance_type_in_template(capacity: Capacity) -> bool:
     """Capacity Block node groups carry the instance type in the launch template and name none themselves: EKS
     rejects the create request otherwise (EKS user guide ml/capacity-blocks-mng, ml/ml-node-groups;
     terraform-aws-eks modules/eks-managed-node-group/main.tf: `instance_type = var.capacity_type == "CAPACITY_BLOCK" ?
@@ -173,7 +173,7 @@ def launch_template(
     root_volume_gb: int,
     tags: dict[str, str],
     network_interfaces: list[dict[str, Any]] | None = None,
-    capacity: CapacityConfig | None = None,
+    capacity: Capacity | None = None,
     placement_group_name: Any | None = None,
     user_data: str | None = None,
     instance_type: str | None = None,

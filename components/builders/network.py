@@ -1,8 +1,8 @@
 """Network math: subnet CIDRs per zone, the subnet tags EKS and the Load Balancer Controller look for, the NAT
 layout, the VPC CNI settings, and how many VPC addresses the nodes of each zone can take.
 
-Pure functions of plain values and the typed config; the Network and Cluster components only register what these
-return.
+Pure functions of plain values; the Network and Cluster components only register what these return, and the
+stack's validation sizes the subnets with them.
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from components.builders.tags import cluster_tag
-from facts.catalog import InstanceType, instance_type
-from stacks.config.stack import StackConfig
-from stacks.plan import pool_zones
+from facts.catalog import InstanceType
 
 # AWS keeps the first four addresses and the last one of every subnet
 # (https://docs.aws.amazon.com/vpc/latest/userguide/subnet-sizing.html).
@@ -141,22 +139,25 @@ def node_addresses(it: InstanceType, prefix_delegation: bool) -> int:
     return math.ceil(pods / PREFIX_SIZE) * PREFIX_SIZE + PD_WARM_ADDRESSES + ENI_PRIMARY_ADDRESSES
 
 
-def zone_address_demand(cfg: StackConfig) -> dict[str, int]:
-    """Addresses the nodes of each zone can take at their maximum node counts.
+@dataclass(frozen=True)
+class NodeSpread:
+    """Nodes of one pool as the subnets see them: its instance type, its maximum node count and its zones."""
+
+    instance: InstanceType
+    max_nodes: int
+    zones: tuple[str, ...]
+
+
+def zone_address_demand(zones: Sequence[str], pools: Sequence[NodeSpread], prefix_delegation: bool) -> dict[str, int]:
+    """Addresses the nodes of each zone can take at their maximum node counts (`zones` first, in order, then any
+    other zone a pool names).
 
     A pool spread over several zones is assumed balanced (managed node groups rebalance across their subnets), so
-    each zone gets its rounded-up share. Requires instance types known to the catalog.
+    each zone gets its rounded-up share.
     """
-    pd = cfg.network.prefix_delegation
-    demand = {az: 0 for az in cfg.availability_zones}
-    system = cfg.system_pool
-    sys_max = system.max_nodes or system.nodes
-    per_zone = math.ceil(sys_max / len(cfg.availability_zones))
-    for az in cfg.availability_zones:
-        demand[az] += per_zone * node_addresses(instance_type(system.instance_type), pd)
-    for pool in cfg.gpu_pools:
-        zones = pool_zones(cfg, pool)
-        share = math.ceil((pool.max_nodes or pool.nodes) / len(zones))
-        for az in zones:
-            demand[az] = demand.get(az, 0) + share * node_addresses(instance_type(pool.instance_type), pd)
+    demand = {az: 0 for az in zones}
+    for pool in pools:
+        share = math.ceil(pool.max_nodes / len(pool.zones))
+        for az in pool.zones:
+            demand[az] = demand.get(az, 0) + share * node_addresses(pool.instance, prefix_delegation)
     return demand

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from facts.conventions import STACK_TAG, DEPLOYMENT_TAG, MANAGED_BY_TAG, MANAGED_BY
-from stacks.config.stack import StackConfig
 
 REQUIRED_TAGS = (STACK_TAG, DEPLOYMENT_TAG, MANAGED_BY_TAG)
 
 
-def default_tags(cfg: StackConfig, stack: str) -> dict[str, str]:
-    """The user's tags, then ours (ours win: the teardown sweep and the policy pack rely on them)."""
-    return {**cfg.tags, STACK_TAG: stack, DEPLOYMENT_TAG: cfg.name, MANAGED_BY_TAG: MANAGED_BY}
+def default_tags(user_tags: Mapping[str, str], deployment: str, stack: str) -> dict[str, str]:
+    """The user's tags (`disagg:tags`), then ours (ours win: the teardown sweep and the policy pack rely on them)."""
+    return {**user_tags, STACK_TAG: stack, DEPLOYMENT_TAG: deployment, MANAGED_BY_TAG: MANAGED_BY}
 
 
 def cluster_tag(cluster_name: str) -> dict[str, str]:

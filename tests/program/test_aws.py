@@ -506,6 +506,56 @@ def test_coredns_and_ebs_csi_wait_for_the_system_node_group(rendered):
             assert ng["urn"] not in found[a]["dependencies"]
 
 
+def test_the_cluster_owns_every_managed_addon_and_the_moved_ones_keep_their_old_urns(rendered):
+    """CoreDNS and the EBS CSI driver were children of the system node pool: each names that URN as an alias, so
+    a deployed add-on is adopted, not replaced (the URN goldens no longer hold the old URNs to catch a lost alias)."""
+    from tooling.render import _alias_urn
+
+    for name, r in rendered.items():
+        cluster = r.one("disagg:aws:Cluster")["urn"]
+        system = r.one("disagg:aws:SystemNodePool")
+        found = addons(r)
+        assert {a["parent"] for a in found.values()} == {cluster}, name
+        for a in ("coredns", "aws-ebs-csi-driver"):
+            old = f"urn:pulumi:{name}::disagg::disagg:aws:SystemNodePool$aws:eks/addon:Addon::{system['name']}-{a}"
+            assert [_alias_urn(found[a], al) for al in found[a]["options"]["aliases"]] == [old], f"{name}: {a}"
+        for a in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent", "eks-node-monitoring-agent"):
+            assert found[a]["options"]["aliases"] == [], f"{name}: {a} never moved"
+
+
+def test_what_runs_on_the_system_nodes_waits_for_their_addons_too(rendered):
+    """The platform's releases (and the Karpenter controller) need cluster DNS and volumes, not just nodes."""
+    for name, r in rendered.items():
+        found = addons(r)
+        waiting = [x for x in r.of_type("kubernetes:helm.sh/v3:Release")]
+        assert waiting, name
+        for rel in waiting:
+            for a in ("coredns", "aws-ebs-csi-driver"):
+                assert found[a]["urn"] in rel["dependencies"], f"{name}: {rel['name']} does not wait for {a}"
+
+
+def test_every_pod_identity_is_a_role_its_grants_and_an_association_after_them(rendered):
+    """One helper (components/pod_identity.py) registers each: the EBS CSI driver's, the Load Balancer
+    Controller's, Prometheus' AMP writer's and the Karpenter controller's."""
+    seen = set()
+    for name, r in rendered.items():
+        for assoc in r.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation"):
+            seen.add(assoc["inputs"]["serviceAccount"])
+            (role,) = [x for x in r.of_type("aws:iam/role:Role") if x["name"] == assoc["name"] and x["parent"] == assoc["parent"]]
+            trust = json.loads(role["inputs"]["assumeRolePolicy"])
+            assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}, f"{name}: {assoc['name']}"
+            assert role["urn"] in assoc["dependencies"]
+            grants = [
+                x for x in r.records
+                if x["type"] in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+                and role["urn"] in x["dependencies"]
+            ]
+            assert grants, f"{name}: {role['name']} has no permissions"
+            for g in grants:
+                assert g["urn"] in assoc["dependencies"], f"{name}: {assoc['name']} does not wait for {g['name']}"
+    assert {"ebs-csi-controller-sa", "aws-load-balancer-controller", "karpenter"} <= seen
+
+
 def test_system_node_group(rendered):
     r = rendered["prod"]
     system = r.one("disagg:aws:SystemNodePool")

@@ -6,10 +6,10 @@ import pytest
 
 from components.builders.eks import (
     access_entry_key,
-    addon_specs,
     addons_in_phase,
     admin_access_entries,
     control_plane_log_group,
+    managed_addons,
 )
 from components.builders.iam import (
     access_policy_arn,
@@ -19,6 +19,7 @@ from components.builders.iam import (
     pod_identity_trust_policy,
     service_trust_policy,
 )
+from stacks.aws_args import cluster_args
 from stacks.config import ConfigError, parse
 from facts.versions import pin
 
@@ -32,17 +33,22 @@ ADDONS = {
 }
 
 
+def addons_of(values: dict) -> list:
+    """The cluster's managed add-ons as the stack derives them from a config."""
+    return managed_addons(cluster_args(parse(values, stack="t")).prefix_delegation)
+
+
 def test_every_addon_is_pinned_from_the_versions_table(base):
-    specs = {a.name: a for a in addon_specs(parse(base, stack="t"))}
+    specs = {a.name: a for a in addons_of(base)}
     assert set(specs) == set(ADDONS)
     for name, key in ADDONS.items():
         assert specs[name].version == pin(key).version
 
 
 def test_addon_phases(base):
-    cfg = parse(base, stack="t")
-    before = {a.name for a in addons_in_phase(cfg, "before-compute")}
-    after = {a.name for a in addons_in_phase(cfg, "after-system-nodes")}
+    addons = addons_of(base)
+    before = {a.name for a in addons_in_phase(addons, "before-compute")}
+    after = {a.name for a in addons_in_phase(addons, "after-system-nodes")}
     # DaemonSets only; the node monitoring agent is on every node from its first boot, for node auto repair.
     assert before == {"vpc-cni", "kube-proxy", "eks-pod-identity-agent", "eks-node-monitoring-agent"}
     # Deployments: with no node they time out DEGRADED (pulumi-eks#1819).
@@ -50,28 +56,28 @@ def test_addon_phases(base):
 
 
 def test_vpc_cni_follows_the_prefix_delegation_switch(base):
-    on = {a.name: a for a in addon_specs(parse(base, stack="t"))}["vpc-cni"]
+    on = {a.name: a for a in addons_of(base)}["vpc-cni"]
     assert on.configuration["env"]["ENABLE_PREFIX_DELEGATION"] == "true"
     base["network"] = {"prefixDelegation": False}
-    off = {a.name: a for a in addon_specs(parse(base, stack="t"))}["vpc-cni"]
+    off = {a.name: a for a in addons_of(base)}["vpc-cni"]
     assert off.configuration["env"]["ENABLE_PREFIX_DELEGATION"] == "false"
 
 
 def test_ebs_csi_driver_gets_a_pod_identity_role(base):
-    ebs = {a.name: a for a in addon_specs(parse(base, stack="t"))}["aws-ebs-csi-driver"]
+    ebs = {a.name: a for a in addons_of(base)}["aws-ebs-csi-driver"]
     assert ebs.pod_identity == ("kube-system", "ebs-csi-controller-sa", "service-role/AmazonEBSCSIDriverPolicy")
 
 
 def test_admin_access_entries(base):
     arns = ["arn:aws:iam::123456789012:role/Admin", "arn:aws:iam::123456789012:user/ops/alice"]
     base["cluster"]["adminPrincipalArns"] = arns
-    entries = admin_access_entries(parse(base, stack="t"))
+    entries = admin_access_entries(cluster_args(parse(base, stack="t")).admin_principal_arns)
     assert sorted(e["principal_arn"] for e in entries.values()) == sorted(arns)
     for e in entries.values():
         assert e["policy_arn"] == "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
     # Keys come from the ARN, so reordering the list keeps them.
     base["cluster"]["adminPrincipalArns"] = list(reversed(arns))
-    assert set(admin_access_entries(parse(base, stack="t"))) == set(entries)
+    assert set(admin_access_entries(cluster_args(parse(base, stack="t")).admin_principal_arns)) == set(entries)
 
 
 def test_access_entry_keys_are_readable_and_unique():
@@ -81,9 +87,8 @@ def test_access_entry_keys_are_readable_and_unique():
     assert a != b
 
 
-def test_govcloud_principal_gets_a_govcloud_access_policy(base):
-    base["cluster"]["adminPrincipalArns"] = ["arn:aws-us-gov:iam::123456789012:role/Admin"]
-    (e,) = admin_access_entries(parse(base, stack="t")).values()
+def test_govcloud_principal_gets_a_govcloud_access_policy():
+    (e,) = admin_access_entries(["arn:aws-us-gov:iam::123456789012:role/Admin"]).values()
     assert e["policy_arn"].startswith("arn:aws-us-gov:eks::aws:cluster-access-policy/")
 
 

@@ -20,7 +20,7 @@ from components.builders.launch_template import (
     tag_specifications,
 )
 from facts.catalog import CATALOG, instance_type
-from stacks.config.aws import CapacityConfig
+from components.aws_args import Capacity
 
 EFA_TYPES = sorted(n for n, it in CATALOG.items() if it.supports_efa)
 NON_EFA_TYPES = sorted(n for n, it in CATALOG.items() if not it.supports_efa)
@@ -103,13 +103,13 @@ def test_root_volume_is_encrypted_gp3_on_the_al2023_root_device():
 
 
 def test_capacity_on_demand_adds_nothing():
-    cap = CapacityConfig()
+    cap = Capacity()
     assert capacity_options(cap) == {}
     assert node_group_capacity_type(cap) == ON_DEMAND == "ON_DEMAND"
 
 
 def test_capacity_reservation_by_id_targets_it_and_only_it():
-    cap = CapacityConfig(type="capacityReservation", reservation_id="cr-0123456789abcdef0")
+    cap = Capacity(type="capacityReservation", reservation_id="cr-0123456789abcdef0")
     assert capacity_options(cap) == {
         "capacity_reservation_specification": {
             "capacity_reservation_preference": "capacity-reservations-only",
@@ -123,7 +123,7 @@ def test_capacity_reservation_by_id_targets_it_and_only_it():
 def test_capacity_reservation_by_resource_group_never_falls_back_to_on_demand():
     # A group target alone runs On-Demand once no reservation in the group has room (EC2 create-cr-group).
     arn = "arn:aws:resource-groups:us-east-1:123456789012:group/p5-odcrs"
-    cap = CapacityConfig(type="capacityReservation", reservation_resource_group_arn=arn)
+    cap = Capacity(type="capacityReservation", reservation_resource_group_arn=arn)
     out = capacity_options(cap)
     spec = out["capacity_reservation_specification"]
     assert spec["capacity_reservation_target"] == {"capacity_reservation_resource_group_arn": arn}
@@ -132,7 +132,7 @@ def test_capacity_reservation_by_resource_group_never_falls_back_to_on_demand():
 
 
 def test_capacity_block_sets_market_type_reservation_and_node_group_type():
-    cap = CapacityConfig(type="capacityBlock", reservation_id="cr-0123456789abcdef0")
+    cap = Capacity(type="capacityBlock", reservation_id="cr-0123456789abcdef0")
     out = capacity_options(cap)
     assert out["instance_market_options"] == {"market_type": "capacity-block"}
     # Exactly what EKS documents for a block: market type and target, no preference.
@@ -150,7 +150,7 @@ def test_tags_reach_instances_volumes_and_interfaces():
 
 def test_full_launch_template_spec():
     it = instance_type("p5.48xlarge")
-    cap = CapacityConfig(type="capacityBlock", reservation_id="cr-0123456789abcdef0")
+    cap = Capacity(type="capacityBlock", reservation_id="cr-0123456789abcdef0")
     spec = launch_template(
         description="d",
         root_volume_gb=200,

@@ -9,6 +9,7 @@ import pytest
 
 from components.builders.network import (
     NetworkTooSmall,
+    NodeSpread,
     nat_routes,
     nat_zones,
     node_addresses,
@@ -21,6 +22,7 @@ from components.builders.network import (
     zone_address_demand,
 )
 from facts.catalog import instance_type
+from stacks import aws_args
 from stacks.config import parse
 
 ZONES = [f"us-east-1{c}" for c in "abcdef"]
@@ -140,8 +142,16 @@ def test_zone_address_demand_counts_pools_in_their_zones(base):
     base["systemPool"] = {"instanceType": "m7i.xlarge", "nodes": 2}
     base["gpuPools"][0]["maxNodes"] = 3
     cfg = parse(base, stack="t")
-    demand = zone_address_demand(cfg)
+    demand = aws_args.zone_address_demand(cfg)
     p5 = node_addresses(instance_type("p5.48xlarge"), True)
     sys = node_addresses(instance_type("m7i.xlarge"), True)
     # prefill (max 3) and decode (1) both in us-east-1a; one system node per zone.
     assert demand == {"us-east-1a": 4 * p5 + sys, "us-east-1b": sys}
+
+
+def test_a_pool_over_several_zones_takes_its_rounded_up_share_in_each():
+    g6e = instance_type("g6e.xlarge")
+    per_node = node_addresses(g6e, False)
+    demand = zone_address_demand(["a", "b"], [NodeSpread(g6e, 3, ("a", "b")), NodeSpread(g6e, 1, ("c",))], False)
+    # 3 nodes over two zones: 2 in each (a balanced group may put either zone ahead); a zone outside the list counts too.
+    assert demand == {"a": 2 * per_node, "b": 2 * per_node, "c": per_node}

@@ -6,8 +6,10 @@ import copy
 
 import pytest
 
-from components.builders.eks import GPU_UPDATE_STRATEGY, gpu_node_group, managed_node_group_child_urn
+from components.aws_args import GpuPoolArgs
+from components.builders.eks import GPU_UPDATE_STRATEGY, child_urn, gpu_node_group, managed_node_group_child_urn
 from components.builders.launch_template import GPU_POOL_TYPE, placement_group_alias_urn
+from stacks.aws_args import gpu_pool_args
 from stacks.config import ConfigError, parse
 from stacks.config.aws import GpuPoolConfig
 from stacks.plan import gpu_pool_resource_name, plan, pool_serving_nodes, role_nodes_available, shared_placement_groups
@@ -16,10 +18,11 @@ from tests.conftest import BASE
 BLOCK = {"type": "capacityBlock", "reservationId": "cr-0123456789abcdef0"}
 
 
-def pool(**fields) -> GpuPoolConfig:
+def pool(**fields) -> GpuPoolArgs:
+    """A GPU pool's component args, as the stack derives them from `gpuPools[]` fields (snake_case)."""
     base = {"name": "p", "role": "prefill", "instance_type": "p5.48xlarge", "nodes": 2}
     base.update(fields)
-    return GpuPoolConfig(**base)
+    return gpu_pool_args(parse(copy.deepcopy(BASE), stack="t"), GpuPoolConfig(**base), {})
 
 
 def errors(values: dict) -> list[str]:
@@ -154,3 +157,13 @@ def test_managed_node_group_child_urn_follows_the_engine_rule():
     assert managed_node_group_child_urn(nested, "x").startswith("urn:pulumi:s::p::a:b:C$d:e:F$eks:index:ManagedNodeGroup$")
     with pytest.raises(ValueError):
         managed_node_group_child_urn("prod-prefill", "x")
+
+
+def test_child_urn_qualifies_the_type_with_the_parent_chain_except_under_the_stack():
+    # The system pool's add-ons before they moved to the cluster: the alias each keeps.
+    assert child_urn("urn:pulumi:prod::disagg::disagg:aws:SystemNodePool::prod-system", "aws:eks/addon:Addon", "prod-system-coredns") == (
+        "urn:pulumi:prod::disagg::disagg:aws:SystemNodePool$aws:eks/addon:Addon::prod-system-coredns"
+    )
+    assert child_urn("urn:pulumi:prod::disagg::pulumi:pulumi:Stack::disagg-prod", "aws:eks/addon:Addon", "x") == (
+        "urn:pulumi:prod::disagg::aws:eks/addon:Addon::x"
+    )

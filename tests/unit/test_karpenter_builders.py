@@ -15,8 +15,8 @@ import pytest
 
 from components.builders import karpenter as kb
 from components.builders.launch_template import efa_network_interfaces
-from components.builders.scheduling import gpu_pool_labels, gpu_pool_taints
 from facts.catalog import instance_type
+from stacks.aws_args import gpu_pool_args, karpenter_args, pool_labels, pool_taints
 from stacks.config import parse
 from facts.versions import pin
 from tests.conftest import BASE
@@ -42,12 +42,11 @@ def pool_of(instance: str, **extra):
     values["serving"]["decode"] = {"tensorParallel": 8, "replicas": 1}
     values["serving"]["modelCache"] = {"kind": "pvc", "storageClass": "efs-sc"}  # lets a pool turn nvmeCache off
     cfg = parse(values, stack="t")
-    return cfg, cfg.gpu_pools[0]
+    return cfg, gpu_pool_args(cfg, cfg.gpu_pools[0], {})
 
 
 def node_class(cfg, pool, placement="pg-shared"):
     return kb.ec2_node_class(
-        cfg,
         pool,
         node_role="t-karpenter-node",
         subnet_ids=["subnet-0123456789abcdef0"],
@@ -125,7 +124,7 @@ def test_no_raid0_without_the_cache():
 def test_capacity_block_pool_selects_its_block_and_runs_only_reserved():
     cfg, pool = pool_of("p5.48xlarge", capacity={"type": "capacityBlock", "reservationId": "cr-0123456789abcdef0"}, maxNodes=2)
     assert node_class(cfg, pool, placement=None)["spec"]["capacityReservationSelectorTerms"] == [{"id": "cr-0123456789abcdef0"}]
-    reqs = kb.node_pool(cfg, pool, node_class_ref=kb.karpenter_node_class_ref(pool))["spec"]["template"]["spec"]["requirements"]
+    reqs = kb.node_pool(pool, node_class_ref=kb.karpenter_node_class_ref(pool))["spec"]["template"]["spec"]["requirements"]
     assert {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["reserved"]} in reqs
 
 
@@ -134,11 +133,14 @@ def test_capacity_block_pool_selects_its_block_and_runs_only_reserved():
 
 def test_node_pool_carries_the_pool_labels_taints_zone_type_and_max_nodes():
     cfg = config()
-    pool = cfg.gpu_pools[1]
-    np_ = kb.node_pool(cfg, pool, node_class_ref=kb.karpenter_node_class_ref(pool))
+    pool = gpu_pool_args(cfg, cfg.gpu_pools[1], {})
+    np_ = kb.node_pool(pool, node_class_ref=kb.karpenter_node_class_ref(pool))
     tmpl = np_["spec"]["template"]
-    assert tmpl["metadata"]["labels"] == gpu_pool_labels(pool)
-    assert tmpl["spec"]["taints"] == gpu_pool_taints(pool)
+    # What the managed node group of the same pool would set.
+    assert tmpl["metadata"]["labels"] == pool_labels(cfg.gpu_pools[1])
+    assert tmpl["metadata"]["labels"]["disagg.io/pool"] == "decode" and tmpl["metadata"]["labels"]["disagg.io/efa"] == "true"
+    assert tmpl["spec"]["taints"] == pool_taints(cfg.gpu_pools[1])
+    assert {"key": "disagg.io/role", "value": "decode", "effect": "NoSchedule"} in tmpl["spec"]["taints"]
     assert tmpl["spec"]["nodeClassRef"] == {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "decode"}
     reqs = {r["key"]: r["values"] for r in tmpl["spec"]["requirements"]}
     assert reqs == {
@@ -151,10 +153,11 @@ def test_node_pool_carries_the_pool_labels_taints_zone_type_and_max_nodes():
 
 def test_node_pool_never_consolidates_a_node_that_serves():
     cfg = config()
-    d = kb.node_pool(cfg, cfg.gpu_pools[0], node_class_ref={})["spec"]["disruption"]
+    pool = gpu_pool_args(cfg, cfg.gpu_pools[0], {})
+    d = kb.node_pool(pool, node_class_ref={})["spec"]["disruption"]
     assert d["consolidationPolicy"] == "WhenEmpty"
     assert d["budgets"] == [{"nodes": "1"}]
-    spec = kb.node_pool(cfg, cfg.gpu_pools[0], node_class_ref={})["spec"]["template"]["spec"]
+    spec = kb.node_pool(pool, node_class_ref={})["spec"]["template"]["spec"]
     assert spec["expireAfter"] == "Never"
 
 
@@ -163,7 +166,7 @@ def test_auto_mode_node_pool_uses_the_built_in_node_class_and_the_instance_famil
     values["nodeProvisioning"] = "autoMode"
     cfg = parse({**values, "platform": {"gpuOperator": {"enabled": False}, "efaDevicePlugin": {"enabled": False}},
                  "serving": {**values["serving"], "modelCache": {"kind": "pvc", "storageClass": "efs-sc"}}}, stack="t")
-    np_ = kb.auto_mode_node_pool(cfg, cfg.gpu_pools[0])
+    np_ = kb.auto_mode_node_pool(gpu_pool_args(cfg, cfg.gpu_pools[0], {}))
     spec = np_["spec"]["template"]["spec"]
     assert spec["nodeClassRef"] == {"group": "eks.amazonaws.com", "kind": "NodeClass", "name": "default"}
     assert spec["requirements"][0] == {"key": "eks.amazonaws.com/instance-family", "operator": "In", "values": ["p5"]}
@@ -181,8 +184,8 @@ def _objects():
     ):
         cfg, pool = pool_of(instance, **extra)
         out.append(node_class(cfg, pool))
-        out.append(kb.node_pool(cfg, pool, node_class_ref=kb.karpenter_node_class_ref(pool)))
-        out.append(kb.auto_mode_node_pool(cfg, pool))
+        out.append(kb.node_pool(pool, node_class_ref=kb.karpenter_node_class_ref(pool)))
+        out.append(kb.auto_mode_node_pool(pool))
     return out
 
 
@@ -211,7 +214,7 @@ def test_the_cel_check_refuses_what_the_api_server_refuses():
     assert "must include a primary interface" in found
     assert "at most one efa device per network card" in found
     assert "exactly one of ['role', 'instanceProfile']" in found
-    np_ = kb.node_pool(cfg, pool, node_class_ref=kb.karpenter_node_class_ref(pool))
+    np_ = kb.node_pool(pool, node_class_ref=kb.karpenter_node_class_ref(pool))
     np_["spec"]["template"]["metadata"]["labels"]["karpenter.sh/custom"] = "x"
     assert any('label domain "karpenter.sh" is restricted' in v for v in manifest_violations(np_))
 
@@ -265,7 +268,7 @@ def test_interruption_rules_and_queue_policy():
 
 def test_helm_values_point_the_controller_at_its_cluster_queue_and_the_system_nodes():
     cfg = config()
-    v = kb.helm_values(cfg, "karpenter-t")
+    v = kb.helm_values(cfg.cluster_name, "karpenter-t", karpenter_args(cfg).node_repair)
     assert v["settings"]["clusterName"] == cfg.cluster_name and v["settings"]["interruptionQueue"] == "karpenter-t"
     assert v["nodeSelector"]["disagg.io/pool"] == "system"
     assert v["serviceAccount"]["name"] == kb.SERVICE_ACCOUNT
@@ -275,3 +278,13 @@ def test_helm_values_point_the_controller_at_its_cluster_queue_and_the_system_no
 def test_karpenter_chart_pin():
     p = pin("karpenter")
     assert (p.kind, p.chart, p.repository, p.version) == ("helm-chart", "oci://public.ecr.aws/karpenter/karpenter", None, "1.14.1")
+
+
+def test_the_node_repair_gate_follows_the_pools():
+    """One gate for the controller (validation requires every pool to agree): off when the pools turn repair off."""
+    values = copy.deepcopy(BASE)
+    values["nodeProvisioning"] = "karpenter"
+    assert karpenter_args(parse(copy.deepcopy(values), stack="t")).node_repair is True
+    for pool in values["gpuPools"]:
+        pool["nodeRepair"] = False
+    assert karpenter_args(parse(values, stack="t")).node_repair is False

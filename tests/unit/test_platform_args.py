@@ -81,5 +81,5 @@ def test_queue_quota_defaults_to_the_stacks_gpus_and_the_configured_one_wins():
 def test_the_stack_name_reaches_the_aws_tags_only():
     cfg = parse(copy.deepcopy(BASE), stack="t")
     a, b = platform_args(cfg, stack="a"), platform_args(cfg, stack="b")
-    assert a.aws_tags == default_tags(cfg, "a") != b.aws_tags
+    assert a.aws_tags == default_tags(cfg.tags, cfg.name, "a") != b.aws_tags
     assert dataclasses.replace(a, aws_tags=b.aws_tags) == b

@@ -23,8 +23,8 @@ from components.builders.platform_objects import (
     nic_cluster_policy,
     platform_objects,
 )
-from components.builders.scheduling import gpu_pool_labels
 from facts.conventions import POOL_LABEL
+from stacks.aws_args import pool_labels as gpu_pool_labels
 from stacks.config import parse
 from stacks.plan import plan
 from stacks.platform_args import platform_args, serving_gpu_quota

@@ -14,12 +14,10 @@ from components.builders.platform_objects import (
     network_operator_pools,
     nic_cluster_policy,
 )
-from components.builders.scheduling import (
-    gpu_pool_labels,
-    gpu_pool_taints,
-    system_pool_labels,
-)
+from components.builders.scheduling import system_pool_labels
 from facts.conventions import STACK_TAG
+from stacks.aws_args import pool_labels as gpu_pool_labels
+from stacks.aws_args import pool_taints as gpu_pool_taints
 from stacks.config import parse
 from stacks.plan import pool_efa
 from stacks.platform_args import platform_args

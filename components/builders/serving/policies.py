@@ -4,11 +4,10 @@ the engine scrape config."""
 from __future__ import annotations
 
 from components.builders.serving.common import HTTP_PORT_NAME, ROUTER_METRICS_PORT_NAME, hf_secret_name, labels, meta, model_cache_claim_name, namespace, role_selector, router_api_key_secret_name, router_selector, workload_name
-from facts.conventions import METRICS_LABEL, PART_OF, ROLES, ROUTER
+from facts.conventions import METRICS_LABEL, NAMESPACE_NAME_LABEL, PART_OF, ROLES, ROUTER
 from components.builders.serving.engine import engine_for
 from components.builders.serving.spec import PlatformFacts, ServingSpec
 
-NS_LABEL = "kubernetes.io/metadata.name"
 
 
 def namespace_object(spec: ServingSpec) -> dict:
@@ -67,7 +66,7 @@ def _pods(selector: dict[str, str]) -> dict:
 
 
 def _monitoring(facts: PlatformFacts) -> dict:
-    return {"namespaceSelector": {"matchLabels": {NS_LABEL: facts.monitoring_namespace}}}
+    return {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: facts.monitoring_namespace}}}
 
 
 def router_ingress(spec: ServingSpec, facts: PlatformFacts) -> list[dict]:
@@ -88,7 +87,7 @@ def router_ingress(spec: ServingSpec, facts: PlatformFacts) -> list[dict]:
         clients: dict = {"ports": http}
     else:
         peers = [{"ipBlock": {"cidr": c}} for c in r.allowed_client_cidrs or ()]
-        peers += [{"namespaceSelector": {"matchLabels": {NS_LABEL: ns}}} for ns in r.allowed_client_namespaces or ()]
+        peers += [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: ns}}} for ns in r.allowed_client_namespaces or ()]
         clients = {"from": peers, "ports": http}
     out = [clients, {"from": [_monitoring(facts)], "ports": metrics}]
     if r.nlb_keeps_client_ip:
