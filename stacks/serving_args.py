@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from components.builders.scheduling import gpu_pool_taints
-from components.builders.serving.spec import EngineSpec, ModelCacheSpec, ModelSpec, RoleSpec, RouterSpec, ServingSpec
+from components.builders.serving.spec import EngineSpec, ModelCacheSpec, ModelSpec, RoleSpec, RouterSpec, ServingSpec, TrtllmRoleSpec
 from facts.conventions import ROLES
 from stacks.config.stack import StackConfig
 from stacks.plan import autoscaling_enabled, kv_backend, kv_transfer, pool_zones, role_efa, role_plan
@@ -16,6 +16,28 @@ def serving_zones(cfg: StackConfig, role: str) -> list[str]:
     per_pool = [set(pool_zones(cfg, p)) for r in ROLES for p in cfg.pools_for(r)]
     common = set.intersection(*per_pool) if per_pool else set()
     return sorted(common or {z for p in cfg.pools_for(role) for z in pool_zones(cfg, p)})
+
+
+# Router policies when serving.router.prefillPolicy / decodePolicy are unset, per engine: vllm-router's
+# (docs/cli_reference.md) and the TensorRT-LLM orchestrator's router types (tensorrt_llm/serve/router.py; round_robin is
+# its own default, llmapi/disagg_utils.py extract_router_config).
+DEFAULT_POLICIES = {"vllm": ("cache_aware", "power_of_two"), "tensorrt-llm": ("round_robin", "round_robin")}
+
+
+def trtllm_role_spec(cfg: StackConfig, role: str) -> TrtllmRoleSpec | None:
+    """The role's TensorRT-LLM options with the role defaults filled in; None for other engines."""
+    if cfg.serving.engine.kind != "tensorrt-llm":
+        return None
+    t = cfg.serving.role(role).tensorrt_llm
+    generation = role == "decode"
+    return TrtllmRoleSpec(
+        max_batch_size=t.max_batch_size,
+        max_num_tokens=t.max_num_tokens,
+        kv_cache_free_gpu_memory_fraction=t.kv_cache_free_gpu_memory_fraction,
+        cuda_graphs=t.cuda_graphs if t.cuda_graphs is not None else generation,
+        overlap_scheduler=t.overlap_scheduler if t.overlap_scheduler is not None else generation,
+        kv_transfer_buffer_tokens=t.kv_transfer_buffer_tokens or cfg.serving.model.max_model_len,
+    )
 
 
 def role_spec(cfg: StackConfig, role: str) -> RoleSpec:
@@ -41,6 +63,7 @@ def role_spec(cfg: StackConfig, role: str) -> RoleSpec:
         min_replicas=rc.autoscaling.min_replicas,
         scaling_metric=rc.autoscaling.metric,
         scaling_target=rc.autoscaling.target,
+        tensorrt_llm=trtllm_role_spec(cfg, role),
     )
 
 
@@ -77,8 +100,8 @@ def serving_spec(cfg: StackConfig) -> ServingSpec:
             image=r.image,
             service_type=r.service_type,
             port=r.port,
-            prefill_policy=r.prefill_policy,
-            decode_policy=r.decode_policy,
+            prefill_policy=r.prefill_policy or DEFAULT_POLICIES[e.kind][0],
+            decode_policy=r.decode_policy or DEFAULT_POLICIES[e.kind][1],
         ),
         roles={role: role_spec(cfg, role) for role in ROLES},
         model_cache=ModelCacheSpec(kind=mc.kind, host_path=mc.host_path, pvc_size_gb=mc.pvc_size_gb, storage_class=mc.storage_class),

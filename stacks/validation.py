@@ -15,6 +15,7 @@ from stacks.config.stack import StackConfig
 from stacks.plan import ami_release_version, kubernetes_version, kv_backend, node_autoscaling, pool_efa, pool_zones, role_nodes_at_max, role_nodes_available, role_plan
 from facts.conventions import ROLES
 from stacks.validation_nodes import check_node_provisioning
+from stacks.validation_trtllm import check_tensorrt_llm
 from facts.versions import pin
 
 # The serving checks' helpers (a line of their own, so the line above stays as other checks extend it).
@@ -45,6 +46,7 @@ def validate(cfg: StackConfig) -> list[Issue]:
             _check_kv_transfer(cfg, add)
             _check_platform(cfg, add)
             _check_serving(cfg, add)
+            check_tensorrt_llm(cfg, add)
         _check_device_plugins(cfg, add)
         check_node_provisioning(cfg, add)
     return issues
@@ -367,7 +369,8 @@ def _check_kv_transfer(cfg: StackConfig, add) -> None:
             )
     for role in ROLES:
         pp = cfg.serving.role(role).pipeline_parallel
-        if pp > 1:
+        # TensorRT-LLM's cache transceiver moves KV between pipeline stages (validation_trtllm.py has its checks).
+        if pp > 1 and cfg.serving.engine.kind == "vllm":
             # vllm v0.30.0 nixl/base_worker.py: "Decode-side PP is unsupported"; a PP prefill needs the push
             # connector (vllm PR #45880), and the pull NixlConnector refuses pp_rank > 0 handshakes
             # (kv_connector/v1/base.py set_xfer_handshake_metadata_pp_aware; vllm issue #52913).
@@ -652,7 +655,7 @@ def _check_engine_images(cfg: StackConfig, add) -> None:
             )
         )
     efa_pools = [p.name for p in cfg.gpu_pools if p.role in ROLES and pool_efa(p)]
-    if efa_pools and not e.efa_image:
+    if efa_pools and not e.efa_image and e.kind == "vllm":  # tensorrt-llm: validation_trtllm.py
         add(
             Issue(
                 key_path("serving", "engine", "efaImage"),

@@ -13,6 +13,8 @@ from components.builders.serving.spec import PlatformFacts, ServingSpec
 from facts.conventions import DEPLOYMENT_LABEL, ENDPOINT_LABEL, METRICS_LABEL, REVISION_LABEL, ROUTER
 from components.builders.serving.engine import engine_for, engine_revision
 
+# The router container's requests and limits unless its process asks for others.
+ROUTER_RESOURCES = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}
 RUN_AS = 65534  # nobody: the router needs no privileges and no writable root filesystem
 
 NLB_ANNOTATIONS = {
@@ -87,8 +89,8 @@ def router_pod_template(spec: ServingSpec, facts: PlatformFacts, *, kai: bool = 
     container = {
         "name": "router",
         "imagePullPolicy": "IfNotPresent",
-        **proc.container,
-        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+        **{k: v for k, v in proc.container.items() if k != "resources"},
+        "resources": proc.container.get("resources", ROUTER_RESOURCES),
         "securityContext": container_security(),
     }
     pod: dict = {
@@ -159,6 +161,9 @@ def metrics_service(spec: ServingSpec) -> dict:
     expose metrics)."""
     m = meta(spec, f"{workload_name(spec, ROUTER)}-metrics", ROUTER)
     m["labels"][METRICS_LABEL] = "true"
+    rt = engine_for(spec).router
+    # A router that serves its metrics on its HTTP listener has no separate `metrics` container port.
+    target = ROUTER_METRICS_PORT_NAME if rt.metrics_port != rt.container_port else HTTP_PORT_NAME
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -166,7 +171,7 @@ def metrics_service(spec: ServingSpec) -> dict:
         "spec": {
             "clusterIP": "None",
             "selector": router_selector(spec),
-            "ports": [{"name": ROUTER_METRICS_PORT_NAME, "port": engine_for(spec).router.metrics_port, "targetPort": ROUTER_METRICS_PORT_NAME, "protocol": "TCP"}],
+            "ports": [{"name": ROUTER_METRICS_PORT_NAME, "port": rt.metrics_port, "targetPort": target, "protocol": "TCP"}],
         },
     }
 
