@@ -268,6 +268,9 @@ def test_the_orchestrator_is_the_router_with_its_metrics_on_the_http_port():
     assert ms[("Service", "t-router-metrics")]["spec"]["ports"][0]["targetPort"] == "http"
     assert ms[("Service", "t-router")]["spec"]["type"] == "LoadBalancer"
     assert ("PodDisruptionBudget", "t-router") in ms
+    # The orchestrator reads its discovery store, never the Kubernetes API: no token, a Role without rules.
+    assert ms[("Role", "t-router")]["rules"] == [] and dep["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    assert ms[("ServiceAccount", "t-router")]["automountServiceAccountToken"] is False
     sm = ms[("ServiceMonitor", "t-serving")]["spec"]["endpoints"]
     assert {e["path"] for e in sm} == {"/prometheus/metrics"}
 

@@ -55,6 +55,7 @@ class Router(Protocol):
     container_port: int  # the HTTP listener of the router container (the `http` port)
     metrics_port: int  # its Prometheus listener (the `metrics` port)
     metrics_path: str
+    kubernetes_discovery: bool  # finds the engine pods through the Kubernetes API (needs the Role on pods)
 
     def process(self, spec: ServingSpec) -> RouterProcess: ...
 

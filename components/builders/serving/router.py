@@ -31,8 +31,14 @@ IMAGE_SKIPS = (
 )
 
 
+def api_access(spec: ServingSpec) -> bool:
+    """Whether the engine's router finds the engine pods through the Kubernetes API (vllm-router's service discovery);
+    TensorRT-LLM's orchestrator reads its discovery store instead and gets no token."""
+    return engine_for(spec).router.kubernetes_discovery
+
+
 def service_account(spec: ServingSpec) -> dict:
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(spec, workload_name(spec, ROUTER), ROUTER), "automountServiceAccountToken": True}
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(spec, workload_name(spec, ROUTER), ROUTER), "automountServiceAccountToken": api_access(spec)}
 
 
 def role(spec: ServingSpec) -> dict:
@@ -42,7 +48,7 @@ def role(spec: ServingSpec) -> dict:
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": meta(spec, workload_name(spec, ROUTER), ROUTER),
-        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}] if api_access(spec) else [],
     }
 
 
@@ -95,7 +101,7 @@ def router_pod_template(spec: ServingSpec, facts: PlatformFacts, *, kai: bool = 
     }
     pod: dict = {
         "serviceAccountName": workload_name(spec, ROUTER),
-        "automountServiceAccountToken": True,
+        "automountServiceAccountToken": api_access(spec),
         "enableServiceLinks": False,
         "nodeSelector": {POOL_LABEL: SYSTEM_POOL},
         "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -111,11 +117,13 @@ def router_pod_template(spec: ServingSpec, facts: PlatformFacts, *, kai: bool = 
     if kai:
         pod["schedulerName"] = KAI_SCHEDULER
     labels = pod_labels(spec, ROUTER, facts, endpoint=False)
-    return {"metadata": {"labels": labels, "annotations": router_checkov_skips()}, "spec": pod}
+    return {"metadata": {"labels": labels, "annotations": router_checkov_skips(spec)}, "spec": pod}
 
 
-def router_checkov_skips() -> dict[str, str]:
+def router_checkov_skips(spec: ServingSpec) -> dict[str, str]:
     """On the router's pod template wherever it runs (Deployment, or the Grove clique checkov sees lifted out)."""
+    if not api_access(spec):
+        return checkov_skips(*IMAGE_SKIPS)
     return checkov_skips(
         *IMAGE_SKIPS,
         ("CKV_K8S_38", "the router discovers prefill/decode pods through the Kubernetes API (get/list/watch pods, namespaced Role)"),
@@ -127,7 +135,7 @@ def deployment(spec: ServingSpec, facts: PlatformFacts) -> dict:
     tpl = router_pod_template(spec, facts, kai=False)
     # Outside KAI: the router is plain CPU work on the system pool and needs neither gang nor GPU quota.
     tpl["metadata"]["labels"] = {k: v for k, v in tpl["metadata"]["labels"].items() if k != KAI_QUEUE_LABEL}
-    skips = router_checkov_skips()
+    skips = router_checkov_skips(spec)
     # Pulumi's await for a Deployment waits for ready replicas (10 min by default); the router is Ready only once the
     # engines serve, which a first model load takes far longer than.
     m = meta(spec, name, ROUTER, annotations={**skips, "pulumi.com/skipAwait": "true"})

@@ -290,6 +290,8 @@ class TrtllmOrchestrator:
     # register_routes: `self.app.mount("/prometheus/metrics", ...)`).
     metrics_port = ORCHESTRATOR_PORT
     metrics_path = METRICS_PATH
+    # It finds the servers in its discovery store, not through the Kubernetes API: no token, an empty Role.
+    kubernetes_discovery = False
 
     def config(self, spec: ServingSpec) -> dict:
         """The `-c` file: llmapi/disagg_utils.py extract_disagg_cfg keys. With `disagg_cluster` the server lists come
