@@ -178,6 +178,36 @@ _PINS = (
     Pin("vllm-efa", "image", "v0.30.0-efa1.49.0",
         "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa-start.html",
         image="disagg/vllm-efa"),
+    # TensorRT-LLM (serving.engine.kind tensorrt-llm): NVIDIA's release container of the 1.2.1 release (PyTorch
+    # backend, `trtllm-serve`, NIXL with its UCX plugin, HPC-X OpenMPI). Triton's r26.04-r26.07 TensorRT-LLM backend
+    # builds the same release (triton-inference-server/tensorrtllm_backend dockerfile/Dockerfile.triton.trt_llm_backend:
+    # TENSORRTLLM_REPO_TAG=release/1.2.1, TENSORRTLLM_VER=1.2.1). PyPI's tensorrt-llm==1.2.1 is a 10 kB stub that points
+    # at NVIDIA's own index, so no parser of this release can be installed here: the rendered command lines are checked
+    # against the options derived from its source (tests/tools/trtllm_options.json).
+    Pin("tensorrt-llm", "image", "1.2.1",
+        f"{_GH}/NVIDIA/TensorRT-LLM/releases/tag/v1.2.1",
+        image="nvcr.io/nvidia/tensorrt-llm/release"),
+    # The TensorRT-LLM EFA engine image: `tensorrt-llm` above plus the aws-efa-installer below and kubectl (the MPI
+    # launch agent of multi-node groups), images/tensorrt-llm-efa/Dockerfile. The release image has no libfabric, so
+    # NIXL's LIBFABRIC plugin cannot load there (TensorRT-LLM docker/common/install_nixl.sh builds the plugin only
+    # against an EFA libfabric). Stacks reference it by digest in serving.engine.efaImage.
+    Pin("tensorrt-llm-efa", "image", "1.2.1-efa1.49.0",
+        "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa-start.html",
+        image="disagg/tensorrt-llm-efa"),
+    # The kubectl of images/tensorrt-llm-efa: OpenMPI's rsh agent of a multi-node TensorRT-LLM group is `kubectl exec`
+    # (the pattern of kubernetes-sigs/lws docs/examples/tensorrt-llm: `-mca plm_rsh_agent kubessh`). Same patch as the
+    # cluster's AMI (1.35.6); the image is shell-free, so the EFA image copies /bin/kubectl out of it.
+    Pin("kubectl", "image", "v1.35.6",
+        f"{_GH}/kubernetes/kubernetes/releases/tag/v1.35.6",
+        image="registry.k8s.io/kubectl"),
+    # The discovery store of TensorRT-LLM's disaggregated orchestrator: context and generation servers register
+    # themselves (`--disagg_cluster_uri etcd://...`) and every orchestrator replica watches the same store, so replica
+    # changes (KEDA, rollouts) reach all of them (tensorrt_llm/serve/cluster_storage.py create_cluster_storage:
+    # `etcd://` -> Etcd3ClusterStorage; `http://` keeps the store inside one orchestrator process, which several
+    # replicas cannot share). etcd v3.6 images are distroless.
+    Pin("etcd", "image", "v3.6.15",
+        f"{_GH}/etcd-io/etcd/releases/tag/v3.6.15",
+        image="gcr.io/etcd-development/etcd"),
     # vllm-project/router publishes no versioned image: Docker Hub carries only `nightly` and dated
     # `nightly-YYYYMMDD-<sha>` tags, and the dated ones are garbage-collected after ~15 days (SemiAnalysisAI/InferenceX
     # PR #2143), so a dated pin would stop pulling within weeks. `nightly` is the only durable tag; it is NOT

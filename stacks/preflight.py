@@ -186,13 +186,15 @@ def efa_image_not_placeholder(cfg: StackConfig):
     image = cfg.serving.engine.efa_image
     if not image or not re.match(rf"^{DOCUMENTATION_ACCOUNT}\.dkr\.ecr\.", image):
         return
+    build = "tensorrt-llm-efa" if cfg.serving.engine.kind == "tensorrt-llm" else "vllm-efa"
+    how = " with the vllm-efa-image workflow" if build == "vllm-efa" else ""
     yield Issue(
         key_path("serving", "engine", "efaImage"),
         image,
         f"is in ECR of account {DOCUMENTATION_ACCOUNT}, the example account of AWS's documentation (a placeholder): no "
         "engine pod could pull it",
-        "build images/vllm-efa with the vllm-efa-image workflow (docs/serving.md) and set the digest it prints: "
-        "pulumi config set --path 'disagg:serving.engine.efaImage' <registry>/disagg/vllm-efa@sha256:... -s <stack>",
+        f"build images/{build}{how} (docs/serving.md) and set the digest it prints: "
+        f"pulumi config set --path 'disagg:serving.engine.efaImage' <registry>/disagg/{build}@sha256:... -s <stack>",
     )
 
 

@@ -35,7 +35,7 @@ Scope = Literal["stack", "pool", "role"]
 Stage = Literal["config", "deploy"]
 
 # The modules that register rules, in the order their rules run (and their issues are listed).
-RULE_MODULES = ("stacks.validation_sections", "stacks.validation", "stacks.validation_nodes", "stacks.preflight")
+RULE_MODULES = ("stacks.validation_sections", "stacks.validation", "stacks.validation_nodes", "stacks.validation_trtllm", "stacks.preflight")
 
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*\.[a-z0-9]+(-[a-z0-9]+)*$")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from components.builders.network import subnet_layout
 from components.builders.scheduling import gpu_pool_taints
-from components.builders.serving.spec import EngineSpec, ModelCacheSpec, ModelSpec, RoleSpec, RouterSpec, ServingSpec
+from components.builders.serving.spec import EngineSpec, ModelCacheSpec, ModelSpec, RoleSpec, RouterSpec, ServingSpec, TrtllmRoleSpec
 from facts.conventions import ROLES
 from stacks.config.stack import StackConfig
 from stacks.plan import autoscaling_enabled, kv_backend, kv_transfer, pool_zones, role_efa, role_plan
@@ -31,6 +31,28 @@ def nlb_subnet_cidrs(cfg: StackConfig) -> tuple[str, ...]:
     return tuple(layout.private.values())
 
 
+# Router policies when serving.router.prefillPolicy / decodePolicy are unset, per engine: vllm-router's
+# (docs/cli_reference.md) and the TensorRT-LLM orchestrator's router types (tensorrt_llm/serve/router.py; round_robin is
+# its own default, llmapi/disagg_utils.py extract_router_config).
+DEFAULT_POLICIES = {"vllm": ("cache_aware", "power_of_two"), "tensorrt-llm": ("round_robin", "round_robin")}
+
+
+def trtllm_role_spec(cfg: StackConfig, role: str) -> TrtllmRoleSpec | None:
+    """The role's TensorRT-LLM options with the role defaults filled in; None for other engines."""
+    if cfg.serving.engine.kind != "tensorrt-llm":
+        return None
+    t = cfg.serving.role(role).tensorrt_llm
+    generation = role == "decode"
+    return TrtllmRoleSpec(
+        max_batch_size=t.max_batch_size,
+        max_num_tokens=t.max_num_tokens,
+        kv_cache_free_gpu_memory_fraction=t.kv_cache_free_gpu_memory_fraction,
+        cuda_graphs=t.cuda_graphs if t.cuda_graphs is not None else generation,
+        overlap_scheduler=t.overlap_scheduler if t.overlap_scheduler is not None else generation,
+        kv_transfer_buffer_tokens=t.kv_transfer_buffer_tokens or cfg.serving.model.max_model_len,
+    )
+
+
 def role_spec(cfg: StackConfig, role: str) -> RoleSpec:
     rp = role_plan(cfg, role)
     rc = cfg.serving.role(role)
@@ -54,6 +76,7 @@ def role_spec(cfg: StackConfig, role: str) -> RoleSpec:
         min_replicas=rc.autoscaling.min_replicas,
         scaling_metric=rc.autoscaling.metric,
         scaling_target=rc.autoscaling.target,
+        tensorrt_llm=trtllm_role_spec(cfg, role),
     )
 
 
@@ -90,8 +113,8 @@ def serving_spec(cfg: StackConfig) -> ServingSpec:
             image=r.image,
             service_type=r.service_type,
             port=r.port,
-            prefill_policy=r.prefill_policy,
-            decode_policy=r.decode_policy,
+            prefill_policy=r.prefill_policy or DEFAULT_POLICIES[e.kind][0],
+            decode_policy=r.decode_policy or DEFAULT_POLICIES[e.kind][1],
             api_key=r.api_key is not None,
             allowed_client_cidrs=None if r.allowed_client_cidrs is None else tuple(r.allowed_client_cidrs),
             allowed_client_namespaces=None if r.allowed_client_namespaces is None else tuple(r.allowed_client_namespaces),

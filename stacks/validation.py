@@ -568,7 +568,8 @@ def kv_backend_efa(cfg: StackConfig):
 @rule("serving.kv-no-pipeline-parallel", "serving.<role>.pipelineParallel", "serving.mode", scope="role")
 def kv_no_pipeline_parallel(cfg: StackConfig, role: str):
     """A disaggregated role runs without pipeline parallelism (the KV connector cannot move KV between stages)."""
-    if not kv_transfer(cfg):
+    # TensorRT-LLM's cache transceiver moves KV between pipeline stages (stacks/validation_trtllm.py has its rules).
+    if not kv_transfer(cfg) or cfg.serving.engine.kind != "vllm":
         return
     pp = cfg.serving.role(role).pipeline_parallel
     if pp > 1:
@@ -789,7 +790,8 @@ def efa_userspace_removed(cfg: StackConfig):
 def efa_image_set(cfg: StackConfig):
     """A stack with EFA prefill or decode pools names the EFA engine image."""
     efa_pools = [p.name for p in cfg.gpu_pools if p.role in ROLES and pool_efa(p)]
-    if efa_pools and not cfg.serving.engine.efa_image:
+    # tensorrt-llm: serving.trtllm-efa-image (stacks/validation_trtllm.py) says which image.
+    if efa_pools and not cfg.serving.engine.efa_image and cfg.serving.engine.kind == "vllm":
         yield Issue(
             key_path("serving", "engine", "efaImage"),
             None,

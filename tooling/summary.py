@@ -62,13 +62,15 @@ def summary_json(
             "gpus_provisioned": provisioned,
             "gpu_packing": round(r.gpus_requested / provisioned, 4) if provisioned else 0.0,
         }
+    trt = cfg.serving.engine.kind == "tensorrt-llm"
     return {
         "stack": cfg.name,
         "region": p.region,
         "cluster_name": p.cluster_name,
         "kubernetes_version": p.kubernetes_version,
         "workload_api": p.workload_api,
-        "kv_transfer": {"connector": cfg.serving.kv_transfer.connector, "backend": p.kv_backend},
+        # TensorRT-LLM moves KV with its cache transceiver (NIXL), and its router role is its disaggregated orchestrator.
+        "kv_transfer": {"connector": cfg.serving.kv_transfer.connector if not trt else "TensorRT-LLM cache transceiver (NIXL)", "backend": p.kv_backend},
         "model": {
             "id": cfg.serving.model.id,
             "served_name": cfg.serving.model.served_name or cfg.serving.model.id,
@@ -95,7 +97,7 @@ def summary_json(
         ],
         "system_pool": {"instance_type": p.system_instance_type, "nodes": p.system_nodes},
         "roles": roles,
-        "router": {"kind": cfg.serving.router.kind, "replicas": cfg.serving.router.replicas, "service_type": cfg.serving.router.service_type},
+        "router": {"kind": cfg.serving.router.kind if not trt else "trtllm-serve disaggregated", "replicas": cfg.serving.router.replicas, "service_type": cfg.serving.router.service_type},
         "gpus_provisioned": p.gpus_provisioned,
         "gpus_requested": p.gpus_requested,
         "gpu_packing": p.gpu_packing,

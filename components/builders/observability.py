@@ -35,6 +35,7 @@ _VLLM = "vllm-project/vllm v0.30.0 (the pinned image)"
 _NIXL = f"{_VLLM} vllm/distributed/kv_transfer/kv_connector/v1/nixl/stats.py NixlPromMetrics"
 _VLLM_LOGGERS = f"{_VLLM} vllm/v1/metrics/loggers.py PrometheusStatLogger"
 _ROUTER = "vllm-router 0.1.17 (PyPI wheel, the router the stack runs): src/metrics.rs RouterMetrics; names checked in the wheel's vllm_router_rs.abi3.so"
+_TRTLLM = "NVIDIA/TensorRT-LLM 1.2.1 (the pinned image) tensorrt_llm/metrics/collector.py MetricsCollector (prefix trtllm_)"
 _DCGM = (
     "NVIDIA/dcgm-exporter etc/dcp-metrics-included.csv, the collectors file the GPU Operator v26.7.0 sets "
     "(assets/state-dcgm-exporter/0800_daemonset.yaml DCGM_EXPORTER_COLLECTORS); read at the newest commit available "
@@ -78,6 +79,13 @@ METRIC_SOURCES: dict[str, str] = {
     "vllm_router_worker_health": _ROUTER,
     "vllm_router_running_requests": _ROUTER,
     "vllm_router_cb_state": _ROUTER,
+    # serving.engine.kind tensorrt-llm: what trtllm-serve 1.2.1 exports on /prometheus/metrics with return_perf_metrics
+    # (the five request metrics of NVIDIA/TensorRT-LLM#5785; the KV-cache and queue gauges came in 1.3, #11243, #12545).
+    "trtllm_request_success_total": _TRTLLM,
+    "trtllm_e2e_request_latency_seconds": _TRTLLM,
+    "trtllm_time_to_first_token_seconds": _TRTLLM,
+    "trtllm_time_per_output_token_seconds": _TRTLLM,
+    "trtllm_request_queue_time_seconds": _TRTLLM,
     "DCGM_FI_DEV_GPU_UTIL": _DCGM,
     "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE": _DCGM,
     "DCGM_FI_PROF_DRAM_ACTIVE": _DCGM,
@@ -278,6 +286,39 @@ def kv_transfer_dashboard() -> Dashboard:
     )
 
 
+def trtllm_engines_dashboard() -> Dashboard:
+    """serving.engine.kind tensorrt-llm: context (prefill) and generation (decode) servers. Always installed, so
+    switching the engine changes only the serving objects; it shows no data for a vLLM stack."""
+    sel = _sel(namespace="$namespace", **{ROLE: "$role"}, pod="$pod")
+    by = f"{ROLE}"
+    panels = [
+        _ts("Time to first token", _quantiles("trtllm_time_to_first_token_seconds", sel, by, (0.5, 0.9, 0.99)), "s",
+            description="Per role: on context servers the prompt's prefill, on generation servers the KV arrival and the first step."),
+        _ts("Time per output token", _quantiles("trtllm_time_per_output_token_seconds", sel, by, (0.5, 0.9, 0.99)), "s",
+            description="Generation servers scale on its mean (KEDA)."),
+        _ts("End-to-end request latency", _quantiles("trtllm_e2e_request_latency_seconds", sel, by), "s"),
+        _ts("Queue time", _quantiles("trtllm_request_queue_time_seconds", sel, by), "s",
+            description="Context servers scale on its mean (KEDA)."),
+        _ts(
+            "Finished requests",
+            [(f"sum by ({by}, finished_reason) (rate(trtllm_request_success_total{sel}[$__rate_interval]))", "{{" + by + "}} {{finished_reason}}")],
+            "reqps",
+        ),
+    ]
+    return Dashboard(
+        "disagg-trtllm-engines",
+        "disagg / TensorRT-LLM servers",
+        "TensorRT-LLM context and generation servers: latency, queue time and finished requests.",
+        _layout(panels),
+        (
+            _var_datasource(),
+            _var("namespace", "Namespace", "label_values(trtllm_request_success_total, namespace)"),
+            _var("role", "Role", f"label_values(trtllm_request_success_total{{namespace=~\"$namespace\"}}, {ROLE})"),
+            _var("pod", "Pod", f"label_values(trtllm_request_success_total{{namespace=~\"$namespace\", {ROLE}=~\"$role\"}}, pod)"),
+        ),
+    )
+
+
 def router_dashboard() -> Dashboard:
     sel = _sel(namespace="$namespace")
     panels = [
@@ -418,7 +459,7 @@ _CONTROLLER_NAMESPACES = "kai-scheduler|lws-system|grove-system"
 
 
 def dashboards() -> list[Dashboard]:
-    return [engines_dashboard(), kv_transfer_dashboard(), router_dashboard(), gpu_dashboard(), efa_dashboard(), controllers_dashboard()]
+    return [engines_dashboard(), kv_transfer_dashboard(), router_dashboard(), gpu_dashboard(), efa_dashboard(), controllers_dashboard(), trtllm_engines_dashboard()]
 
 
 def dashboard_json(d: Dashboard) -> dict[str, Any]:

@@ -55,21 +55,38 @@ class ModelConfig(Model):
 
 
 class EngineConfig(Model):
-    kind: Literal["vllm"] = Field("vllm", description="Inference engine. `vllm` (TensorRT-LLM planned).")
+    kind: Literal["vllm", "tensorrt-llm"] = Field(
+        "vllm",
+        description=(
+            "Inference engine: `vllm` (prefill and decode `vllm serve` with the NixlConnector, vllm-router in front) or "
+            "`tensorrt-llm` (prefill as TensorRT-LLM context servers and decode as generation servers, `trtllm-serve` "
+            "with the PyTorch backend, its disaggregated orchestrator in front; docs/serving.md). Default vllm."
+        ),
+    )
+    frontend: Literal["native", "triton"] = Field(
+        "native",
+        description=(
+            "The serving frontend in front of the engines: `native` (default: vllm-router for vllm, the "
+            "`trtllm-serve disaggregated` orchestrator for tensorrt-llm) or `triton` (Triton Inference Server with the "
+            "TensorRT-LLM backend), which validation refuses with the reason: at the pinned releases Triton's "
+            "disaggregated serving runs only the C++ TensorRT-engine backend, not the PyTorch backend."
+        ),
+    )
     image: str | None = Field(
         None,
         description=(
-            "Engine image of the pods on pools without EFA. Default: the `vllm` pin of the versions table "
-            "(vllm/vllm-openai, which has no EFA user space)."
+            "Engine image of the pods on pools without EFA. Default: the engine's pin of the versions table "
+            "(`vllm`: vllm/vllm-openai; `tensorrt-llm`: nvcr.io/nvidia/tensorrt-llm/release), neither of which has "
+            "the EFA user space."
         ),
     )
     efa_image: str | None = Field(
         None,
         description=(
-            "Engine image of the pods on EFA pools: the pinned vLLM image plus the AWS EFA user space "
-            "(libfabric, rdma-core, aws-ofi-nccl, hwloc), built from images/vllm-efa by the vllm-efa-image "
-            "workflow. Required when a prefill or decode pool has EFA; pin it by digest. No default: no public "
-            "image carries the pinned vLLM with the EFA user space (docs/serving.md)."
+            "Engine image of the pods on EFA pools: the pinned engine image plus the AWS EFA user space "
+            "(libfabric, rdma-core, aws-ofi-nccl, hwloc), built from images/vllm-efa (vllm) or "
+            "images/tensorrt-llm-efa (tensorrt-llm). Required when a prefill or decode pool has EFA; pin it by "
+            "digest. No default: no public image carries the pinned engine with the EFA user space (docs/serving.md)."
         ),
     )
     efa_userspace: str | None = Field(
@@ -122,6 +139,52 @@ class AutoscalingConfig(Model):
     target: PositiveFloat | None = Field(None, description="Target value per replica. Default: 4 waiting requests (prefill), 0.8 KV-cache usage (decode).")
 
 
+class TensorrtLlmRoleConfig(Model):
+    """The LLM API options of one TensorRT-LLM role, rendered into the YAML its `trtllm-serve` reads
+    (`--extra_llm_api_options`); each key is checked against the release's own option list."""
+
+    max_batch_size: PositiveInt | None = Field(
+        None, description="Most requests the engine schedules at once (`--max_batch_size`). Default: TensorRT-LLM's (2048)."
+    )
+    max_num_tokens: PositiveInt | None = Field(
+        None, description="Most batched tokens per iteration (`--max_num_tokens`). Default: TensorRT-LLM's (8192)."
+    )
+    kv_cache_free_gpu_memory_fraction: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "Share of the GPU memory left free after the weights that the KV cache takes "
+            "(`kv_cache_config.free_gpu_memory_fraction`). Default: TensorRT-LLM's (0.9)."
+        ),
+    )
+    cuda_graphs: bool | None = Field(
+        None,
+        description=(
+            "Capture CUDA graphs of generation steps up to maxBatchSize, padded (`cuda_graph_config`). Default: on "
+            "for decode (generation servers), off for prefill (context servers run no generation steps)."
+        ),
+    )
+    overlap_scheduler: bool | None = Field(
+        None,
+        description=(
+            "Overlap the host scheduling of the next step with the GPU work of this one (`disable_overlap_scheduler` "
+            "false). Default: on for decode, off for prefill: TensorRT-LLM does not support it on disaggregated "
+            "context servers (examples/disaggregated/README.md)."
+        ),
+    )
+    kv_transfer_buffer_tokens: PositiveInt | None = Field(
+        None,
+        description=(
+            "Tokens of the preallocated KV transfer buffer (`cache_transceiver_config.max_tokens_in_buffer`; best at "
+            "least the longest prompt). Default: serving.model.maxModelLen when set, else TensorRT-LLM's."
+        ),
+    )
+
+    def is_default(self) -> bool:
+        return all(v is None for v in self.model_dump().values())
+
+
 class RoleConfig(Model):
     tensor_parallel: PositiveInt = Field(1, description="Tensor-parallel size (GPUs a layer is split over).")
     pipeline_parallel: PositiveInt = Field(
@@ -155,6 +218,10 @@ class RoleConfig(Model):
     )
     autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig, description="Per-role scaling on an engine metric.")
     extra_args: list[str] = Field(default_factory=list, description="Extra engine arguments for this role only.")
+    tensorrt_llm: TensorrtLlmRoleConfig = Field(
+        default_factory=TensorrtLlmRoleConfig,
+        description="LLM API options of this role when serving.engine.kind is tensorrt-llm (refused with vllm).",
+    )
 
     @property
     def gpus_per_replica(self) -> int:
@@ -169,8 +236,20 @@ class RouterConfig(Model):
         "clusterIP", description="`clusterIP` (default) or `internalNlb` (an internal NLB through the AWS Load Balancer Controller)."
     )
     port: int = Field(8080, ge=1, le=65535, description="Port of the router Service. Default 8080.")
-    prefill_policy: str = Field("cache_aware", description="vllm-router policy for picking a prefill pod. Default cache_aware.")
-    decode_policy: str = Field("power_of_two", description="vllm-router policy for picking a decode pod. Default power_of_two.")
+    prefill_policy: str | None = Field(
+        None,
+        description=(
+            "Policy for picking a prefill pod. vllm-router: default cache_aware; tensorrt-llm orchestrator: "
+            "round_robin (default), load_balancing or kv_cache_aware."
+        ),
+    )
+    decode_policy: str | None = Field(
+        None,
+        description=(
+            "Policy for picking a decode pod. vllm-router: default power_of_two; tensorrt-llm orchestrator: "
+            "round_robin (default), load_balancing or kv_cache_aware."
+        ),
+    )
     api_key: SecretStr | None = Field(
         None,
         description=(

@@ -286,7 +286,7 @@ def test_summary_lists_the_dashboards_and_alerts(rendered):
     r = rendered["prod"]
     obs = r.summary["observability"]
     assert [d["uid"] for d in obs["dashboards"]] == [
-        "disagg-engines", "disagg-kv-transfer", "disagg-router", "disagg-gpus", "disagg-efa", "disagg-controllers",
+        "disagg-engines", "disagg-kv-transfer", "disagg-router", "disagg-gpus", "disagg-efa", "disagg-controllers", "disagg-trtllm-engines",
     ]
     md = (r.out / "summary.md").read_text()
     assert "## Dashboards and alerts" in md and "disagg / NIXL KV transfer" in md and "`KvTransferNotOnEfa`" in md

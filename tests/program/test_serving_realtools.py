@@ -122,7 +122,7 @@ def test_engine_argv_is_complete_for_every_part(rendered):
     """What `make check-engine` feeds to vLLM: the container's args, plus the wrapper's per-pod flags on groups."""
     parts = set()
     for c in _all(rendered):
-        if c.engine_argv is None:
+        if c.engine_argv is None or c.engine != "vllm":
             continue
         parts.add(c.part)
         a = c.engine_argv
@@ -162,11 +162,17 @@ def router_venv() -> Path | None:
 
 
 def _router_args(rendered) -> list[tuple[str, list[str]]]:
+    """vllm-router's command lines (a TensorRT-LLM stack's router role is `trtllm-serve disaggregated`, checked against
+    its option list in tests/unit/test_serving_trtllm.py and below)."""
     out = []
     for c in _all(rendered):
-        if c.container == "router":
+        if c.container == "router" and c.command[:1] != ["trtllm-serve"]:
             out.append((c.stack, c.args))
     return out
+
+
+def _trtllm_stacks() -> set[str]:
+    return {name for name, path in STACKS.items() if load_stack(path).serving.engine.kind == "tensorrt-llm"}
 
 
 def test_vllm_router_accepts_every_rendered_router_command_line(rendered, tmp_path):
@@ -174,7 +180,7 @@ def test_vllm_router_accepts_every_rendered_router_command_line(rendered, tmp_pa
     if py is None:
         pytest.skip(NO_VENV)
     cases = _router_args(rendered)
-    assert {s for s, _ in cases} == set(STACKS)
+    assert {s for s, _ in cases} == set(STACKS) - _trtllm_stacks()
     argv_file = tmp_path / "router-argv.json"
     argv_file.write_text(json.dumps([a for _, a in cases]))
     proc = subprocess.run(
@@ -195,7 +201,8 @@ def test_vllm_router_accepts_every_rendered_router_command_line(rendered, tmp_pa
             # The router must understand exactly the selectors meant: it silently drops a malformed `k=v` item.
             assert got["prefill_selector"] == discovery_selector(serving_spec(cfg), "prefill"), stack
             assert got["decode_selector"] == discovery_selector(serving_spec(cfg), "decode"), stack
-            assert (got["prefill_policy"], got["decode_policy"]) == (cfg.serving.router.prefill_policy, cfg.serving.router.decode_policy)
+            r = serving_spec(cfg).router
+            assert (got["prefill_policy"], got["decode_policy"]) == (r.prefill_policy, r.decode_policy)
         else:
             assert got["pd"] is False and got["selector"] == aggregated_selector(serving_spec(cfg)), stack
 

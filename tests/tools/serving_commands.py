@@ -23,12 +23,17 @@ from pathlib import Path
 
 import yaml
 
+from components.builders.serving import trtllm
 from components.builders.serving.vllm import EXEC_GROUP, EXEC_SINGLE
 
 ENGINE_CONTAINER = "engine"
 ROUTER_CONTAINER = "router"
 # What the wrapper appends on a multi-node pod (vllm.EXEC_GROUP), with values a real pod would have.
 SAMPLE_LEADER = "t-prefill-0.t-prefill.t"
+# What a TensorRT-LLM wrapper appends (trtllm.EXEC_SINGLE / EXEC_GROUP): the pod IP it binds and registers.
+SAMPLE_POD_IP = "10.0.0.7"
+# The last line of a TensorRT-LLM multi-node worker: it runs no engine of its own, the leader's mpirun starts its ranks.
+TRTLLM_WORKER_WAIT = "while true; do sleep 3600 & wait $!; done"
 SHELLS = {"/bin/bash": "bash", "bash": "bash", "/bin/sh": "sh", "sh": "sh"}
 
 
@@ -43,6 +48,8 @@ class Command:
     script: str | None = None
     args: list[str] = field(default_factory=list)
     engine_argv: list[str] | None = None
+    engine: str | None = None  # vllm | tensorrt-llm, for engine containers
+    command: list[str] = field(default_factory=list)
 
 
 def pod_templates(doc: dict) -> list[tuple[str, dict, dict]]:
@@ -63,13 +70,18 @@ def pod_templates(doc: dict) -> list[tuple[str, dict, dict]]:
     return out
 
 
-def engine_argv(script: str, args: list[str], part: str) -> list[str]:
-    """The argv after `vllm serve` that the wrapper execs: its last line must be one of the two known exec lines."""
+def engine_argv(script: str, args: list[str], part: str) -> tuple[str, list[str] | None]:
+    """(engine, the argv after `vllm serve` / `trtllm-serve` that the wrapper execs): its last line must be one of the
+    known exec lines. A TensorRT-LLM multi-node worker execs no engine (None)."""
     last = script.strip().splitlines()[-1]
     if last == EXEC_SINGLE:
-        return list(args)
+        return "vllm", list(args)
     if last == EXEC_GROUP:
-        return [*args, "--node-rank", "0" if part == "leader" else "1", "--master-addr", SAMPLE_LEADER]
+        return "vllm", [*args, "--node-rank", "0" if part == "leader" else "1", "--master-addr", SAMPLE_LEADER]
+    if last in (trtllm.EXEC_SINGLE, trtllm.EXEC_GROUP):
+        return "tensorrt-llm", [*args, "--host", SAMPLE_POD_IP]
+    if last == TRTLLM_WORKER_WAIT and part == "worker":
+        return "tensorrt-llm", None
     raise ValueError(f"the engine wrapper does not end with a known exec line: {last!r}")
 
 
@@ -80,14 +92,14 @@ def commands(stack: str, docs: list[dict]) -> list[Command]:
             role = labels.get("disagg.io/role", "")
             part = labels.get("disagg.io/part", "single")
             for c in [*spec.get("initContainers", []), *spec.get("containers", [])]:
-                cmd = Command(stack=stack, where=f"{where}/{c['name']}", role=role, part=part, container=c["name"], args=list(c.get("args", [])))
                 command = c.get("command") or []
+                cmd = Command(stack=stack, where=f"{where}/{c['name']}", role=role, part=part, container=c["name"], args=list(c.get("args", [])), command=list(command))
                 if len(command) >= 3 and command[0] in SHELLS and command[1] == "-c":
                     cmd.shell, cmd.script = SHELLS[command[0]], command[2]
                 if c["name"] == ENGINE_CONTAINER and role in ("prefill", "decode"):
                     if cmd.script is None:
                         raise ValueError(f"{stack}: {where}: the engine container runs no wrapper script")
-                    cmd.engine_argv = engine_argv(cmd.script, cmd.args, part)
+                    cmd.engine, cmd.engine_argv = engine_argv(cmd.script, cmd.args, part)
                 out.append(cmd)
     return out
 
@@ -110,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     records = []
     for d in a.manifests:
-        records += [asdict(c) for c in from_dir(d.parent.name, d) if c.engine_argv is not None or c.container == ROUTER_CONTAINER]
+        # vLLM's parser and vllm-router's take only their own engine's and router's command lines.
+        records += [
+            asdict(c) for c in from_dir(d.parent.name, d)
+            if (c.engine == "vllm" and c.engine_argv is not None) or (c.container == ROUTER_CONTAINER and c.command[:1] != ["trtllm-serve"])
+        ]
     a.out.write_text(json.dumps(records, indent=1))
     sys.stdout.write(f"{len(records)} engine and router containers from {len(a.manifests)} stacks -> {a.out}\n")
     return 0

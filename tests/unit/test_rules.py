@@ -67,6 +67,11 @@ def _all(*changes: Callable[[dict], Any]) -> Callable[[dict], None]:
     return change
 
 
+def _trtllm() -> Callable[[dict], None]:
+    """BASE served by TensorRT-LLM instead of vLLM (a valid config: the fixtures below add one mistake each)."""
+    return _set("serving.engine.kind", "tensorrt-llm")
+
+
 def _pool(i: int, **fields) -> Callable[[dict], None]:
     return lambda v: v["gpuPools"][i].update(fields)
 
@@ -224,6 +229,21 @@ BREAKS: dict[str, Break] = {
         ),
         "serving.router.allowedClientCidrs",
     ),
+    "serving.frontend-native": Break(_set("serving.engine.frontend", "triton"), "serving.engine.frontend"),
+    "serving.trtllm-options-need-trtllm": Break(_set("serving.decode.tensorrtLlm", {"maxBatchSize": 64}), "serving.decode.tensorrtLlm"),
+    "serving.trtllm-disaggregated-only": Break(_all(_trtllm(), _set("serving.mode", "aggregated")), "serving.mode"),
+    "serving.trtllm-router-policies": Break(_all(_trtllm(), _set("serving.router.prefillPolicy", "cache_aware")), "serving.router.prefillPolicy"),
+    "serving.trtllm-no-served-name": Break(_all(_trtllm(), _set("serving.model.servedName", "llama")), "serving.model.servedName"),
+    "serving.trtllm-efa-image": Break(_all(_trtllm(), lambda v: v["serving"]["engine"].pop("efaImage")), "serving.engine.efaImage"),
+    "serving.trtllm-no-data-parallel": Break(
+        _all(_trtllm(), _set("serving.decode.dataParallel", 2), _set("serving.decode.replicas", 2)), "serving.decode.dataParallel"
+    ),
+    "serving.trtllm-multinode-needs-efa": Break(
+        _all(_trtllm(), _pools(efa=False), _pool(0, nodes=2), _set("serving.prefill.tensorParallel", 16), _set("serving.prefill.replicas", 1),
+             _set("serving.kvTransfer", {"backend": "UCX"})),
+        "serving.prefill.tensorParallel",
+    ),
+    "serving.trtllm-no-router-api-key": Break(_all(_trtllm(), _set("serving.router.apiKey", "k3y")), "serving.router.apiKey"),
     "serving.model-cache-read-write-many": Break(_set("serving.modelCache", {"kind": "pvc"}), "serving.modelCache.storageClass"),
     "serving.autoscaling-not-under-grove": Break(
         _all(_set("platform.workloadApi", "grove"), _set("serving.decode.autoscaling", {"enabled": True})),

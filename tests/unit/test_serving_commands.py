@@ -12,11 +12,22 @@ from tests.unit.serving_helpers import facts, multinode, prod, spec_of
 
 
 def test_single_pods_exec_their_args_and_groups_append_rank_and_leader():
-    assert engine_argv(f"set -e\n{EXEC_SINGLE}\n", ["m", "--port", "8000"], "single") == ["m", "--port", "8000"]
-    leader = engine_argv(f"{EXEC_GROUP}\n", ["m"], "leader")
-    worker = engine_argv(f"{EXEC_GROUP}\n", ["m", "--headless"], "worker")
+    assert engine_argv(f"set -e\n{EXEC_SINGLE}\n", ["m", "--port", "8000"], "single") == ("vllm", ["m", "--port", "8000"])
+    _, leader = engine_argv(f"{EXEC_GROUP}\n", ["m"], "leader")
+    _, worker = engine_argv(f"{EXEC_GROUP}\n", ["m", "--headless"], "worker")
     assert leader[:3] == ["m", "--node-rank", "0"] and worker[2:4] == ["--node-rank", "1"]
     assert "--master-addr" in leader
+
+
+def test_trtllm_wrappers_exec_trtllm_serve_with_the_pod_ip_and_workers_exec_nothing():
+    from components.builders.serving import trtllm
+    from tests.tools.serving_commands import SAMPLE_POD_IP, TRTLLM_WORKER_WAIT
+
+    assert engine_argv(f"{trtllm.EXEC_SINGLE}\n", ["m", "--port", "8000"], "single") == ("tensorrt-llm", ["m", "--port", "8000", "--host", SAMPLE_POD_IP])
+    assert engine_argv(f"{trtllm.EXEC_GROUP}\n", ["m"], "leader") == ("tensorrt-llm", ["m", "--host", SAMPLE_POD_IP])
+    assert engine_argv(f"{TRTLLM_WORKER_WAIT}\n", [], "worker") == ("tensorrt-llm", None)
+    with pytest.raises(ValueError, match="known exec line"):
+        engine_argv(f"{TRTLLM_WORKER_WAIT}\n", [], "single")
 
 
 def test_an_unknown_exec_line_is_refused():

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from components.builders.serving import grove, lws, policies, router, scaling
+from components.builders.serving.engine import engine_for
 from components.builders.serving.gate import KEY_FILE
 from components.builders.serving.spec import PlatformFacts, ServingSpec
 from facts.conventions import ROLES, ROUTER
@@ -52,6 +53,7 @@ def manifests(spec: ServingSpec, facts: PlatformFacts) -> list[Manifest]:
     out += [Manifest(router.role_service(spec, r)) for r in ROLES]
     lb = ("aws-load-balancer-controller",) if spec.router.service_type == "internalNlb" else ()
     out += [Manifest(router.service(spec), needs=lb), Manifest(router.metrics_service(spec))]
+    out += [Manifest(o) for o in engine_for(spec).extra_objects(spec, facts)]
     scaled = scaling.scaled_roles(spec) if spec.keda else []
     if spec.workload_api == "lws":
         for r in ROLES:

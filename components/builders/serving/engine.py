@@ -33,6 +33,9 @@ class Group:
     leader_address: str  # shell expression expanding to the leader pod's DNS name
     node_rank: str  # shell expression expanding to this pod's rank in the group (0 = leader)
     nodes: int  # pods in the group, leader included (one per node)
+    # Shell expressions expanding to the DNS names of the group's other pods, in rank order (rank 1 first): an engine
+    # whose leader launches the whole group (MPI) needs them; one whose members join the leader does not.
+    workers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,18 @@ class Router(Protocol):
     container_port: int  # the HTTP listener of the router container (the `http` port)
     metrics_port: int  # its Prometheus listener (the `metrics` port)
     metrics_path: str
+    kubernetes_discovery: bool  # finds the engine pods through the Kubernetes API (needs the Role on pods)
 
     def process(self, spec: ServingSpec) -> RouterProcess: ...
+
+
+@dataclass(frozen=True)
+class ScalingTrigger:
+    """The Prometheus query a role scales on and how KEDA reads it: `AverageValue` (the query sums over the role's
+    pods, the target is per replica) or `Value` (the query is already a per-role figure, such as a mean latency)."""
+
+    query: str
+    metric_type: Literal["AverageValue", "Value"] = "AverageValue"
 
 
 class Engine(Protocol):
@@ -96,6 +109,15 @@ class Engine(Protocol):
         """Everything prefill and decode must share to exchange KV (engine build, model, connector settings)."""
         ...
 
+    def scaling_trigger(self, metric: str, selector: str) -> ScalingTrigger:
+        """The KEDA query of `metric` over the role's HTTP pods (`selector` is the PromQL label matcher `{...}`)."""
+        ...
+
+    def extra_objects(self, spec: ServingSpec, facts) -> list[dict]:
+        """Objects the engine needs beside the roles and the router (its config maps, a discovery store, launcher
+        RBAC), created before the workloads."""
+        ...
+
 
 _REGISTRY: dict[str, Engine] = {}
 
@@ -107,7 +129,7 @@ def register(engine: Engine) -> Engine:
 
 def engine_for(spec: ServingSpec) -> Engine:
     """The engine of `spec.engine.kind`."""
-    from components.builders.serving import vllm  # noqa: F401 - registers itself
+    from components.builders.serving import trtllm, vllm  # noqa: F401 - register themselves
 
     kind = spec.engine.kind
     try:

@@ -44,7 +44,11 @@ def grove_group(spec: ServingSpec, role: str, part: str) -> Group:
     # is its index in the worker clique (GROVE_PCLQ_POD_INDEX, from 0) plus one: the leader is node 0.
     leader = f"${{GROVE_PCSG_NAME}}-${{GROVE_PCSG_INDEX}}-{leader_clique(role)}-0.${{GROVE_HEADLESS_SERVICE}}"
     rank = "0" if part == "leader" else "$((GROVE_PCLQ_POD_INDEX + 1))"
-    return Group(leader_address=leader, node_rank=rank, nodes=spec.role(role).nodes_per_replica)
+    nodes = spec.role(role).nodes_per_replica
+    workers = tuple(
+        f"${{GROVE_PCSG_NAME}}-${{GROVE_PCSG_INDEX}}-{worker_clique(role)}-{j}.${{GROVE_HEADLESS_SERVICE}}" for j in range(nodes - 1)
+    )
+    return Group(leader_address=leader, node_rank=rank, nodes=nodes, workers=workers)
 
 
 def scale_target(spec: ServingSpec, role: str) -> dict:

@@ -21,7 +21,11 @@ KIND = "LeaderWorkerSet"
 def lws_group(nodes: int) -> Group:
     """Env vars LWS injects into every container of a group: the leader's address and the pod's index in the group,
     0 on the leader (lws site/content/en/docs/reference/labels-annotations-and-environment-variables.md)."""
-    return Group(leader_address="${LWS_LEADER_ADDRESS}", node_rank="${LWS_WORKER_INDEX}", nodes=nodes)
+    # Worker pods are <lws>-<group index>-<worker index> under the same headless Service as the leader
+    # <lws>-<group index> (lws docs, "LeaderWorkerSet" concepts: pod naming), so a worker's DNS name is the leader's
+    # with the worker index appended to its first label.
+    workers = tuple(f"${{LWS_LEADER_ADDRESS%%.*}}-{i}.${{LWS_LEADER_ADDRESS#*.}}" for i in range(1, nodes))
+    return Group(leader_address="${LWS_LEADER_ADDRESS}", node_rank="${LWS_WORKER_INDEX}", nodes=nodes, workers=workers)
 
 
 def leader_worker_set(spec: ServingSpec, role: str, facts: PlatformFacts) -> dict:

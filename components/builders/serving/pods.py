@@ -155,7 +155,7 @@ def security_context(spec: ServingSpec, role: str) -> dict:
     return sc
 
 
-def checkov_annotations(spec: ServingSpec, role: str, part: Part) -> dict[str, str]:
+def checkov_annotations(spec: ServingSpec, role: str, part: Part, *, api_token: bool = False) -> dict[str, str]:
     """Suppressions of the engine pod template (checkov sees it lifted out of the LWS / PodCliqueSet,
     scripts/checkov_lift.py), each with the reason the engine or the fabric forces it."""
     skips = [
@@ -169,6 +169,8 @@ def checkov_annotations(spec: ServingSpec, role: str, part: Part) -> dict[str, s
     if part == "worker":
         why = "a multi-node worker runs the headless engine and serves no HTTP; the leader's probes cover the group, which LWS or Grove recreates when any pod fails"
         skips += [("CKV_K8S_8", why), ("CKV_K8S_9", why)]
+    if api_token:
+        skips.append(("CKV_K8S_38", "the leader of a multi-node group starts its ranks on the other pods with kubectl exec (OpenMPI rsh agent): a namespaced Role with get/list pods and create pods/exec"))
     if not spec.engine.read_only_root_filesystem:
         skips.append(("CKV_K8S_22", "serving.engine.readOnlyRootFilesystem is off for this stack: the engine version writes outside $HOME and /tmp"))
     return checkov_skips(*skips)
@@ -178,6 +180,8 @@ def pod_spec(spec: ServingSpec, role: str, facts: PlatformFacts, *, part: Part =
     engine = engine_for(spec)
     proc = engine.process(spec, role, part, group)
     vols, mounts = volumes(spec, role)
+    vols += proc.get("volumes", [])
+    mounts += proc.get("volumeMounts", [])
     res = resources(spec, role)
     env = [*fabric_env(spec, role, part), *hf_env(spec), *proc.get("env", [])]
     image = engine.image(spec, role)
@@ -196,7 +200,7 @@ def pod_spec(spec: ServingSpec, role: str, facts: PlatformFacts, *, part: Part =
     if engine.serves_http(part):
         container.update(engine.probes(spec, role))
     rs = spec.role(role)
-    return {
+    pod = {
         "schedulerName": KAI_SCHEDULER,
         "priorityClassName": KAI_PRIORITY_CLASS,
         "nodeSelector": role_node_selector(role),
@@ -216,11 +220,15 @@ def pod_spec(spec: ServingSpec, role: str, facts: PlatformFacts, *, part: Part =
         "containers": [container],
         "volumes": vols,
     }
+    # Pod fields the engine's process needs (e.g. the launcher's service account on a multi-node MPI leader).
+    pod.update(proc.get("pod", {}))
+    return pod
 
 
 def pod_template(spec: ServingSpec, role: str, facts: PlatformFacts, *, part: Part = "single", group: Group | None = None) -> dict:
     engine = engine_for(spec)
     lbl = pod_labels(spec, role, facts, endpoint=engine.serves_http(part), part=None if part == "single" else part)
     lbl[REVISION_LABEL] = engine_revision(spec)
-    meta = {"labels": lbl, "annotations": checkov_annotations(spec, role, part)}
-    return {"metadata": meta, "spec": pod_spec(spec, role, facts, part=part, group=group)}
+    pod = pod_spec(spec, role, facts, part=part, group=group)
+    meta = {"labels": lbl, "annotations": checkov_annotations(spec, role, part, api_token=pod["automountServiceAccountToken"])}
+    return {"metadata": meta, "spec": pod}

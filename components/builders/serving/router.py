@@ -13,6 +13,8 @@ from components.builders.serving.spec import PlatformFacts, ServingSpec
 from facts.conventions import DEPLOYMENT_LABEL, ENDPOINT_LABEL, METRICS_LABEL, REVISION_LABEL, ROUTER
 from components.builders.serving.engine import engine_for, engine_revision
 
+# The router container's requests and limits unless its process asks for others.
+ROUTER_RESOURCES = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}
 RUN_AS = 65534  # nobody: the router needs no privileges and no writable root filesystem
 
 NLB_ANNOTATIONS = {
@@ -29,8 +31,14 @@ IMAGE_SKIPS = (
 )
 
 
+def api_access(spec: ServingSpec) -> bool:
+    """Whether the engine's router finds the engine pods through the Kubernetes API (vllm-router's service discovery);
+    TensorRT-LLM's orchestrator reads its discovery store instead and gets no token."""
+    return engine_for(spec).router.kubernetes_discovery
+
+
 def service_account(spec: ServingSpec) -> dict:
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(spec, workload_name(spec, ROUTER), ROUTER), "automountServiceAccountToken": True}
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(spec, workload_name(spec, ROUTER), ROUTER), "automountServiceAccountToken": api_access(spec)}
 
 
 def role(spec: ServingSpec) -> dict:
@@ -40,7 +48,7 @@ def role(spec: ServingSpec) -> dict:
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": meta(spec, workload_name(spec, ROUTER), ROUTER),
-        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}] if api_access(spec) else [],
     }
 
 
@@ -87,13 +95,13 @@ def router_pod_template(spec: ServingSpec, facts: PlatformFacts, *, kai: bool = 
     container = {
         "name": "router",
         "imagePullPolicy": "IfNotPresent",
-        **proc.container,
-        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+        **{k: v for k, v in proc.container.items() if k != "resources"},
+        "resources": proc.container.get("resources", ROUTER_RESOURCES),
         "securityContext": container_security(),
     }
     pod: dict = {
         "serviceAccountName": workload_name(spec, ROUTER),
-        "automountServiceAccountToken": True,
+        "automountServiceAccountToken": api_access(spec),
         "enableServiceLinks": False,
         "nodeSelector": {POOL_LABEL: SYSTEM_POOL},
         "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -111,11 +119,13 @@ def router_pod_template(spec: ServingSpec, facts: PlatformFacts, *, kai: bool = 
     if kai:
         pod["schedulerName"] = KAI_SCHEDULER
     labels = pod_labels(spec, ROUTER, facts, endpoint=False)
-    return {"metadata": {"labels": labels, "annotations": router_checkov_skips()}, "spec": pod}
+    return {"metadata": {"labels": labels, "annotations": router_checkov_skips(spec)}, "spec": pod}
 
 
-def router_checkov_skips() -> dict[str, str]:
+def router_checkov_skips(spec: ServingSpec) -> dict[str, str]:
     """On the router's pod template wherever it runs (Deployment, or the Grove clique checkov sees lifted out)."""
+    if not api_access(spec):
+        return checkov_skips(*IMAGE_SKIPS)
     return checkov_skips(
         *IMAGE_SKIPS,
         ("CKV_K8S_38", "the router discovers prefill/decode pods through the Kubernetes API (get/list/watch pods, namespaced Role)"),
@@ -127,7 +137,7 @@ def deployment(spec: ServingSpec, facts: PlatformFacts) -> dict:
     tpl = router_pod_template(spec, facts, kai=False)
     # Outside KAI: the router is plain CPU work on the system pool and needs neither gang nor GPU quota.
     tpl["metadata"]["labels"] = {k: v for k, v in tpl["metadata"]["labels"].items() if k != KAI_QUEUE_LABEL}
-    skips = router_checkov_skips()
+    skips = router_checkov_skips(spec)
     # Pulumi's await for a Deployment waits for ready replicas (10 min by default); the router is Ready only once the
     # engines serve, which a first model load takes far longer than.
     m = meta(spec, name, ROUTER, annotations={**skips, "pulumi.com/skipAwait": "true"})
@@ -177,6 +187,9 @@ def metrics_service(spec: ServingSpec) -> dict:
     expose metrics)."""
     m = meta(spec, f"{workload_name(spec, ROUTER)}-metrics", ROUTER)
     m["labels"][METRICS_LABEL] = "true"
+    rt = engine_for(spec).router
+    # A router that serves its metrics on its HTTP listener has no separate `metrics` container port.
+    target = ROUTER_METRICS_PORT_NAME if rt.metrics_port != rt.container_port else HTTP_PORT_NAME
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -184,7 +197,7 @@ def metrics_service(spec: ServingSpec) -> dict:
         "spec": {
             "clusterIP": "None",
             "selector": router_selector(spec),
-            "ports": [{"name": ROUTER_METRICS_PORT_NAME, "port": engine_for(spec).router.metrics_port, "targetPort": ROUTER_METRICS_PORT_NAME, "protocol": "TCP"}],
+            "ports": [{"name": ROUTER_METRICS_PORT_NAME, "port": rt.metrics_port, "targetPort": target, "protocol": "TCP"}],
         },
     }
 

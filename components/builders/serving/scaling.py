@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from components.builders.serving.common import meta, namespace, role_service_name, workload_name
 from components.builders.serving import grove, lws
-from components.builders.serving.engine import engine_for
+from components.builders.serving.engine import ScalingTrigger, engine_for
 from components.builders.serving.spec import PlatformFacts, ServingSpec
 
 API_VERSION = "keda.sh/v1alpha1"
@@ -34,11 +34,15 @@ def metric(spec: ServingSpec, role: str) -> tuple[str, float]:
     return rs.scaling_metric or default_metric, rs.scaling_target if rs.scaling_target is not None else default_target
 
 
-def query(spec: ServingSpec, role: str) -> str:
+def trigger(spec: ServingSpec, role: str) -> ScalingTrigger:
     name, _ = metric(spec, role)
     # `service` is the role's headless Service (the ServiceMonitor target), which selects only the role's HTTP
     # pods, so multi-node workers never count.
-    return f'sum({name}{{namespace="{namespace(spec)}",service="{role_service_name(spec, role)}"}})'
+    return engine_for(spec).scaling_trigger(name, f'{{namespace="{namespace(spec)}",service="{role_service_name(spec, role)}"}}')
+
+
+def query(spec: ServingSpec, role: str) -> str:
+    return trigger(spec, role).query
 
 
 def scale_target(spec: ServingSpec, role: str) -> dict:
@@ -50,6 +54,7 @@ def scale_target(spec: ServingSpec, role: str) -> dict:
 def scaled_object(spec: ServingSpec, role: str, facts: PlatformFacts) -> dict:
     rp = spec.role(role)
     _, target = metric(spec, role)
+    trig = trigger(spec, role)
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -71,8 +76,8 @@ def scaled_object(spec: ServingSpec, role: str, facts: PlatformFacts) -> dict:
             "triggers": [
                 {
                     "type": "prometheus",
-                    "metricType": "AverageValue",
-                    "metadata": {"serverAddress": facts.prometheus_url, "query": query(spec, role), "threshold": f"{target:g}"},
+                    "metricType": trig.metric_type,
+                    "metadata": {"serverAddress": facts.prometheus_url, "query": trig.query, "threshold": f"{target:g}"},
                 }
             ],
         },

@@ -74,6 +74,18 @@ class EngineSpec:
 
 
 @dataclass(frozen=True)
+class TrtllmRoleSpec:
+    """The TensorRT-LLM LLM API options of one role, resolved (None: TensorRT-LLM's own default)."""
+
+    max_batch_size: int | None = None
+    max_num_tokens: int | None = None
+    kv_cache_free_gpu_memory_fraction: float | None = None
+    cuda_graphs: bool = False
+    overlap_scheduler: bool = False
+    kv_transfer_buffer_tokens: int | None = None
+
+
+@dataclass(frozen=True)
 class RoleSpec:
     """One serving role (prefill or decode) as the plan lands it on its pools."""
 
@@ -97,6 +109,8 @@ class RoleSpec:
     min_replicas: int | None = None
     scaling_metric: str | None = None
     scaling_target: float | None = None
+    # Engine kind tensorrt-llm: the role's LLM API options.
+    tensorrt_llm: TrtllmRoleSpec | None = None
 
     @property
     def multi_node(self) -> bool:

@@ -26,7 +26,7 @@ import shlex
 
 from components.builders.serving import vllm_router
 from components.builders.serving.common import HTTP_PORT_NAME, served_model_name, startup_minutes
-from components.builders.serving.engine import Group, Part, register
+from components.builders.serving.engine import Group, Part, ScalingTrigger, register
 from components.builders.serving.spec import ServingSpec
 from facts.versions import pin
 
@@ -234,6 +234,13 @@ class Vllm:
             "env": env,
             "ports": ports,
         }
+
+    def scaling_trigger(self, metric: str, selector: str) -> ScalingTrigger:
+        # vLLM's load metrics are gauges per engine: summed over the role, divided per replica by KEDA.
+        return ScalingTrigger(f"sum({metric}{selector})")
+
+    def extra_objects(self, spec: ServingSpec, facts) -> list[dict]:
+        return []
 
     def probes(self, spec: ServingSpec, role: str) -> dict:
         http = {"path": self.health_path, "port": HTTP_PORT_NAME}

@@ -84,6 +84,7 @@ class VllmRouter:
     container_port = CONTAINER_PORT
     metrics_port = METRICS_PORT
     metrics_path = "/metrics"
+    kubernetes_discovery = True  # --service-discovery watches pods
 
     def process(self, spec: ServingSpec) -> RouterProcess:
         http = {"port": HTTP_PORT_NAME}
