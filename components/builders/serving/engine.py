@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from components.builders.serving.spec import ServingSpec
+from facts.versions import pin
 
 # single: the whole replica in one pod. leader / worker: the pods of a replica that spans nodes.
 Part = Literal["single", "leader", "worker"]
@@ -71,6 +72,20 @@ class ScalingTrigger:
 
     query: str
     metric_type: Literal["AverageValue", "Value"] = "AverageValue"
+
+
+# The parts of a role that run the engine's HTTP API: single-node pods and multi-node leaders (workers run only the
+# distributed runtime), for every engine.
+HTTP_PARTS = ("single", "leader")
+
+
+def engine_image(spec: ServingSpec, role: str, pin_name: str) -> str:
+    """The image of a role's engine pods: on EFA pools the EFA image (it carries the EFA user space; validation
+    requires it there), elsewhere `serving.engine.image` or the engine's release image from the versions table."""
+    e = spec.engine
+    if spec.role(role).efa:
+        return e.efa_image or ""
+    return e.image or pin(pin_name).image_ref
 
 
 class Engine(Protocol):

@@ -35,7 +35,7 @@ import json
 import yaml
 
 from components.builders.serving.common import HTTP_PORT_NAME, checkov_skips, meta, namespace, role_selector, router_selector, startup_minutes, workload_name
-from components.builders.serving.engine import Group, Part, RouterProcess, ScalingTrigger, engine_revision, register
+from components.builders.serving.engine import HTTP_PARTS, Group, Part, RouterProcess, ScalingTrigger, engine_image, engine_revision, register
 from components.builders.serving.spec import PlatformFacts, ServingSpec
 from facts.conventions import DEPLOYMENT_LABEL, POOL_LABEL, ROLE_LABEL, ROLES, ROUTER, SYSTEM_POOL
 from facts.versions import pin
@@ -358,16 +358,13 @@ class TensorrtLlm:
     router = ORCHESTRATOR
 
     def image(self, spec: ServingSpec, role: str) -> str:
-        e = spec.engine
-        if spec.role(role).efa:
-            return e.efa_image or ""  # validation requires efaImage on EFA pools
-        return e.image or pin("tensorrt-llm").image_ref
+        return engine_image(spec, role, "tensorrt-llm")
 
     def port(self, spec: ServingSpec) -> int:
         return spec.engine.port
 
     def serves_http(self, part: Part) -> bool:
-        return part in ("single", "leader")
+        return part in HTTP_PARTS
 
     def leader_ready_startup(self, spec: ServingSpec, role: str) -> bool:
         # The leader starts the ranks of its workers: they must run before it can be Ready.

@@ -26,9 +26,8 @@ import shlex
 
 from components.builders.serving import vllm_router
 from components.builders.serving.common import HTTP_PORT_NAME, served_model_name, startup_minutes
-from components.builders.serving.engine import Group, Part, ScalingTrigger, register
+from components.builders.serving.engine import HTTP_PARTS, Group, Part, ScalingTrigger, engine_image, register
 from components.builders.serving.spec import ServingSpec
-from facts.versions import pin
 
 NIXL_PORT_NAME = "nixl"
 DIST_PORT_NAME = "dist"
@@ -84,17 +83,13 @@ class Vllm:
     router = vllm_router.VLLM_ROUTER
 
     def image(self, spec: ServingSpec, role: str) -> str:
-        e = spec.engine
-        if spec.role(role).efa:
-            # Validation requires efaImage whenever a serving pool has EFA.
-            return e.efa_image or ""
-        return e.image or pin("vllm").image_ref
+        return engine_image(spec, role, "vllm")
 
     def port(self, spec: ServingSpec) -> int:
         return spec.engine.port
 
     def serves_http(self, part: Part) -> bool:
-        return part in ("single", "leader")
+        return part in HTTP_PARTS
 
     def leader_ready_startup(self, spec: ServingSpec, role: str) -> bool:
         # The leader serves /health only once every node of the group joined its torch.distributed group and the
