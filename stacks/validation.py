@@ -10,17 +10,15 @@ from __future__ import annotations
 from collections import Counter
 
 from components.builders.network import node_addresses, usable_addresses
-from components.builders.observability import ITL_BUCKETS as VLLM_ITL_BUCKETS
-from components.builders.observability import TTFT_BUCKETS as VLLM_TTFT_BUCKETS
-from components.builders.observability import le
+from components.builders.observability import SLO_SERIES, le
 from components.builders.platform_objects import KAI_DEFAULT_QUEUES
 from components.builders.userdata import RAID0_MOUNT
 from facts.catalog import InstanceType, instance_type, known_instance_types
 from facts.conventions import ROLES
 from facts.versions import pin
+from stacks.aws_args import zone_address_demand
 from stacks.config.base import Issue, key_path
 from stacks.config.serving import BYTES_PER_PARAM
-from stacks.aws_args import zone_address_demand
 from stacks.config.stack import StackConfig
 from stacks.plan import (
     ami_release_version,
@@ -659,18 +657,21 @@ def kai_quota_covers_roles(cfg: StackConfig):
 
 @rule("platform.slo-on-bucket-bound", "platform.monitoring.slo.ttftSeconds", "platform.monitoring.slo.itlSeconds")
 def slo_on_bucket_bound(cfg: StackConfig):
-    """An SLO objective is a bucket bound of its vLLM histogram (one between two bounds cannot be measured)."""
+    """An SLO objective is a bucket bound of its histogram in every engine's (one between two bounds cannot be
+    measured); the alert rules carry every engine's half, so the bound must exist in all of them."""
     mon = cfg.platform.monitoring
-    for field, value, buckets, metric in (
-        ("ttftSeconds", mon.slo.ttft_seconds, VLLM_TTFT_BUCKETS, "vllm:time_to_first_token_seconds"),
-        ("itlSeconds", mon.slo.itl_seconds, VLLM_ITL_BUCKETS, "vllm:inter_token_latency_seconds"),
+    for field, value, histograms in (
+        ("ttftSeconds", mon.slo.ttft_seconds, [(e.ttft, e.ttft_buckets) for e in SLO_SERIES]),
+        ("itlSeconds", mon.slo.itl_seconds, [(e.itl, e.itl_buckets) for e in SLO_SERIES]),
     ):
-        if float(value) not in buckets:
+        missing = [metric for metric, buckets in histograms if float(value) not in buckets]
+        if missing:
+            common = sorted(set.intersection(*(set(b) for _, b in histograms)))
             yield Issue(
                 key_path("platform", "monitoring", "slo", field),
                 value,
-                f"is not a bucket bound of {metric}, so the share of requests under it cannot be computed",
-                f"use one of {', '.join(le(b) for b in buckets)}",
+                f"is not a bucket bound of {' and '.join(missing)}, so the share of requests under it cannot be computed",
+                f"use one of {', '.join(le(b) for b in common)}",
             )
 
 

@@ -119,6 +119,33 @@ HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 # TIME_TO_FIRST_TOKEN_BUCKETS, INTER_TOKEN_LATENCY_BUCKETS): an SLO objective must be one of them.
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
 ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0)
+# TensorRT-LLM's (tensorrt_llm/metrics/collector.py MetricsCollector: histogram_time_to_first_token and
+# histogram_time_per_output_token, "Adapted from" vLLM's): the same bounds in the oldest and the newest version of that
+# file the code index holds (before and after 1.2.1; 48 versions). Written out, not aliased, so a bump that changes
+# one engine's buckets is caught by the SLO rule (stacks/validation.py slo_on_bucket_bound) rather than hidden.
+TRTLLM_TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
+TRTLLM_TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0)
+
+
+@dataclass(frozen=True)
+class SloSeries:
+    """One engine's latency histograms, as the SLO burn rules read them. The pack carries the rules of every engine
+    (like its dashboards), so switching `serving.engine.kind` changes only the serving objects; an engine's half of a
+    rule reads no series on a stack of the other engine and never fires there."""
+
+    engine: str
+    ttft: str
+    ttft_buckets: tuple[float, ...]
+    itl: str  # vLLM: inter-token latency, one observation per token gap; TensorRT-LLM: time per output token, per request
+    itl_buckets: tuple[float, ...]
+    by: str  # the labels a burn rate is computed per
+
+
+SLO_SERIES = (
+    SloSeries("vllm", "vllm:time_to_first_token_seconds", TTFT_BUCKETS, "vllm:inter_token_latency_seconds", ITL_BUCKETS, f"namespace, model_name, {ROLE}"),
+    # Per role only: 1.2.1's servers label their series with a fixed model_name, not the served model.
+    SloSeries("tensorrt-llm", "trtllm_time_to_first_token_seconds", TRTLLM_TTFT_BUCKETS, "trtllm_time_per_output_token_seconds", TRTLLM_TPOT_BUCKETS, f"namespace, {ROLE}"),
+)
 
 _DS = {"type": "prometheus", "uid": "${datasource}"}
 
@@ -514,21 +541,26 @@ def _rule(alert: str, expr: str, for_: str, severity: str, summary: str, descrip
 BURN_WINDOWS = (("1h", "5m", 14.4, "critical"), ("6h", "30m", 6.0, "warning"))
 
 
-def _bad_ratio(metric: str, bound: float, window: str, ns: str) -> str:
+def _bad_ratio(metric: str, bound: float, window: str, ns: str, by: str) -> str:
     sel = f'namespace="{ns}"'
-    by = f"namespace, model_name, {ROLE}"
     return (
         f"(1 - sum by ({by}) (rate({metric}_bucket{{{sel}, le=\"{le(bound)}\"}}[{window}])) "
         f"/ sum by ({by}) (rate({metric}_count{{{sel}}}[{window}])))"
     )
 
 
-def _burn_rules(name: str, metric: str, bound: float, target: float, ns: str, what: str) -> list[dict[str, Any]]:
+def _burn_rules(name: str, series: list[tuple[str, str]], bound: float, target: float, ns: str, what: str) -> list[dict[str, Any]]:
+    """`series`: (histogram, grouping) per engine; one rule per window pair whose expression is the `or` of the
+    engines' halves (each a long- and a short-window burn above the threshold)."""
     budget = round(1 - target, 6)
     out = []
     for long_w, short_w, factor, severity in BURN_WINDOWS:
         threshold = round(factor * budget, 6)
-        expr = f"{_bad_ratio(metric, bound, long_w, ns)} > {threshold} and {_bad_ratio(metric, bound, short_w, ns)} > {threshold}"
+        halves = [
+            f"{_bad_ratio(metric, bound, long_w, ns, by)} > {threshold} and {_bad_ratio(metric, bound, short_w, ns, by)} > {threshold}"
+            for metric, by in series
+        ]
+        expr = halves[0] if len(halves) == 1 else " or ".join(f"({h})" for h in halves)
         out.append(
             _rule(
                 f"{name}BudgetBurn{'Fast' if severity == 'critical' else 'Slow'}",
@@ -536,11 +568,43 @@ def _burn_rules(name: str, metric: str, bound: float, target: float, ns: str, wh
                 "2m" if severity == "critical" else "15m",
                 severity,
                 f"{what} objective ({le(bound)} s for {target:.2%} of requests) burning {factor}x its error budget",
-                f"{{{{ $labels.model_name }}}} ({{{{ $labels.{ROLE} }}}}) in {{{{ $labels.namespace }}}}: more than "
+                f"{{{{ with $labels.model_name }}}}{{{{ . }}}} {{{{ end }}}}({{{{ $labels.{ROLE} }}}}) in {{{{ $labels.namespace }}}}: more than "
                 f"{threshold:.2%} of requests over {le(bound)} s in the last {long_w} and {short_w}.",
             )
         )
     return out
+
+
+# EFA port counters that move when NIXL's LIBFABRIC backend moves bytes: sends and receives, RDMA reads (reader and
+# responder) and RDMA writes (writer and target; newer efa drivers, components/builders/efa_exporter.py).
+_EFA_KV_COUNTERS = "rx_bytes|tx_bytes|rdma_read_bytes|rdma_read_resp_bytes"
+_EFA_ANY_RDMA = "rx_bytes|tx_bytes|rdma_read_bytes|rdma_read_resp_bytes|rdma_write_bytes|rdma_write_recv_bytes"
+
+
+def _on_node(expr: str) -> str:
+    """A per-pod series summed per node (kube-state-metrics' kube_pod_info carries the pod's node)."""
+    return f"sum by (node) ({expr} * on (namespace, pod) group_left (node) max by (namespace, pod, node) (kube_pod_info))"
+
+
+def _vllm_kv_not_on_efa(ns: str) -> str:
+    transferred = f'rate(vllm:nixl_bytes_transferred_sum{{namespace="{ns}"}}[10m])'
+    return (
+        f"({_on_node(transferred)} > 1e6) "
+        f'unless on (node) (sum by (node) (rate({EFA_METRIC}{{counter=~"{_EFA_KV_COUNTERS}"}}[10m])) > 1e6)'
+    )
+
+
+def _trtllm_kv_not_on_efa(ns: str) -> str:
+    # Every request a generation server finishes pulled its KV from a context server (the orchestrator sends each
+    # request to a context server first; no conditional disaggregation is configured), so at 3 requests a minute for
+    # 10 minutes some KV moved. EFA counters that stay flat on that node mean it moved by other means. A KV block of a
+    # short prompt is a few MB, under the 1 MB/s threshold of the vLLM half at low load: so the criterion here is
+    # "does not move at all", never a volume.
+    finished = f'rate(trtllm_request_success_total{{namespace="{ns}", {ROLE}="decode"}}[10m])'
+    return (
+        f"({_on_node(finished)} > 0.05) "
+        f'unless on (node) (sum by (node) (rate({EFA_METRIC}{{counter=~"{_EFA_ANY_RDMA}"}}[10m])) > 0)'
+    )
 
 
 def rule_groups(args: PlatformArgs) -> list[dict[str, Any]]:
@@ -604,21 +668,19 @@ def rule_groups(args: PlatformArgs) -> list[dict[str, Any]]:
         kv.append(
             _rule(
                 "KvTransferNotOnEfa",
-                (
-                    f'(sum by (node) (rate(vllm:nixl_bytes_transferred_sum{{namespace="{ns}"}}[10m]) '
-                    f"* on (namespace, pod) group_left (node) max by (namespace, pod, node) (kube_pod_info)) > 1e6) "
-                    f'unless on (node) (sum by (node) (rate({EFA_METRIC}{{counter=~"rx_bytes|tx_bytes|rdma_read_bytes|rdma_read_resp_bytes"}}[10m])) > 1e6)'
-                ),
+                f"({_vllm_kv_not_on_efa(ns)}) or ({_trtllm_kv_not_on_efa(ns)})",
                 "10m",
                 "critical",
                 "KV transfer on {{ $labels.node }} is not using EFA",
-                "NIXL transfers over 1 MB/s but the node's EFA counters do not move: KV is going over TCP (UCX fallback, "
+                "vLLM: NIXL transfers over 1 MB/s but the node's EFA counters do not move; TensorRT-LLM (no NIXL byte "
+                "counters at 1.2.1): generation servers finish requests, each of which pulled its KV from a context server, "
+                "while the node's EFA counters do not move at all. KV is going over TCP (UCX fallback, "
                 "missing libfabric in the image, no EFA devices in the pod, or prefill and decode in different AZs). "
                 "TTFT is 10-100x worse. See docs/runbook.md.",
             )
         )
-    slo_rules = _burn_rules("Ttft", "vllm:time_to_first_token_seconds", slo.ttft_seconds, slo.target, ns, "TTFT")
-    slo_rules += _burn_rules("Itl", "vllm:inter_token_latency_seconds", slo.itl_seconds, slo.target, ns, "Inter-token latency")
+    slo_rules = _burn_rules("Ttft", [(e.ttft, e.by) for e in SLO_SERIES], slo.ttft_seconds, slo.target, ns, "TTFT")
+    slo_rules += _burn_rules("Itl", [(e.itl, e.by) for e in SLO_SERIES], slo.itl_seconds, slo.target, ns, "Inter-token latency")
     sched = [
         _rule(
             "ServingPodsPending",

@@ -97,15 +97,15 @@ class SloConfig(Model):
     ttft_seconds: float = Field(
         2.5,
         description=(
-            "Time-to-first-token objective in seconds; must be a bucket bound of vLLM's vllm:time_to_first_token_seconds "
-            "histogram (e.g. 0.5, 1.0, 2.5, 5.0). Default 2.5."
+            "Time-to-first-token objective in seconds; must be a bucket bound of the engines' TTFT histograms "
+            "(vllm:time_to_first_token_seconds, trtllm_time_to_first_token_seconds; e.g. 0.5, 1.0, 2.5, 5.0). Default 2.5."
         ),
     )
     itl_seconds: float = Field(
         0.1,
         description=(
             "Inter-token-latency objective in seconds; must be a bucket bound of vllm:inter_token_latency_seconds "
-            "(e.g. 0.05, 0.1, 0.2). Default 0.1."
+            "and trtllm_time_per_output_token_seconds (e.g. 0.05, 0.1, 0.2). Default 0.1."
         ),
     )
     target: float = Field(

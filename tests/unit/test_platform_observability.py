@@ -280,3 +280,47 @@ def test_efa_sidecar_runs_this_very_exporter():
     assert f"--collector.textfile.directory={pv.EFA_TEXTFILE_DIR}" in ne["extraArgs"]
     assert ne["sidecars"][0]["command"] == cmd
     assert ne["sidecarVolumeMount"][0]["mountPath"] == pv.EFA_TEXTFILE_DIR
+
+
+# --- TensorRT-LLM halves of the SLO and KV rules -------------------------------------------------------------------
+def _alerts(cfg) -> dict[str, str]:
+    return {r["alert"]: r["expr"] for g in obs.rule_groups(args_of(cfg)) for r in g["rules"]}
+
+
+def test_slo_burn_covers_both_engines_per_role(prod_like):
+    a = _alerts(prod_like)
+    ttft, itl = a["TtftBudgetBurnFast"], a["ItlBudgetBurnSlow"]
+    # Each engine's half reads its own histogram at the same bound, grouped per role; TensorRT-LLM's not per model.
+    assert 'vllm:time_to_first_token_seconds_bucket{namespace="' in ttft and 'trtllm_time_to_first_token_seconds_bucket{namespace="' in ttft
+    assert "vllm:inter_token_latency_seconds_bucket" in itl and "trtllm_time_per_output_token_seconds_bucket" in itl
+    assert f"sum by (namespace, {obs.ROLE}) (rate(trtllm_time_to_first_token_seconds_bucket" in ttft
+    assert f"sum by (namespace, model_name, {obs.ROLE}) (rate(vllm:time_to_first_token_seconds_bucket" in ttft
+    # One half firing is enough: the halves are joined by `or`, each a long- and a short-window burn.
+    left, right = ttft.split(") or (")
+    assert left.count(" and ") == 1 and right.count(" and ") == 1
+    assert "trtllm" not in left and "vllm:" not in right
+
+
+def test_trtllm_kv_off_efa_rule_reads_generation_servers_and_any_efa_movement(prod_like):
+    expr = _alerts(prod_like)["KvTransferNotOnEfa"]
+    vllm_half, trtllm_half = expr.split(") or (")
+    assert "vllm:nixl_bytes_transferred_sum" in vllm_half and "trtllm" not in vllm_half
+    ns = args_of(prod_like).namespace
+    assert f'rate(trtllm_request_success_total{{namespace="{ns}", {obs.ROLE}="decode"}}[10m])' in trtllm_half
+    # "does not move at all": a short prompt's KV is below any volume threshold at low load.
+    assert trtllm_half.rstrip(")").endswith("> 0") and "rdma_write_bytes" in trtllm_half
+    promql(expr)
+
+
+def test_an_slo_bound_missing_from_one_engines_buckets_is_refused_naming_that_histogram(monkeypatch):
+    import stacks.validation as validation
+
+    trimmed = obs.SloSeries("tensorrt-llm", "trtllm_time_to_first_token_seconds", tuple(b for b in obs.TRTLLM_TTFT_BUCKETS if b != 0.5),
+                            "trtllm_time_per_output_token_seconds", obs.TRTLLM_TPOT_BUCKETS, "namespace")
+    monkeypatch.setattr(validation, "SLO_SERIES", (obs.SLO_SERIES[0], trimmed))
+    with pytest.raises(ConfigError) as e:
+        cfg_of(monitoring={"slo": {"ttftSeconds": 0.5}})
+    msg = str(e.value)
+    assert "platform.monitoring.slo.ttftSeconds" in msg and "trtllm_time_to_first_token_seconds" in msg
+    assert "vllm:time_to_first_token_seconds" not in msg.split("Fix")[0]
+    assert "0.5," not in msg.split("use one of")[1]  # the fix lists only bounds every engine has
