@@ -190,7 +190,9 @@ _PINS = (
     # The TensorRT-LLM EFA engine image: `tensorrt-llm` above plus the aws-efa-installer below and kubectl (the MPI
     # launch agent of multi-node groups), images/tensorrt-llm-efa/Dockerfile. The release image has no libfabric, so
     # NIXL's LIBFABRIC plugin cannot load there (TensorRT-LLM docker/common/install_nixl.sh builds the plugin only
-    # against an EFA libfabric). Stacks reference it by digest in serving.engine.efaImage.
+    # against an EFA libfabric). Built and pushed by .github/workflows/tensorrt-llm-efa-image.yml as
+    # <account>.dkr.ecr.<region>.amazonaws.com/<image>:<version> (build args from tooling/efa_image.py); stacks
+    # reference it by digest in serving.engine.efaImage.
     Pin("tensorrt-llm-efa", "image", "1.2.1-efa1.49.0",
         "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa-start.html",
         image="disagg/tensorrt-llm-efa"),

@@ -39,7 +39,7 @@ def actionlint() -> str | None:
 def test_the_expected_workflows_exist():
     assert {p.name for p in FILES} == {
         "ci.yml", "pr-comment.yml", "preview.yml", "deploy.yml", "pulumi-up.yml", "review-stack.yml", "review-janitor.yml",
-        "vllm-efa-image.yml",
+        "efa-image.yml", "vllm-efa-image.yml", "tensorrt-llm-efa-image.yml",
     }
 
 
@@ -375,12 +375,19 @@ def test_the_input_check_catches_a_wrong_input_a_wrong_pin_and_a_wrong_tag(tmp_p
 
 
 def test_reusable_workflow_calls_pass_only_declared_inputs_and_secrets():
-    callee = load("pulumi-up.yml")["on"]["workflow_call"]
-    for name, job in load("deploy.yml")["jobs"].items():
-        assert job["uses"] == "./.github/workflows/pulumi-up.yml"
-        assert set(job.get("with") or {}) <= set(callee["inputs"]), name
-        assert {k for k, v in callee["inputs"].items() if v.get("required")} <= set(job["with"]), name
-        assert set(job.get("secrets") or {}) <= set(callee.get("secrets") or {}), name
+    calls = 0
+    for path in FILES:
+        for name, job in load(path.name)["jobs"].items():
+            if not str(job.get("uses", "")).startswith("./.github/workflows/"):
+                continue
+            calls += 1
+            where = f"{path.name}:{name}"
+            callee = load(job["uses"].rsplit("/", 1)[1])["on"]["workflow_call"]
+            assert set(job.get("with") or {}) <= set(callee.get("inputs") or {}), where
+            assert {k for k, v in (callee.get("inputs") or {}).items() if v.get("required")} <= set(job.get("with") or {}), where
+            assert set(job.get("secrets") or {}) <= set(callee.get("secrets") or {}), where
+    assert {job["uses"] for job in load("deploy.yml")["jobs"].values()} == {"./.github/workflows/pulumi-up.yml"}
+    assert calls == 4, "deploy.yml's two calls of pulumi-up.yml, the two EFA image callers of efa-image.yml"
 
 
 def test_deploys_never_create_a_stack():

@@ -7,9 +7,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
+from stacks.config.serving import EngineConfig
+from tooling import efa_image
 from tooling.efa_image import DOCKERFILE, inputs, main
 from facts.versions import AWS_EFA_INSTALLER_URL, pin
 from tests.conftest import ROOT
@@ -73,3 +76,39 @@ def test_inputs_print_as_github_outputs(capsys):
     assert main([]) == 0
     out = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines())
     assert out == inputs() and out["repository"] == "disagg/vllm-efa"
+
+
+# ---- both EFA images, one code path ---------------------------------------------------------------------------------
+
+def _dockerfile_args(image: str) -> dict[str, str]:
+    text = (ROOT / efa_image.dockerfile(image)).read_text()
+    return dict(re.findall(r"^ARG ([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?\s*$", text, re.M))
+
+
+def test_every_engine_kind_has_one_efa_image():
+    kinds = get_args(EngineConfig.model_fields["kind"].annotation)
+    assert sorted(engine for engine, _ in efa_image.IMAGES.values()) == sorted(kinds)
+
+
+@pytest.mark.parametrize("image", efa_image.IMAGES)
+def test_build_args_are_exactly_the_dockerfile_args_at_their_defaults(image):
+    # The workflow passes these and only these (tests/delivery/test_efa_image_workflow.py runs it): an ARG added to
+    # or dropped from the Dockerfile without the table, or the other way round, fails here.
+    assert efa_image.build_args(image) == _dockerfile_args(image)
+    i = efa_image.inputs(image)
+    assert i["build_args"].split() == [f"{k}={v}" for k, v in efa_image.build_args(image).items()]
+    assert i["context"] == f"images/{image}" and (ROOT / i["context"] / "Dockerfile").is_file()
+    assert i["repository"] == pin(image).image == f"disagg/{image}" and i["tag"] == pin(image).version
+
+
+def test_a_build_arg_that_is_not_one_word_is_refused(monkeypatch):
+    engine, args = efa_image.IMAGES["vllm-efa"]
+    monkeypatch.setitem(efa_image.IMAGES, "vllm-efa", (engine, {**args, "VLLM_IMAGE": "a b"}))
+    with pytest.raises(ValueError, match="VLLM_IMAGE"):
+        efa_image.inputs("vllm-efa")
+
+
+def test_an_unknown_image_is_refused_with_the_choices(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--image", "triton-efa"])
+    assert e.value.code == 2 and "tensorrt-llm-efa" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import pytest
 from facts.versions import AWS_EFA_INSTALLER_SHA256, AWS_EFA_INSTALLER_VERSION, pin
 from tests.conftest import ROOT
 from tests.unit.test_serving_image import hadolint
+from tooling.efa_image import inputs, main
 
 DOCKERFILE = ROOT / "images" / "tensorrt-llm-efa" / "Dockerfile"
 TEXT = DOCKERFILE.read_text()
@@ -44,3 +45,18 @@ def test_it_brings_what_the_engine_preflight_checks():
     assert "libplugin_LIBFABRIC.so" in INSTRUCTIONS and "kubectl version --client" in INSTRUCTIONS
     m = re.search(r'LD_LIBRARY_PATH="([^"]+)"', TEXT)
     assert m and m.group(1).endswith("${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}")
+
+
+def test_the_workflow_inputs_are_the_versions_table_and_the_dockerfile_defaults(capsys):
+    # What .github/workflows/tensorrt-llm-efa-image.yml builds: `python -m tooling.efa_image --image tensorrt-llm-efa`.
+    assert main(["--image", "tensorrt-llm-efa"]) == 0
+    out = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines())
+    assert out == inputs("tensorrt-llm-efa")
+    assert out["trtllm_image"] == _arg("TRTLLM_IMAGE") == pin("tensorrt-llm").image_ref
+    assert out["trtllm_version"] == _arg("TRTLLM_VERSION") == pin("tensorrt-llm").version
+    assert out["kubectl_image"] == _arg("KUBECTL_IMAGE") == pin("kubectl").image_ref
+    assert out["efa_installer_version"] == _arg("EFA_INSTALLER_VERSION") == AWS_EFA_INSTALLER_VERSION
+    assert out["efa_installer_sha256"] == _arg("EFA_INSTALLER_SHA256") == AWS_EFA_INSTALLER_SHA256
+    assert out["repository"] == "disagg/tensorrt-llm-efa" == pin("tensorrt-llm-efa").image
+    assert out["tag"] == pin("tensorrt-llm-efa").version == "1.2.1-efa1.49.0"
+    assert out["context"] == "images/tensorrt-llm-efa" and out["engine"] == "tensorrt-llm"
