@@ -126,14 +126,15 @@ def check_disagg_path(
     if missing == ["prefill"]:
         look = (
             "the generation server answered without a context phase: the orchestrator's log (kubectl logs "
-            "deploy/<router>) names the context servers it found in its discovery store; each context server's log "
-            "says it registered (\"Registered worker context_...\"); a prompt the orchestrator serves generation-only "
-            "(conditional disaggregation) moves no KV"
+            "deploy/<router>) counts the servers it found in its discovery store (\"Worker CONTEXT-... becomes "
+            "active/updated, current context worker: n/m\"); each context server logs \"Worker CONTEXT-<ip>:<port>-... "
+            "registration successful\" (tensorrt_llm/serve/disagg_auto_scaling.py); a prompt the orchestrator serves "
+            "generation-only (conditional disaggregation) moves no KV"
         )
     elif missing == ["decode"]:
         look = (
             "the context phase ran but no generation server finished the request: the generation servers' logs and "
-            "the orchestrator's log (a KV transfer that failed or timed out, kv_transfer_timeout_ms)"
+            "the orchestrator's log (a KV transfer that failed or timed out)"
         )
     else:
         look = "the orchestrator's log (kubectl logs deploy/<router>): it must find both roles in its discovery store (etcd)"
