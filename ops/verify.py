@@ -11,6 +11,8 @@ the prefill nodes are read, and five checks decide:
   efa-rdma        the EFA RDMA byte counters of the prefill nodes grew (the KV left them over EFA, not TCP)
 
 then a short load run prints TTFT and ITL figures (measured here, from the stream; never compared with a target).
+Those are the checks of a vLLM stack; on a TensorRT-LLM stack (serving.engine.kind tensorrt-llm), which exports no
+NIXL counters, ops/verify_trtllm.py reads other evidence for the same question (`Target.engine` picks).
 
 Everything that decides is a pure function: the parsers of each upstream format in ops/verify_formats.py (Prometheus
 exposition, engine logs, sysfs counters, the SSE stream), the checks here, all tested against recorded fixtures
@@ -40,6 +42,8 @@ from facts.conventions import ROLES, ROUTER
 from components.builders.serving.engine import engine_for
 from components.builders.serving.pods import CONTAINER
 from components.builders.serving.router import router_url
+from components.builders.serving.trtllm import KIND as TRTLLM
+from facts.models import lookup
 from ops.verify_formats import (
     EFA_COUNTERS_COMMAND,
     EFA_ERRORS,
@@ -99,6 +103,11 @@ class Target:
     # serving.router.apiKey is set: every request carries the key, read from this Secret (key `key`) or from
     # $DISAGG_ROUTER_API_KEY.
     router_api_key_secret: str | None = None
+    # serving.engine.kind: the evidence differs by engine (ops/verify_trtllm.py for tensorrt-llm).
+    engine: str = "vllm"
+    # Whole-model KV bytes per prompt token at one byte per element (FP8 KV, the smallest either engine stores), from
+    # the model catalog; None when the catalog does not know the model. The TensorRT-LLM EFA check's lower bound.
+    kv_bytes_per_token_min: float | None = None
 
     @classmethod
     def from_config(cls, cfg: StackConfig) -> Target:
@@ -106,10 +115,13 @@ class Target:
         engine = engine_for(spec)
         p = plan(cfg)
         efa = all(role_efa(cfg, r) for r in ROLES)
+        arch = lookup(spec.model.id)
         return cls(
             stack=cfg.name,
             namespace=namespace(spec),
-            model=served_model_name(spec),
+            # trtllm-serve serves the model under the id it was started with (serve/openai_server.py OpenAIServer:
+            # `self.model = model` unless it is a local directory; no --served_model_name, rule trtllm-no-served-name).
+            model=spec.model.id if spec.engine.kind == TRTLLM else served_model_name(spec),
             router_service=workload_name(spec, ROUTER),
             router_port=spec.router.port,
             router_in_cluster_url=router_url(spec),
@@ -125,13 +137,16 @@ class Target:
             max_model_len=cfg.serving.model.max_model_len,
             kv_moves=kv_transfer(cfg),
             router_api_key_secret=router_api_key_secret_name(spec) if spec.router.api_key else None,
+            engine=spec.engine.kind,
+            kv_bytes_per_token_min=arch.kv_bytes_per_token(1.0) if arch is not None else None,
         )
 
     def metrics_command(self) -> list[str]:
         """Read the engine's metrics from inside its container: the namespace's NetworkPolicies admit the engine port
         only from the router and the monitoring namespace, so neither the API server proxy nor a debug pod would get
         through, while localhost inside the pod always does. The vLLM image's base stage installs its Python as
-        /usr/bin/python3 (vllm docker/Dockerfile, `vllm-base`: update-alternatives ... python3); the engine runs on it."""
+        /usr/bin/python3 (vllm docker/Dockerfile, `vllm-base`: update-alternatives ... python3); the engine runs on it.
+        The TensorRT-LLM release image runs trtllm-serve on the python3 of its PyTorch base image."""
         url = f"http://127.0.0.1:{self.engine_port}{self.metrics_path}"
         script = f"import sys, urllib.request; sys.stdout.write(urllib.request.urlopen({url!r}, timeout=30).read().decode())"
         return ["python3", "-c", script]
@@ -496,15 +511,9 @@ class Report:
         return all(c.status == PASS for c in self.checks if c.required) and not any(c.status == FAIL for c in self.checks)
 
 
-def render(report: Report) -> str:
-    t = report.target
-    out = [
-        f"ops verify: stack {t.stack}, namespace {t.namespace}, model {t.model}, "
-        + (f"NIXL backend {t.backend}" + (" over EFA" if t.efa else " (no EFA)") if t.kv_moves else "aggregated serving (no KV transfer)"),
-        f"router: {report.router}"
-        + (f" (kubectl port-forward service/{t.router_service} {t.router_port})" if report.forwarded else ""),
-    ]
-    out += [f"note: {n}" for n in report.notes]
+def _render_checks(report: Report) -> list[str]:
+    """The notes, one line per check (with expected and look-at under a failure), the load run; ends with a blank."""
+    out = [f"note: {n}" for n in report.notes]
     out.append("")
     width = max(len(c.name) for c in report.checks) if report.checks else 0
     for c in report.checks:
@@ -517,7 +526,27 @@ def render(report: Report) -> str:
     if report.load is not None:
         out += ["", render_load(report.load, forwarded=report.forwarded)]
     out.append("")
-    failed = [c.name for c in report.checks if c.status == FAIL or (c.required and c.status != PASS)]
+    return out
+
+
+def failed_checks(report: Report) -> list[str]:
+    return [c.name for c in report.checks if c.status == FAIL or (c.required and c.status != PASS)]
+
+
+def render(report: Report) -> str:
+    t = report.target
+    if t.engine == TRTLLM and t.kv_moves:
+        from ops.verify_trtllm import render_trtllm
+
+        return render_trtllm(report)
+    out = [
+        f"ops verify: stack {t.stack}, namespace {t.namespace}, model {t.model}, "
+        + (f"NIXL backend {t.backend}" + (" over EFA" if t.efa else " (no EFA)") if t.kv_moves else "aggregated serving (no KV transfer)"),
+        f"router: {report.router}"
+        + (f" (kubectl port-forward service/{t.router_service} {t.router_port})" if report.forwarded else ""),
+    ]
+    out += _render_checks(report)
+    failed = failed_checks(report)
     if not t.kv_moves:
         if report.proven:
             out.append("The router served the model (aggregated serving: no KV transfer to prove).")
@@ -620,6 +649,10 @@ def run(
 
     if not target.kv_moves:
         return _run_aggregated(target, options, router, stream, checks, clock=clock, nonce=nonce, notes=notes, forwarded=forwarded)
+    if target.engine == TRTLLM:
+        from ops.verify_trtllm import run_trtllm
+
+        return run_trtllm(target, options, cluster, router, stream, checks, pods, sleep=sleep, clock=clock, nonce=nonce, notes=notes, forwarded=forwarded)
 
     endpoints = [p for r in ROLES for p in pods[r] if p.matches(target.endpoint_selectors[r]) and p.ready]
     nodes = {r: _one_per_node(pods[r]) for r in ROLES} if target.efa else {r: [] for r in ROLES}

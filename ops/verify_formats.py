@@ -1,5 +1,5 @@
-"""The upstream formats `ops verify` reads, as pure parsers: vLLM's Prometheus page, NIXL's log lines, the EFA
-driver's sysfs counters and vLLM's server-sent event stream. Each name and format is cited at the version the stack
+"""The upstream formats `ops verify` reads, as pure parsers: vLLM's and TensorRT-LLM's Prometheus pages, NIXL's and
+TensorRT-LLM's log lines, the EFA driver's sysfs counters and the OpenAI-compatible server-sent event stream. Each name and format is cited at the version the stack
 pins (facts/versions.py); tests/fixtures/verify holds a sample of each."""
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ _BACKEND_PROBLEMS = (
 EFA_SOURCE_RDMA = ("rdma_read_resp_bytes", "rdma_write_bytes")
 EFA_SINK_RDMA = ("rdma_read_bytes", "rdma_write_recv_bytes")
 EFA_TX = "tx_bytes"
+EFA_RX = "rx_bytes"
 EFA_ERRORS = ("rdma_read_wr_err", "rdma_write_wr_err", "unresponsive_remote_events", "impaired_remote_conn_events")
 _EFA_LINE = re.compile(r"^/sys/class/infiniband/(?P<dev>[^/]+)/ports/(?P<port>\d+)/hw_counters/(?P<name>[^/:]+):(?P<value>-?\d+)\s*$")
 # Read from inside the engine container, without privilege: in the kernel's default `shared` RDMA netns mode the RDMA
@@ -55,6 +56,27 @@ _EFA_LINE = re.compile(r"^/sys/class/infiniband/(?P<dev>[^/]+)/ports/(?P<port>\d
 # counter files are world-readable. No output means the pod's namespace sees no RDMA device at all.
 EFA_COUNTERS_COMMAND = ["sh", "-c", "grep -H . /sys/class/infiniband/*/ports/*/hw_counters/* 2>/dev/null || true"]
 
+
+# TensorRT-LLM 1.2.1 (serving.engine.kind tensorrt-llm). Its servers export no KV transfer counters: the metrics of
+# trtllm-serve are per request (tensorrt_llm/metrics/collector.py MetricsCollector, on /prometheus/metrics once
+# `return_perf_metrics` is on). trtllm_request_success_total (labels model_name, engine_type, finished_reason) counts
+# every finished request of a server, the context phase of a context server included: serve/openai_server.py
+# openai_completion awaits _extract_metrics -> MetricsCollector.log_metrics_dict both in completion_response (the
+# orchestrator's non-streamed context-only request) and in completion_generator (the streamed generation request).
+TRTLLM_REQUEST_SUCCESS = "trtllm_request_success_total"
+
+# What each context and generation server logs while its cache transceiver creates its NIXL agent, one line per rank:
+# NVIDIA/TensorRT-LLM cpp/tensorrt_llm/executor/cache_transmission/nixl_utils/transferAgent.cpp, constructor
+# NixlTransferAgent::NixlTransferAgent: TLLM_LOG_INFO("NixlTransferAgent::NixlTransferAgent using NIXL backend: %s")
+# after reading TRTLLM_NIXL_KVCACHE_BACKEND; a value it does not support is replaced, with TLLM_LOG_WARNING
+# ("Unsupported NIXL backend: %s, fallback to UCX"); a backend NIXL cannot create throws ("Failed to create NIXL
+# backend: %s"). The C++ logger writes "[TensorRT-LLM][INFO] " before it. The line is INFO: trtllm-serve's
+# --log_level defaults to info (tensorrt_llm/commands/serve.py), and TLLM_LOG_LEVEL above info hides it.
+_TRTLLM_BACKEND = re.compile(r"NixlTransferAgent::NixlTransferAgent using NIXL backend: (\S+)")
+_TRTLLM_BACKEND_PROBLEMS = (
+    re.compile(r"Unsupported NIXL backend: \S+, fallback to UCX"),
+    re.compile(r"Failed to create NIXL backend"),
+)
 
 # ---- Prometheus text exposition ---------------------------------------------------------------------------------------
 
@@ -171,6 +193,26 @@ def nixl_totals(samples: Iterable[Sample]) -> NixlTotals:
     return NixlTotals(present=seen, **sums)
 
 
+@dataclass(frozen=True)
+class RequestTotals:
+    """TensorRT-LLM's finished-request counter of one server, summed over its label sets."""
+
+    present: bool = True
+    success: float = 0.0
+
+    def minus(self, before: RequestTotals) -> tuple[RequestTotals, bool]:
+        """Growth since `before`, and whether the server restarted in between (the counter went down)."""
+        if not before.present:
+            return self, False
+        if self.success < before.success:
+            return self, True
+        return RequestTotals(self.present, self.success - before.success), False
+
+
+def trtllm_totals(samples: Iterable[Sample]) -> RequestTotals:
+    found = [s.value for s in samples if s.name == TRTLLM_REQUEST_SUCCESS]
+    return RequestTotals(present=bool(found), success=sum(found))
+
 # ---- engine logs -------------------------------------------------------------------------------------------------------
 
 
@@ -194,6 +236,18 @@ def parse_engine_log(text: str) -> BackendLog:
             problems.append(short(line))
     return BackendLog(tuple(instantiated), tuple(problems))
 
+
+def parse_trtllm_log(text: str) -> BackendLog:
+    """A TensorRT-LLM server's log -> the NIXL backend each rank's transfer agent created, and the lines that say
+    the asked-for backend was not used."""
+    instantiated, problems = [], []
+    for line in text.splitlines():
+        m = _TRTLLM_BACKEND.search(line)
+        if m:
+            instantiated.append(m.group(1))
+        elif any(p.search(line) for p in _TRTLLM_BACKEND_PROBLEMS):
+            problems.append(short(line))
+    return BackendLog(tuple(instantiated), tuple(problems))
 
 # ---- EFA hardware counters ---------------------------------------------------------------------------------------------
 

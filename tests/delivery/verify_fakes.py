@@ -1,5 +1,5 @@
 """Test doubles for `ops verify`: kubectl answered from the recorded fixtures, and a router on loopback that streams a
-recorded vLLM SSE body. No cluster, no network beyond 127.0.0.1."""
+recorded SSE body (vLLM's, or trtllm-serve's for the TensorRT-LLM stack). No cluster, no network beyond 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ class World:
     efa: dict[str, list[str]]
     logs: dict[str, str]
     pods: dict = field(default_factory=lambda: json.loads(fixture("pods.json")))
+    namespace: str = NAMESPACE
+    metrics_url: str = "http://127.0.0.1:8000/metrics"
 
     @classmethod
     def scenario(cls, kind: str) -> World:
@@ -55,6 +57,37 @@ class World:
         logs = {p: fixture(f"logs/{p.split('-')[1]}.{backend}.log") for p in metrics}
         return cls(metrics, efa, logs)
 
+    @classmethod
+    def trtllm(cls, kind: str) -> World:
+        """The trtllm stack (tests/configs/Pulumi.trtllm.yaml, the prod layout on TensorRT-LLM 1.2.1): the probe's
+        context phase ran on trtllm-prefill-0 and its generation phase on trtllm-decode-2. `efa`: its KV went over
+        EFA RDMA (NIXL WRITEs from the context node into the generation node). `tcp`: the servers created NIXL's UCX
+        backend, the same request went through both roles and no EFA counter moved (the silent fallback)."""
+        m = "trtllm/metrics"
+        metrics = {
+            "trtllm-prefill-0": [fixture(f"{m}/context-0.before.prom"), fixture(f"{m}/context-0.after.prom")],
+            "trtllm-prefill-1": [fixture(f"{m}/context-1.prom")],
+            "trtllm-decode-0": [fixture(f"{m}/generation-0.prom")],
+            "trtllm-decode-1": [fixture(f"{m}/generation-1.prom")],
+            "trtllm-decode-2": [fixture(f"{m}/generation-2.before.prom"), fixture(f"{m}/generation-2.after.prom")],
+            "trtllm-decode-3": [fixture(f"{m}/generation-3.prom")],
+        }
+        if kind == "efa":
+            efa = {
+                "trtllm-prefill-0": [fixture("trtllm/efa/context-node.before.txt"), fixture("trtllm/efa/context-node.after.txt")],
+                "trtllm-decode-0": [fixture("trtllm/efa/generation-node.before.txt"), fixture("trtllm/efa/generation-node.after.txt")],
+            }
+            backend = "libfabric"
+        else:
+            efa = {p: [fixture("efa/idle-node.txt")] for p in ("trtllm-prefill-0", "trtllm-decode-0")}
+            backend = "ucx"
+        role = {"prefill": "context", "decode": "generation"}
+        logs = {p: fixture(f"trtllm/logs/{role[p.split('-')[1]]}.{backend}.log") for p in metrics}
+        return cls(
+            metrics, efa, logs, pods=json.loads(fixture("trtllm/pods.json")), namespace="trtllm",
+            metrics_url="http://127.0.0.1:8000/prometheus/metrics",
+        )
+
 
 class FakeKubectl:
     """A `subprocess.run` that answers the kubectl commands ops/verify_io.py runs, and records them."""
@@ -75,7 +108,7 @@ class FakeKubectl:
         assert cmd[0] == "kubectl" and cmd[1] == "--kubeconfig", cmd
         args = cmd[cmd.index("--request-timeout=60s") + 1 :]
         ns = args[args.index("-n") + 1]
-        if ns != NAMESPACE:
+        if ns != self.world.namespace:
             return subprocess.CompletedProcess(cmd, 1, "", f'Error from server (NotFound): namespaces "{ns}" not found')
         verb = args[0]
         if args[:2] == ["get", "pods"]:
@@ -88,7 +121,7 @@ class FakeKubectl:
         if verb == "exec":
             argv = args[args.index("--") + 1 :]
             if argv[0] == "python3":
-                assert "http://127.0.0.1:8000/metrics" in argv[2], argv
+                assert repr(self.world.metrics_url) in argv[2], argv
                 return subprocess.CompletedProcess(cmd, 0, self._next("metrics", pod, self.world.metrics), "")
             if argv[:2] == ["sh", "-c"] and "/sys/class/infiniband" in argv[2]:
                 if pod not in self.world.efa:

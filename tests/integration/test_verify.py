@@ -1,4 +1,5 @@
-"""`ops verify` against a deployed stack: KV moved from prefill to decode over EFA. Skipped unless pointed at one:
+"""`ops verify` against a deployed stack (vLLM or TensorRT-LLM): KV moved from prefill to decode over EFA. Skipped unless
+pointed at one:
 
     pulumi stack output kubeconfig --show-secrets -s prod > /tmp/kubeconfig
     DISAGG_INTEGRATION_KUBECONFIG=/tmp/kubeconfig DISAGG_INTEGRATION_STACK=prod \\
@@ -57,6 +58,12 @@ def test_nixl_transfer_counters_grew(report):
 
 def test_no_failed_nixl_transfers(report):
     passed(report, "nixl-failures")
+
+
+def test_a_context_and_a_generation_server_served_the_probe(report):
+    if report.target.engine != "tensorrt-llm":
+        pytest.skip("disagg-path is the TensorRT-LLM stand-in for the NIXL counters")
+    passed(report, "disagg-path")
 
 
 def test_engine_logs_name_the_nixl_backend(report):
