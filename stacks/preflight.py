@@ -187,7 +187,8 @@ def efa_image_not_placeholder(cfg: StackConfig):
     if not image or not re.match(rf"^{DOCUMENTATION_ACCOUNT}\.dkr\.ecr\.", image):
         return
     build = "tensorrt-llm-efa" if cfg.serving.engine.kind == "tensorrt-llm" else "vllm-efa"
-    how = " with the vllm-efa-image workflow" if build == "vllm-efa" else ""
+    # Each image has its workflow (.github/workflows/vllm-efa-image.yml, tensorrt-llm-efa-image.yml).
+    how = f" with the {build}-image workflow"
     yield Issue(
         key_path("serving", "engine", "efaImage"),
         image,

@@ -102,6 +102,16 @@ def test_the_committed_prod_file_is_refused_until_its_engine_image_is_set():
     assert "vllm-efa-image workflow" in issue.fix and "pulumi config set --path 'disagg:serving.engine.efaImage'" in issue.fix
 
 
+def test_the_tensorrt_llm_placeholder_names_its_own_image_and_workflow():
+    from tooling.render import load
+
+    cfg = load(ROOT / "tests/configs/Pulumi.trtllm.yaml", "trtllm")[2]
+    (issue,) = preflight.check_engine_images(cfg)
+    assert "build images/tensorrt-llm-efa with the tensorrt-llm-efa-image workflow" in issue.fix
+    assert (ROOT / ".github/workflows/tensorrt-llm-efa-image.yml").is_file() and (ROOT / ".github/workflows/vllm-efa-image.yml").is_file()
+    assert "disagg/tensorrt-llm-efa@sha256:" in issue.fix
+
+
 def test_an_image_the_user_built_passes_and_a_stack_without_efa_needs_none():
     from tooling.render import load
 
