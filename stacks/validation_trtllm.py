@@ -146,17 +146,3 @@ def trtllm_multinode_needs_efa(cfg: StackConfig, role: str):
             f"put the {role} pools on EFA instance types, or fit the replica on one node",
         )
 
-
-@rule("serving.trtllm-no-router-api-key", "serving.router.apiKey", "serving.engine.kind")
-def trtllm_no_router_api_key(cfg: StackConfig):
-    """The router API key is enforced only in front of vllm-router (the auth gate is part of its pod)."""
-    if _trtllm(cfg) and cfg.serving.router.api_key is not None:
-        yield Issue(
-            key_path("serving", "router", "apiKey"),
-            "(secret)",
-            "the auth gate that checks the key runs in the vllm-router pod (components/builders/serving/gate.py); the "
-            "TensorRT-LLM orchestrator pod has none, and trtllm-serve disaggregated 1.2.1 checks no client key itself, "
-            "so the key would be stored but not enforced",
-            "remove serving.router.apiKey with tensorrt-llm and restrict clients with serving.router.allowedClientCidrs "
-            "or allowedClientNamespaces (NetworkPolicy)",
-        )

@@ -2,7 +2,7 @@
 
 Every render of the session (up and preview, every stack file) decrypts each `secure:` value to a canary
 (`--secure-value`), which the program receives as a real Pulumi secret, as the CLI passes a decrypted value.
-tests/configs/Pulumi.grove.yaml carries an hfToken and a serving.router.apiKey, so the token's path (config -> Pulumi secret -> Kubernetes
+tests/configs/Pulumi.grove.yaml carries an hfToken and a serving.router.apiKey (Pulumi.trtllm.yaml an apiKey too), so the token's path (config -> Pulumi secret -> Kubernetes
 Secret -> secretKeyRef) runs in every test session. The canary must appear in no output, record, manifest, summary,
 URN list or log: plain, or base64-encoded as Kubernetes and Docker configs carry it.
 
@@ -74,14 +74,16 @@ def test_the_token_travels_as_a_secret_into_a_kubernetes_secret(rendered):
     assert refs, "no workload reads the token Secret"
 
 
-def test_the_router_api_key_travels_as_a_secret_into_a_kubernetes_secret_the_gate_mounts(rendered):
-    """tests/configs/Pulumi.grove.yaml also sets serving.router.apiKey (`secure:`, rendered as the canary like every
-    secure value, which test_no_render_holds_the_secure_value then looks for): the Secret's data is masked and only
-    the router pod's auth gate mounts it."""
-    r = rendered["grove"]
-    (secret,) = [x for x in r.of_type("kubernetes:core/v1:Secret") if x["inputs"]["metadata"]["name"] == "grove-router-api-key"]
+@pytest.mark.parametrize("stack", ["grove", "trtllm"])
+def test_the_router_api_key_travels_as_a_secret_into_a_kubernetes_secret_the_gate_mounts(rendered, stack):
+    """tests/configs/Pulumi.grove.yaml (vllm-router) and Pulumi.trtllm.yaml (TensorRT-LLM's orchestrator) also set
+    serving.router.apiKey (`secure:`, rendered as the canary like every secure value, which
+    test_no_render_holds_the_secure_value then looks for): the Secret's data is masked and only the router pod's auth
+    gate mounts it."""
+    r = rendered[stack]
+    (secret,) = [x for x in r.of_type("kubernetes:core/v1:Secret") if x["inputs"]["metadata"]["name"] == f"{stack}-router-api-key"]
     assert secret["inputs"]["stringData"] == {"key": "[secret]"}
-    refs = [m for m in r.manifests.values() if "'secretName': 'grove-router-api-key'" in str(m)]
+    refs = [m for m in r.manifests.values() if f"'secretName': '{stack}-router-api-key'" in str(m)]
     assert refs, "no workload reads the router API key Secret"
 
 

@@ -243,7 +243,6 @@ BREAKS: dict[str, Break] = {
              _set("serving.kvTransfer", {"backend": "UCX"})),
         "serving.prefill.tensorParallel",
     ),
-    "serving.trtllm-no-router-api-key": Break(_all(_trtllm(), _set("serving.router.apiKey", "k3y")), "serving.router.apiKey"),
     "serving.model-cache-read-write-many": Break(_set("serving.modelCache", {"kind": "pvc"}), "serving.modelCache.storageClass"),
     "serving.autoscaling-not-under-grove": Break(
         _all(_set("platform.workloadApi", "grove"), _set("serving.decode.autoscaling", {"enabled": True})),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.builders.serving import manifests, trtllm
+from components.builders.serving import ROUTER_API_KEY, gate, manifests, trtllm
 from components.builders.serving.grove import grove_group
 from components.builders.serving.lws import lws_group
 from components.builders.serving.scaling import scaled_object
@@ -273,6 +273,83 @@ def test_the_orchestrator_is_the_router_with_its_metrics_on_the_http_port():
     assert ms[("ServiceAccount", "t-router")]["automountServiceAccountToken"] is False
     sm = ms[("ServiceMonitor", "t-serving")]["spec"]["endpoints"]
     assert {e["path"] for e in sm} == {"/prometheus/metrics"}
+
+
+def gated_objects(**router) -> dict:
+    spec = spec_of(trtllm_values(router={"replicas": 3, "serviceType": "internalNlb", **router}))
+    return {(m.kind, m.name): m for m in manifests(spec, FACTS)}
+
+
+def test_with_a_key_the_auth_gate_fronts_the_orchestrator_which_listens_inside_the_pod():
+    ms = gated_objects(apiKey="k3y-for-tests")
+    pod = ms[("Deployment", "t-router")].obj["spec"]["template"]["spec"]
+    by_name = {c["name"]: c for c in pod["containers"]}
+    assert list(by_name) == ["router", gate.CONTAINER]
+    o, g = by_name["router"], by_name[gate.CONTAINER]
+    # The orchestrator's config file: its listener is the pod's loopback, port gate.ROUTER_PORT, and the file is
+    # still one the release reads.
+    config = yaml.safe_load(ms[("ConfigMap", "t-router-trtllm")].obj["data"][trtllm.ORCHESTRATOR_FILE])
+    assert (config["hostname"], config["port"]) == (gate.ROUTER_HOST, gate.ROUTER_PORT) == ("127.0.0.1", 8081)
+    assert check_orchestrator_config(config) == []
+    env = {e["name"]: e["value"] for e in g["env"]}
+    assert env["GATE_UPSTREAM"] == "http://127.0.0.1:8081"
+    # Ports: the gate has `http` (the orchestrator's old port) and the metrics-only `metrics`; the orchestrator none.
+    assert "ports" not in o
+    assert g["ports"] == [
+        {"name": "http", "containerPort": trtllm.ORCHESTRATOR_PORT, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": gate.METRICS_PORT, "protocol": "TCP"},
+    ]
+    assert env["GATE_PORT"] == "8000" and env["GATE_METRICS_PORT"] == "29000"
+    assert env["GATE_OPEN_PATHS"] == "/health" and env["GATE_METRICS_PATHS"] == trtllm.METRICS_PATH
+    # Probes: the orchestrator's are exec probes against its in-pod listener on the image's python3; the gate's
+    # readiness goes through its open /health to the orchestrator's.
+    assert o["livenessProbe"]["exec"]["command"] == gate.local_tcp_probe(["python3"])["exec"]["command"]
+    assert "('127.0.0.1', 8081)" in o["livenessProbe"]["exec"]["command"][-1]
+    assert o["readinessProbe"]["exec"]["command"] == ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8081/health', timeout=4)"]
+    assert g["readinessProbe"]["httpGet"] == {"port": "http", "path": "/health"}
+    for probe in (o["livenessProbe"], o["readinessProbe"]):
+        compile(probe["exec"]["command"][-1], "probe", "exec")
+    # The gate runs on the orchestrator's image, its Python, with the metrics listener.
+    assert g["image"] == o["image"] and g["command"][:2] == ["python3", "-c"] and g["command"][2] == gate.METRICS_GATE_SCRIPT
+    compile(g["command"][2], "gate", "exec")
+    # The key: its Secret exists (without a value) and is mounted into the gate only, group-readable for the fsGroup.
+    assert ms[("Secret", "t-router-api-key")].secret == ROUTER_API_KEY
+    (vol,) = [v for v in pod["volumes"] if "secret" in v]
+    assert vol["secret"]["secretName"] == "t-router-api-key" and vol["secret"]["defaultMode"] == 0o440
+    assert [m for m in g["volumeMounts"] if m["name"] == vol["name"]] == [{"name": vol["name"], "mountPath": gate.KEY_DIR, "readOnly": True}]
+    assert not [m for m in o["volumeMounts"] if m["name"] == vol["name"]]
+    assert pod["securityContext"]["fsGroup"] == g["securityContext"]["runAsGroup"] == o["securityContext"]["runAsUser"] == 65534
+    # Metrics: the metrics Service and the NLB health check now go to the gate's metrics port; the client Service
+    # still exposes `http` alone, and the ServiceMonitor is unchanged.
+    svc = ms[("Service", "t-router-metrics")].obj["spec"]["ports"]
+    assert svc == [{"name": "metrics", "port": gate.METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"}]
+    assert [p["targetPort"] for p in ms[("Service", "t-router")].obj["spec"]["ports"]] == ["http"]
+    plain = gated_objects()
+    assert ms[("ServiceMonitor", "t-serving")].obj == plain[("ServiceMonitor", "t-serving")].obj
+    # The NetworkPolicy is the same object; its `metrics` rule (monitoring namespace) now names a port of the pod.
+    assert ms[("NetworkPolicy", "t-router")].obj == plain[("NetworkPolicy", "t-router")].obj
+    rules = ms[("NetworkPolicy", "t-router")].obj["spec"]["ingress"]
+    assert {"protocol": "TCP", "port": "metrics"} in [p for r in rules for p in r["ports"]]
+
+
+def test_with_a_key_and_client_cidrs_the_nlb_health_checks_the_gates_metrics_port():
+    ms = gated_objects(apiKey="k3y-for-tests", allowedClientCidrs=["10.20.0.0/16"])
+    a = ms[("Service", "t-router")].obj["metadata"]["annotations"]
+    assert a["service.beta.kubernetes.io/aws-load-balancer-healthcheck-port"] == str(gate.METRICS_PORT)
+    assert a["service.beta.kubernetes.io/aws-load-balancer-healthcheck-path"] == trtllm.METRICS_PATH
+
+
+def test_without_a_key_the_orchestrator_serves_its_own_port_with_no_gate():
+    ms = gated_objects()
+    pod = ms[("Deployment", "t-router")].obj["spec"]["template"]["spec"]
+    (o,) = pod["containers"]
+    config = yaml.safe_load(ms[("ConfigMap", "t-router-trtllm")].obj["data"][trtllm.ORCHESTRATOR_FILE])
+    assert (config["hostname"], config["port"]) == ("0.0.0.0", trtllm.ORCHESTRATOR_PORT)
+    assert o["ports"] == [{"name": "http", "containerPort": trtllm.ORCHESTRATOR_PORT, "protocol": "TCP"}]
+    assert o["livenessProbe"]["tcpSocket"] == {"port": "http"} and o["readinessProbe"]["httpGet"] == {"port": "http", "path": "/health"}
+    assert "fsGroup" not in pod["securityContext"] and not [v for v in pod["volumes"] if "secret" in v]
+    assert not [m for m in ms.values() if m.secret == ROUTER_API_KEY]
+    assert ms[("Service", "t-router-metrics")].obj["spec"]["ports"][0] == {"name": "metrics", "port": 8000, "targetPort": "http", "protocol": "TCP"}
 
 
 def test_the_router_types_of_validation_are_the_builders():

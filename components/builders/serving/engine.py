@@ -58,9 +58,13 @@ class Router(Protocol):
 
     kind: str
     container_port: int  # the HTTP listener of the router container (the `http` port)
-    metrics_port: int  # its Prometheus listener (the `metrics` port)
     metrics_path: str
     kubernetes_discovery: bool  # finds the engine pods through the Kubernetes API (needs the Role on pods)
+
+    def metrics_port(self, spec: ServingSpec) -> int:
+        """Where the pod serves the router's Prometheus metrics: the `metrics` port, or container_port when the
+        router serves them on its HTTP listener."""
+        ...
 
     def process(self, spec: ServingSpec) -> RouterProcess: ...
 

@@ -174,7 +174,7 @@ def service(spec: ServingSpec) -> dict:
         annotations.update(
             {
                 "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "preserve_client_ip.enabled=true",
-                "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": str(engine_for(spec).router.metrics_port),
+                "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": str(engine_for(spec).router.metrics_port(spec)),
                 "service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol": "http",
                 "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path": engine_for(spec).router.metrics_path,
             }
@@ -189,7 +189,8 @@ def metrics_service(spec: ServingSpec) -> dict:
     m["labels"][METRICS_LABEL] = "true"
     rt = engine_for(spec).router
     # A router that serves its metrics on its HTTP listener has no separate `metrics` container port.
-    target = ROUTER_METRICS_PORT_NAME if rt.metrics_port != rt.container_port else HTTP_PORT_NAME
+    port = rt.metrics_port(spec)
+    target = ROUTER_METRICS_PORT_NAME if port != rt.container_port else HTTP_PORT_NAME
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -197,7 +198,7 @@ def metrics_service(spec: ServingSpec) -> dict:
         "spec": {
             "clusterIP": "None",
             "selector": router_selector(spec),
-            "ports": [{"name": ROUTER_METRICS_PORT_NAME, "port": rt.metrics_port, "targetPort": target, "protocol": "TCP"}],
+            "ports": [{"name": ROUTER_METRICS_PORT_NAME, "port": port, "targetPort": target, "protocol": "TCP"}],
         },
     }
 

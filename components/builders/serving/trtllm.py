@@ -34,8 +34,10 @@ import json
 
 import yaml
 
-from components.builders.serving.common import HTTP_PORT_NAME, checkov_skips, meta, namespace, role_selector, router_selector, startup_minutes, workload_name
+from components.builders.serving import gate
+from components.builders.serving.common import HTTP_PORT_NAME, checkov_skips, meta, namespace, role_selector, router_api_key_secret_name, router_selector, startup_minutes, workload_name
 from components.builders.serving.engine import HTTP_PARTS, Group, Part, RouterProcess, ScalingTrigger, engine_image, engine_revision, register
+from components.builders.serving.router import RUN_AS, container_security
 from components.builders.serving.spec import PlatformFacts, ServingSpec
 from facts.conventions import DEPLOYMENT_LABEL, POOL_LABEL, ROLE_LABEL, ROLES, ROUTER, SYSTEM_POOL
 from facts.versions import pin
@@ -286,20 +288,25 @@ class TrtllmOrchestrator:
 
     kind = "trtllm-disaggregated"
     container_port = ORCHESTRATOR_PORT
-    # The orchestrator serves Prometheus metrics on its HTTP listener (serve/openai_disagg_server.py
-    # register_routes: `self.app.mount("/prometheus/metrics", ...)`).
-    metrics_port = ORCHESTRATOR_PORT
     metrics_path = METRICS_PATH
     # It finds the servers in its discovery store, not through the Kubernetes API: no token, an empty Role.
     kubernetes_discovery = False
+
+    def metrics_port(self, spec: ServingSpec) -> int:
+        # The orchestrator serves Prometheus metrics on its HTTP listener (serve/openai_disagg_server.py
+        # register_routes: `self.app.mount("/prometheus/metrics", ...)`). Behind the auth gate that listener is
+        # inside the pod, and the gate's metrics-only listener serves them without the key (gate.py).
+        return gate.METRICS_PORT if spec.router.api_key else ORCHESTRATOR_PORT
 
     def config(self, spec: ServingSpec) -> dict:
         """The `-c` file: llmapi/disagg_utils.py extract_disagg_cfg keys. With `disagg_cluster` the server lists come
         from the store, not from `context_servers.urls`; the routers come from the `router` of each section."""
         r = spec.router
+        # With an API key the auth gate (gate.py) owns the pod's HTTP port and the orchestrator listens inside the pod.
+        host, port = (gate.ROUTER_HOST, gate.ROUTER_PORT) if r.api_key else ("0.0.0.0", ORCHESTRATOR_PORT)
         return {
-            "hostname": "0.0.0.0",
-            "port": ORCHESTRATOR_PORT,
+            "hostname": host,
+            "port": port,
             "context_servers": {"router": {"type": r.prefill_policy}},
             "generation_servers": {"router": {"type": r.decode_policy}},
             "disagg_cluster": {
@@ -343,7 +350,30 @@ class TrtllmOrchestrator:
             {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
             {"name": "trtllm-config", "configMap": {"name": options_configmap_name(spec, ROUTER)}},
         ]
-        return RouterProcess(container=container, volumes=volumes)
+        if not spec.router.api_key:
+            return RouterProcess(container=container, volumes=volumes)
+        # The auth gate (gate.py) in front: it takes the `http` port and a metrics-only `metrics` port; the
+        # orchestrator serves on 127.0.0.1:gate.ROUTER_PORT (config), probed from inside its container.
+        # The gate runs on the orchestrator image's own Python, which has aiohttp and so multidict (aiohttp's own
+        # dependency), the gate's two imports: the orchestrator that image runs imports aiohttp itself
+        # (tensorrt_llm/serve/openai_client.py `import aiohttp`, OpenAIHttpClient sends to the servers through an
+        # aiohttp.ClientSession; openai_disagg_server.py, the `disaggregated` command's server, imports it too), at
+        # every version of those files in the code index (v1.2.1 itself could not be fetched, see
+        # tests/tools/trtllm_options.json). That Python is `python3`: the release image installs TensorRT-LLM with
+        # Ubuntu's python3 (docker/common/install_base.sh: python3-pip, python3-dev, python-is-python3), and the EFA
+        # image is built on it.
+        python = ["python3"]
+        container.pop("ports")
+        container["livenessProbe"] = {**gate.local_tcp_probe(python), "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 5}
+        container["readinessProbe"] = {**gate.local_probe(python, "/health"), "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 5}
+        key_vol, key_mount = gate.key_volume(router_api_key_secret_name(spec))
+        volumes.append(key_vol)
+        sidecar = gate.gate_container(
+            spec, image=image, python=python, listen_port=ORCHESTRATOR_PORT, env=[{"name": "HOME", "value": "/tmp"}],
+            mounts=[{"name": "tmp", "mountPath": "/tmp"}, key_mount], security=container_security(),
+            open_paths=("/health",), ready_path="/health", metrics=(gate.METRICS_PORT, (METRICS_PATH,)),
+        )
+        return RouterProcess(container=container, volumes=volumes, sidecars=[sidecar], fs_group=RUN_AS)
 
 
 ORCHESTRATOR = TrtllmOrchestrator()

@@ -82,9 +82,11 @@ def install_command() -> list[str]:
 class VllmRouter:
     kind = "vllm-router"
     container_port = CONTAINER_PORT
-    metrics_port = METRICS_PORT
     metrics_path = "/metrics"
     kubernetes_discovery = True  # --service-discovery watches pods
+
+    def metrics_port(self, spec: ServingSpec) -> int:
+        return METRICS_PORT
 
     def process(self, spec: ServingSpec) -> RouterProcess:
         http = {"port": HTTP_PORT_NAME}
