@@ -146,3 +146,28 @@ def trtllm_multinode_needs_efa(cfg: StackConfig, role: str):
             f"put the {role} pools on EFA instance types, or fit the replica on one node",
         )
 
+
+
+@rule("serving.trtllm-restricted-router-needs-api-key", "serving.router.allowedClientCidrs", "serving.router.allowedClientNamespaces", "serving.router.apiKey", "serving.engine.kind")
+def trtllm_restricted_router_needs_api_key(cfg: StackConfig):
+    """A TensorRT-LLM orchestrator whose clients are narrowed has the API-key gate in front of it.
+
+    The orchestrator serves /health and its Prometheus metrics on its API listener (serve/openai_disagg_server.py
+    register_routes), so it has no separate metrics port; the router NetworkPolicy admits Prometheus and the internal
+    NLB's health checks on the metrics port only (components/builders/serving/policies.py router_ingress). Narrowed to
+    the client CIDRs and namespaces, the API port would then refuse both: no metrics, and an NLB whose targets all fail
+    their health checks. With `serving.router.apiKey` the gate gives the metrics their own port (gate.py).
+    """
+    r = cfg.serving.router
+    if not _trtllm(cfg) or r.api_key is not None:
+        return
+    for key, value in (("allowedClientCidrs", r.allowed_client_cidrs), ("allowedClientNamespaces", r.allowed_client_namespaces)):
+        if value:
+            yield Issue(
+                key_path("serving", "router", key),
+                list(value),
+                "narrows the clients of TensorRT-LLM's orchestrator, which serves its metrics and health on the API port "
+                "itself: Prometheus and the internal NLB's health checks would be refused there",
+                "also set serving.router.apiKey (pulumi config set --secret --path 'disagg:serving.router.apiKey' <key>): "
+                "its gate serves the metrics on their own port; or remove " + key,
+            )

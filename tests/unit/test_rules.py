@@ -233,6 +233,9 @@ BREAKS: dict[str, Break] = {
     "serving.trtllm-options-need-trtllm": Break(_set("serving.decode.tensorrtLlm", {"maxBatchSize": 64}), "serving.decode.tensorrtLlm"),
     "serving.trtllm-disaggregated-only": Break(_all(_trtllm(), _set("serving.mode", "aggregated")), "serving.mode"),
     "serving.trtllm-router-policies": Break(_all(_trtllm(), _set("serving.router.prefillPolicy", "cache_aware")), "serving.router.prefillPolicy"),
+    "serving.trtllm-restricted-router-needs-api-key": Break(
+        _all(_trtllm(), _set("serving.router.allowedClientNamespaces", ["apps"])), "serving.router.allowedClientNamespaces"
+    ),
     "serving.trtllm-no-served-name": Break(_all(_trtllm(), _set("serving.model.servedName", "llama")), "serving.model.servedName"),
     "serving.trtllm-efa-image": Break(_all(_trtllm(), lambda v: v["serving"]["engine"].pop("efaImage")), "serving.engine.efaImage"),
     "serving.trtllm-no-data-parallel": Break(
