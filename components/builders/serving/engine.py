@@ -92,6 +92,22 @@ def engine_image(spec: ServingSpec, role: str, pin_name: str) -> str:
     return e.image or pin(pin_name).image_ref
 
 
+class HttpEngine:
+    """What every engine of this package does alike: its image by the EFA rule (`engine_image`, from the versions
+    table pin named `pin_name`), one HTTP port (`serving.engine.port`), the HTTP API on single pods and leaders."""
+
+    pin_name: str
+
+    def image(self, spec: ServingSpec, role: str) -> str:
+        return engine_image(spec, role, self.pin_name)
+
+    def port(self, spec: ServingSpec) -> int:
+        return spec.engine.port
+
+    def serves_http(self, part: Part) -> bool:
+        return part in HTTP_PARTS
+
+
 class Engine(Protocol):
     kind: str
     metrics_path: str

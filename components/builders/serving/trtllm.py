@@ -36,7 +36,7 @@ import yaml
 
 from components.builders.serving import gate
 from components.builders.serving.common import HTTP_PORT_NAME, checkov_skips, meta, namespace, role_selector, router_api_key_secret_name, router_selector, startup_minutes, workload_name
-from components.builders.serving.engine import HTTP_PARTS, Group, Part, RouterProcess, ScalingTrigger, engine_image, engine_revision, register
+from components.builders.serving.engine import Group, HttpEngine, Part, RouterProcess, ScalingTrigger, engine_revision, register
 from components.builders.serving.router import RUN_AS, container_security
 from components.builders.serving.spec import PlatformFacts, ServingSpec
 from facts.conventions import DEPLOYMENT_LABEL, POOL_LABEL, ROLE_LABEL, ROLES, ROUTER, SYSTEM_POOL
@@ -379,22 +379,14 @@ class TrtllmOrchestrator:
 ORCHESTRATOR = TrtllmOrchestrator()
 
 
-class TensorrtLlm:
+class TensorrtLlm(HttpEngine):
+    pin_name = "tensorrt-llm"
     kind = KIND
     health_path = "/health"
     metrics_path = METRICS_PATH
     cache_mount = CACHE_MOUNT
     home = HOME
     router = ORCHESTRATOR
-
-    def image(self, spec: ServingSpec, role: str) -> str:
-        return engine_image(spec, role, "tensorrt-llm")
-
-    def port(self, spec: ServingSpec) -> int:
-        return spec.engine.port
-
-    def serves_http(self, part: Part) -> bool:
-        return part in HTTP_PARTS
 
     def leader_ready_startup(self, spec: ServingSpec, role: str) -> bool:
         # The leader starts the ranks of its workers: they must run before it can be Ready.

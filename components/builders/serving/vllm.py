@@ -26,7 +26,7 @@ import shlex
 
 from components.builders.serving import vllm_router
 from components.builders.serving.common import HTTP_PORT_NAME, served_model_name, startup_minutes
-from components.builders.serving.engine import HTTP_PARTS, Group, Part, ScalingTrigger, engine_image, register
+from components.builders.serving.engine import Group, HttpEngine, Part, ScalingTrigger, register
 from components.builders.serving.spec import ServingSpec
 
 NIXL_PORT_NAME = "nixl"
@@ -74,22 +74,14 @@ NIXL_PREFLIGHT = "\n".join(
 )
 
 
-class Vllm:
+class Vllm(HttpEngine):
+    pin_name = "vllm"
     kind = "vllm"
     health_path = "/health"
     metrics_path = "/metrics"
     cache_mount = CACHE_MOUNT
     home = HOME
     router = vllm_router.VLLM_ROUTER
-
-    def image(self, spec: ServingSpec, role: str) -> str:
-        return engine_image(spec, role, "vllm")
-
-    def port(self, spec: ServingSpec) -> int:
-        return spec.engine.port
-
-    def serves_http(self, part: Part) -> bool:
-        return part in HTTP_PARTS
 
     def leader_ready_startup(self, spec: ServingSpec, role: str) -> bool:
         # The leader serves /health only once every node of the group joined its torch.distributed group and the
