@@ -15,7 +15,7 @@ from ops.__main__ import main as ops_main
 from ops.verify import FAIL, PASS, SKIP, UNKNOWN, NodeCounters, Report, Target, pods_from_json
 from ops.verify_formats import RequestTotals, parse_efa_counters, parse_metrics, parse_trtllm_log, trtllm_totals
 from ops.verify_trtllm import check_backend, check_disagg_path, check_efa, kv_floor, render_trtllm
-from tests.delivery.verify_fakes import FakeKubectl, FakeRouter, World, fixture
+from tests.delivery.verify_fakes import TRTLLM_ROUTER_KEY, FakeKubectl, FakeRouter, World, fixture
 from tooling.render import ROOT, load
 
 CONFIG = ROOT / "tests/configs/Pulumi.trtllm.yaml"
@@ -235,8 +235,10 @@ def test_pass_when_kv_moved_from_context_to_generation_over_efa(monkeypatch, cap
     assert out.rstrip().endswith(
         "KV moved from a context server to a generation server over EFA (TensorRT-LLM, NIXL LIBFABRIC, RDMA bytes counted on the generation nodes)."
     )
-    # The orchestrator got the model id, streamed; the metrics were read at trtllm-serve's path.
+    # The orchestrator got the model id, streamed, with the key read from the stack's Secret (the test stack sets
+    # serving.router.apiKey); the metrics were read at trtllm-serve's path.
     assert {r["body"]["model"] for r in router.requests} == {"nvidia/Llama-3.3-70B-Instruct-FP8"}
+    assert {r["headers"].get("Authorization") for r in router.requests} == {f"Bearer {TRTLLM_ROUTER_KEY}"}
     scrapes = [c for c in kubectl.calls if "exec" in c and c[-3] == "python3"]
     assert scrapes and all("/prometheus/metrics" in c[-1] for c in scrapes)
 

@@ -3,6 +3,7 @@ recorded SSE body (vLLM's, or trtllm-serve's for the TensorRT-LLM stack). No clu
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import threading
@@ -20,6 +21,9 @@ def fixture(rel: str) -> str:
     return (FIXTURES / rel).read_text()
 
 
+TRTLLM_ROUTER_KEY = "trtllm-fixture-router-key"
+
+
 @dataclass
 class World:
     """What the prod stack's cluster answers: per pod, the /metrics pages (one per scrape, the last repeats), the EFA
@@ -31,6 +35,7 @@ class World:
     pods: dict = field(default_factory=lambda: json.loads(fixture("pods.json")))
     namespace: str = NAMESPACE
     metrics_url: str = "http://127.0.0.1:8000/metrics"
+    secrets: dict[str, str] = field(default_factory=dict)  # Secret name -> its `key` value
 
     @classmethod
     def scenario(cls, kind: str) -> World:
@@ -86,6 +91,8 @@ class World:
         return cls(
             metrics, efa, logs, pods=json.loads(fixture("trtllm/pods.json")), namespace="trtllm",
             metrics_url="http://127.0.0.1:8000/prometheus/metrics",
+            # tests/configs/Pulumi.trtllm.yaml sets serving.router.apiKey: verify reads it from the stack's Secret.
+            secrets={"trtllm-router-api-key": TRTLLM_ROUTER_KEY},
         )
 
 
@@ -115,6 +122,12 @@ class FakeKubectl:
             selector = dict(kv.split("=", 1) for kv in args[args.index("-l") + 1].split(","))
             items = [i for i in self.world.pods["items"] if all(i["metadata"]["labels"].get(k) == v for k, v in selector.items())]
             return subprocess.CompletedProcess(cmd, 0, json.dumps({**self.world.pods, "items": items}), "")
+        if args[:2] == ["get", "secret"]:
+            # The router key Secret (serving.router.apiKey), as `kubectl get secret -o jsonpath={.data.key}` prints it.
+            name = args[4]
+            if name not in self.world.secrets:
+                return subprocess.CompletedProcess(cmd, 1, "", f'Error from server (NotFound): secrets "{name}" not found')
+            return subprocess.CompletedProcess(cmd, 0, base64.b64encode(self.world.secrets[name].encode()).decode(), "")
         pod = args[3]
         if args[4:6] != ["-c", CONTAINER]:
             return subprocess.CompletedProcess(cmd, 1, "", f'error: container {args[5]} is not valid for pod {pod}')
