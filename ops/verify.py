@@ -49,6 +49,7 @@ from ops.verify_formats import (
     EFA_ERRORS,
     EFA_SINK_RDMA,
     EFA_SOURCE_RDMA,
+    EFA_RX,
     EFA_TX,
     NIXL_FAILED_NOTIFICATIONS,
     NIXL_FAILED_TRANSFERS,
@@ -447,30 +448,46 @@ class NodeCounters:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class EfaGrowth:
+    """What the EFA counters of a set of nodes did between two reads (both engines' efa-rdma check)."""
+
+    read: list[NodeCounters]  # the nodes read twice
+    errors: list[str]  # "<node> (via <pod>): <error>" of the nodes that could not be read
+    rdma: int  # growth of the `rdma` counters, summed over `read`
+    plain: int  # growth of the one non-RDMA byte counter (tx or rx)
+    efa_errors: int  # growth of EFA_ERRORS
+    per_node: list[tuple[NodeCounters, int]]  # each node read, with its `rdma` growth
+
+    @property
+    def no_devices(self) -> list[str]:
+        return [n.node for n in self.read if not n.after.devices]  # type: ignore[union-attr]
+
+
+def efa_growth(nodes: list[NodeCounters], rdma: tuple[str, ...], plain: str) -> EfaGrowth:
+    read = [n for n in nodes if n.before is not None and n.after is not None]
+    total, plain_total, errs, per_node = 0, 0, 0, []
+    for n in read:
+        d = n.after.minus(n.before)  # type: ignore[union-attr,arg-type]
+        node_rdma = sum(d.get(k, 0) for k in rdma)
+        total += node_rdma
+        plain_total += d.get(plain, 0)
+        errs += sum(d.get(k, 0) for k in EFA_ERRORS)
+        per_node.append((n, node_rdma))
+    return EfaGrowth(read, [f"{n.node} (via {n.pod}): {n.error}" for n in nodes if n.error], total, plain_total, errs, per_node)
+
+
 def check_efa(target: Target, prefill: list[NodeCounters], decode: list[NodeCounters], nixl_bytes: float) -> Check:
     if not target.efa:
         return Check("efa-rdma", SKIP, f"the stack's prefill/decode pods get no EFA devices (NIXL backend {target.backend})", required=False)
     expected = f"EFA RDMA bytes out of the prefill nodes ({' + '.join(EFA_SOURCE_RDMA)}) to grow"
-    read = [n for n in prefill if n.before is not None and n.after is not None]
-    errors = [f"{n.node} (via {n.pod}): {n.error}" for n in prefill if n.error]
+    g = efa_growth(prefill, EFA_SOURCE_RDMA, EFA_TX)
+    read, errors, rdma, tx, errs, no_devices = g.read, g.errors, g.rdma, g.plain, g.efa_errors, g.no_devices
     if not read:
         return Check("efa-rdma", UNKNOWN, "; ".join(errors) or "no prefill node read", expected,
                      "kubectl exec into a prefill pod and read /sys/class/infiniband/*/ports/1/hw_counters")
-    no_devices = [n.node for n in read if not n.after.devices]  # type: ignore[union-attr]
-    rdma, tx, errs, per_node = 0, 0, 0, []
-    for n in read:
-        d = n.after.minus(n.before)  # type: ignore[union-attr,arg-type]
-        node_rdma = sum(d.get(k, 0) for k in EFA_SOURCE_RDMA)
-        rdma += node_rdma
-        tx += d.get(EFA_TX, 0)
-        errs += sum(d.get(k, 0) for k in EFA_ERRORS)
-        per_node.append(f"{n.node} +{_bytes(node_rdma)} over {len(n.after.devices)} EFA ports")  # type: ignore[union-attr]
-    sink = 0
-    for n in decode:
-        if n.before is not None and n.after is not None:
-            d = n.after.minus(n.before)
-            sink += sum(d.get(k, 0) for k in EFA_SINK_RDMA)
-    seen = "; ".join(per_node)
+    sink = efa_growth(decode, EFA_SINK_RDMA, EFA_RX).rdma
+    seen = "; ".join(f"{n.node} +{_bytes(b)} over {len(n.after.devices)} EFA ports" for n, b in g.per_node)  # type: ignore[union-attr]
     seen += f"; decode nodes received {_bytes(sink)} by RDMA" if decode else ""
     if nixl_bytes > 0:
         seen += f"; NIXL reported {_bytes(nixl_bytes)} ({rdma / nixl_bytes:.0%} of it left the prefill nodes by RDMA)"
@@ -628,6 +645,73 @@ def stream_request(stream: Streamer, url: str, body: dict, timeout: float) -> tu
         return None, short(f"{type(exc).__name__}: {exc}")
 
 
+@dataclass(frozen=True)
+class Around:
+    """The probe request and what was read around it (both engines' run): the engines' totals before and after, and
+    the EFA counters of one pod per node and role."""
+
+    url: str
+    probe: StreamResult | None
+    transport_error: str | None
+    before: dict
+    before_errors: dict[str, str]
+    after: dict
+    errors: dict[str, str]
+    nodes: dict[str, list[Pod]]
+    efa_before: dict
+    efa_after: dict
+
+    @property
+    def ok(self) -> bool:
+        return self.probe is not None and self.probe.ok
+
+    @property
+    def unread(self) -> dict[str, str]:
+        return {**{p: f"before the request: {e}" for p, e in self.before_errors.items()}, **self.errors}
+
+    def counters(self, role: str) -> list[NodeCounters]:
+        out = []
+        for p in self.nodes[role]:
+            (b, be), (a, ae) = self.efa_before[role][p.node], self.efa_after[role][p.node]
+            out.append(NodeCounters(p.node, p.name, b, a, be or ae))
+        return out
+
+
+def probe_around(
+    target: Target,
+    options: Options,
+    cluster: Cluster,
+    router: str,
+    stream: Streamer,
+    pods: Mapping[str, list[Pod]],
+    scrape: Callable[[list[Pod]], tuple[dict, dict[str, str]]],
+    serving: list[Pod],
+    shown: Callable[[dict, dict], bool],
+    *,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    nonce: Callable[[], str],
+) -> Around:
+    """Read `serving`'s totals and the nodes' EFA counters, send the probe, then poll until `shown(before, after)`
+    says the probe shows in the totals (or settle_seconds pass, or the request failed), and read both again."""
+    nodes = {r: _one_per_node(pods[r]) for r in ROLES} if target.efa else {r: [] for r in ROLES}
+    before, before_errors = scrape(serving)
+    efa_before = {r: {p.node: _efa(cluster, target, p) for p in nodes[r]} for r in ROLES}
+
+    url = router.rstrip("/") + "/v1/completions"
+    probe, transport_error = stream_request(
+        stream, url, completion_payload(target.model, prompt(nonce(), options.prompt_tokens), options.max_tokens), options.request_timeout
+    )
+    deadline = clock() + options.settle_seconds
+    while True:
+        after, errors = scrape(serving)
+        if shown(before, after) or clock() >= deadline or not (probe and probe.ok):
+            break
+        sleep(options.poll_seconds)
+    efa_after = {r: {p.node: _efa(cluster, target, p) for p in nodes[r]} for r in ROLES}
+    return Around(url, probe, transport_error, before, before_errors, after, errors, nodes, efa_before, efa_after)
+
+
 def run(
     target: Target,
     options: Options,
@@ -655,31 +739,19 @@ def run(
         return run_trtllm(target, options, cluster, router, stream, checks, pods, sleep=sleep, clock=clock, nonce=nonce, notes=notes, forwarded=forwarded)
 
     endpoints = [p for r in ROLES for p in pods[r] if p.matches(target.endpoint_selectors[r]) and p.ready]
-    nodes = {r: _one_per_node(pods[r]) for r in ROLES} if target.efa else {r: [] for r in ROLES}
-    before, before_errors = _scrape(cluster, target, endpoints)
-    efa_before = {r: {p.node: _efa(cluster, target, p) for p in nodes[r]} for r in ROLES}
-
-    url = router.rstrip("/") + "/v1/completions"
-    probe, transport_error = stream_request(
-        stream, url, completion_payload(target.model, prompt(nonce(), options.prompt_tokens), options.max_tokens), options.request_timeout
-    )
-    checks.append(check_request(probe, transport_error))
-
     # The engines publish transfer stats with their scheduler steps, a moment after the transfer: poll until the
     # probe's transfers show (or settle_seconds pass).
-    deadline = clock() + options.settle_seconds
-    while True:
-        after, errors = _scrape(cluster, target, endpoints)
-        grown = any(d.transfers > 0 for d in _delta_by_pod(before, after)[0].values())
-        if grown or clock() >= deadline or not (probe and probe.ok):
-            break
-        sleep(options.poll_seconds)
-    efa_after = {r: {p.node: _efa(cluster, target, p) for p in nodes[r]} for r in ROLES}
+    a = probe_around(
+        target, options, cluster, router, stream, pods, lambda ps: _scrape(cluster, target, ps), endpoints,
+        lambda before, after: any(d.transfers > 0 for d in _delta_by_pod(before, after)[0].values()),
+        sleep=sleep, clock=clock, nonce=nonce,
+    )
+    probe, before, after = a.probe, a.before, a.after
+    checks.append(check_request(probe, a.transport_error))
 
-    if probe is not None and probe.ok:
-        unread = {**{p: f"before the request: {e}" for p, e in before_errors.items()}, **errors}
-        checks.append(check_transfers(before, after, unread))
-        checks.append(check_failures(before, after, unread))
+    if a.ok:
+        checks.append(check_transfers(before, after, a.unread))
+        checks.append(check_failures(before, after, a.unread))
     else:
         # Not run: the failed request already fails the run.
         skipped = "no request reached the engines"
@@ -693,22 +765,13 @@ def run(
             log_errors[p.name] = short(str(exc))
     checks.append(check_backend(target, logs, log_errors))
 
-    def counters(role: str) -> list[NodeCounters]:
-        out = []
-        for p in nodes[role]:
-            (b, be), (a, ae) = efa_before[role][p.node], efa_after[role][p.node]
-            out.append(NodeCounters(p.node, p.name, b, a, be or ae))
-        return out
-
     deltas, _ = _delta_by_pod(before, {p: t for p, t in after.items() if t.present})
-    if probe is not None and probe.ok:
-        checks.append(check_efa(target, counters("prefill"), counters("decode"), sum(d.bytes for d in deltas.values())))
+    if a.ok:
+        checks.append(check_efa(target, a.counters("prefill"), a.counters("decode"), sum(d.bytes for d in deltas.values())))
     elif target.efa:
         checks.append(Check("efa-rdma", SKIP, "no request reached the engines", required=False))
 
-    load = None
-    if probe is not None and probe.ok and options.load_requests > 0:
-        load = load_run(target, options, stream, url, clock=clock, nonce=nonce)
+    load = load_run(target, options, stream, a.url, clock=clock, nonce=nonce) if a.ok and options.load_requests > 0 else None
     return Report(target, router, tuple(checks), probe, load, notes, forwarded)
 
 

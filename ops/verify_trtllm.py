@@ -41,21 +41,19 @@ from ops.verify import (
     Target,
     _bytes,
     _delta_by_pod,
-    _efa,
-    _one_per_node,
+    efa_growth,
     _render_checks,
     check_request,
-    completion_payload,
     failed_checks,
     load_run,
-    prompt,
-    stream_request,
+    probe_around,
 )
 from ops.verify_formats import (
     EFA_ERRORS,
     EFA_RX,
     EFA_SINK_RDMA,
     EFA_SOURCE_RDMA,
+    EFA_TX,
     TRTLLM_REQUEST_SUCCESS,
     BackendLog,
     RequestTotals,
@@ -200,26 +198,13 @@ def check_efa(target: Target, context: list[NodeCounters], generation: list[Node
         )
     else:
         criterion = f"{into} to grow (the probe's KV size is unknown: no usage in the stream, or a model the catalog does not know)"
-    read = [n for n in generation if n.before is not None and n.after is not None]
-    errors = [f"{n.node} (via {n.pod}): {n.error}" for n in generation if n.error]
+    g = efa_growth(generation, EFA_SINK_RDMA, EFA_RX)
+    read, errors, rdma, rx, errs, no_devices = g.read, g.errors, g.rdma, g.plain, g.efa_errors, g.no_devices
     if not read:
         return Check("efa-rdma", UNKNOWN, "; ".join(errors) or "no generation node read", criterion,
                      "kubectl exec into a generation pod and read /sys/class/infiniband/*/ports/1/hw_counters")
-    no_devices = [n.node for n in read if not n.after.devices]  # type: ignore[union-attr]
-    rdma, rx, errs, per_node = 0, 0, 0, []
-    for n in read:
-        d = n.after.minus(n.before)  # type: ignore[union-attr,arg-type]
-        node_rdma = sum(d.get(k, 0) for k in EFA_SINK_RDMA)
-        rdma += node_rdma
-        rx += d.get(EFA_RX, 0)
-        errs += sum(d.get(k, 0) for k in EFA_ERRORS)
-        per_node.append(f"{n.node} +{_bytes(node_rdma)} received by RDMA over {len(n.after.devices)} EFA ports")  # type: ignore[union-attr]
-    source = 0
-    for n in context:
-        if n.before is not None and n.after is not None:
-            d = n.after.minus(n.before)
-            source += sum(d.get(k, 0) for k in EFA_SOURCE_RDMA)
-    seen = "; ".join(per_node)
+    source = efa_growth(context, EFA_SOURCE_RDMA, EFA_TX).rdma
+    seen = "; ".join(f"{n.node} +{_bytes(b)} received by RDMA over {len(n.after.devices)} EFA ports" for n, b in g.per_node)  # type: ignore[union-attr]
     seen += f"; context nodes sent {_bytes(source)} by RDMA" if context else ""
     if floor is not None:
         seen += f"; the probe's KV at one byte per element: {_bytes(floor * 2)} (RDMA brought {rdma / (floor * 2):.0%} of it)"
@@ -265,30 +250,18 @@ def run_trtllm(
     """After `pods` passed: the probe through the orchestrator, read around it."""
     endpoints = {r: [p for p in pods[r] if p.matches(target.endpoint_selectors[r]) and p.ready] for r in ROLES}
     serving = [p for r in ROLES for p in endpoints[r]]
-    nodes = {r: _one_per_node(pods[r]) for r in ROLES} if target.efa else {r: [] for r in ROLES}
-    before, before_errors = _scrape(cluster, target, serving)
-    efa_before = {r: {p.node: _efa(cluster, target, p) for p in nodes[r]} for r in ROLES}
-
-    url = router.rstrip("/") + "/v1/completions"
-    probe, transport_error = stream_request(
-        stream, url, completion_payload(target.model, prompt(nonce(), options.prompt_tokens), options.max_tokens), options.request_timeout
-    )
-    checks.append(check_request(probe, transport_error))
-
     # A server logs a request's metrics once it has returned the response: poll until both roles show the probe.
-    deadline = clock() + options.settle_seconds
-    while True:
-        after, errors = _scrape(cluster, target, serving)
-        deltas, _ = _delta_by_pod(before, {p: t for p, t in after.items() if t.present})
-        if all(_grew(deltas, endpoints[r]) for r in ROLES) or clock() >= deadline or not (probe and probe.ok):
-            break
-        sleep(options.poll_seconds)
-    efa_after = {r: {p.node: _efa(cluster, target, p) for p in nodes[r]} for r in ROLES}
+    a = probe_around(
+        target, options, cluster, router, stream, pods, lambda ps: _scrape(cluster, target, ps), serving,
+        lambda before, after: all(_grew(_delta_by_pod(before, {p: t for p, t in after.items() if t.present})[0], endpoints[r]) for r in ROLES),
+        sleep=sleep, clock=clock, nonce=nonce,
+    )
+    probe, before, after = a.probe, a.before, a.after
+    checks.append(check_request(probe, a.transport_error))
 
-    ok = probe is not None and probe.ok
+    ok = a.ok
     if ok:
-        unread = {**{p: f"before the request: {e}" for p, e in before_errors.items()}, **errors}
-        checks.append(check_disagg_path(endpoints, before, after, unread))
+        checks.append(check_disagg_path(endpoints, before, after, a.unread))
     else:
         checks.append(Check("disagg-path", SKIP, "no request reached the servers", required=False))
     checks += [Check("nixl-transfers", SKIP, NO_NIXL_COUNTERS, required=False), Check("nixl-failures", SKIP, NO_NIXL_COUNTERS, required=False)]
@@ -303,21 +276,12 @@ def run_trtllm(
             log_errors[p.name] = short(str(exc))
     checks.append(check_backend(target, logs, log_errors))
 
-    def counters(role: str) -> list[NodeCounters]:
-        out = []
-        for p in nodes[role]:
-            (b, be), (a, ae) = efa_before[role][p.node], efa_after[role][p.node]
-            out.append(NodeCounters(p.node, p.name, b, a, be or ae))
-        return out
-
     if ok:
-        checks.append(check_efa(target, counters("prefill"), counters("decode"), probe.prompt_tokens if probe else None))
+        checks.append(check_efa(target, a.counters("prefill"), a.counters("decode"), probe.prompt_tokens if probe else None))
     elif target.efa:
         checks.append(Check("efa-rdma", SKIP, "no request reached the servers", required=False))
 
-    load = None
-    if ok and options.load_requests > 0:
-        load = load_run(target, options, stream, url, clock=clock, nonce=nonce)
+    load = load_run(target, options, stream, a.url, clock=clock, nonce=nonce) if ok and options.load_requests > 0 else None
     return Report(target, router, tuple(checks), probe, load, notes, forwarded)
 
 
