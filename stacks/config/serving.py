@@ -255,8 +255,10 @@ class RouterConfig(Model):
         description=(
             "API key clients must send (`Authorization: Bearer <key>`) to the router. Set it only as a secret: "
             "`pulumi config set --secret --path disagg:serving.router.apiKey <key>`. The stack keeps it in a Kubernetes "
-            "Secret and an auth gate in the router pod checks it (vllm-router itself has no client authentication in "
-            "its pinned version, docs/serving.md); health paths stay open for the probes. Default: none (no key)."
+            "Secret and an auth gate in the router pod checks it (neither vllm-router nor TensorRT-LLM's orchestrator "
+            "authenticates clients at its pinned version, docs/serving.md); health paths stay open for the probes. "
+            "With engine.kind tensorrt-llm it is required when allowedClientCidrs or allowedClientNamespaces is set. "
+            "Default: none (no key)."
         ),
     )
     allowed_client_cidrs: list[Cidr] | None = Field(
