@@ -400,21 +400,45 @@ def check_failures(before: Mapping[str, NixlTotals], after: Mapping[str, NixlTot
     return Check("nixl-failures", PASS, f"+0 failed transfers, +0 failed notifications on {len(present)} engine pods{note}")
 
 
+@dataclass(frozen=True)
+class BackendFindings:
+    """What the engine pods' logs say of the NIXL backend they created (both engines' nixl-backend check)."""
+
+    wrong: dict[str, list[str]]  # a backend other than the expected one -> the pods that created it
+    problems: dict[str, list[str]]  # pod -> its backend error lines
+    named: list[str]  # pods whose log names the expected backend
+    silent: list[str]  # pods whose log names no backend and no error
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.wrong or self.problems)
+
+    def failed_parts(self, backend: str, total: int, noun: str) -> list[str]:
+        parts = [f"{len(ps)}/{total} {noun} created {b}, not {backend} ({', '.join(sorted(ps))})" for b, ps in sorted(self.wrong.items())]
+        return parts + [f"{p}: {lines[0]}" for p, lines in sorted(self.problems.items())]
+
+
+def backend_findings(logs: Mapping[str, BackendLog], backend: str) -> BackendFindings:
+    wrong: dict[str, list[str]] = {}
+    for p, log in logs.items():
+        for b in sorted(log.backends - {backend}):
+            wrong.setdefault(b, []).append(p)
+    return BackendFindings(
+        wrong,
+        {p: log.problems for p, log in logs.items() if log.problems},
+        sorted(p for p, log in logs.items() if backend in log.backends),
+        sorted(p for p, log in logs.items() if not log.instantiated and not log.problems),
+    )
+
+
 def check_backend(target: Target, logs: Mapping[str, BackendLog], errors: Mapping[str, str]) -> Check:
     expected = f"every engine pod's log names NIXL backend {target.backend} (\"Backend {target.backend} was instantiated\") and no other"
-    wrong = {p: sorted(log.backends - {target.backend}) for p, log in logs.items() if log.backends - {target.backend}}
-    problems = {p: log.problems for p, log in logs.items() if log.problems}
-    named = sorted(p for p, log in logs.items() if target.backend in log.backends)
-    silent = sorted(p for p, log in logs.items() if not log.instantiated and not log.problems)
-    if wrong or problems:
-        by_backend: dict[str, list[str]] = {}
-        for p, backends in wrong.items():
-            for b in backends:
-                by_backend.setdefault(b, []).append(p)
-        parts = [f"{len(ps)}/{len(logs)} engine pods created {b}, not {target.backend} ({', '.join(sorted(ps))})" for b, ps in sorted(by_backend.items())]
-        parts += [f"{p}: {lines[0]}" for p, lines in sorted(problems.items())]
+    f = backend_findings(logs, target.backend)
+    problems, named, silent = f.problems, f.named, f.silent
+    if f.failed:
+        parts = f.failed_parts(target.backend, len(logs), "engine pods")
         hints = []
-        if wrong:
+        if f.wrong:
             hints.append(
                 "kv_connector_extra_config.backends on the engine command line (disagg:serving.kvTransfer.backend: `auto` "
                 "picks LIBFABRIC on EFA pools)"

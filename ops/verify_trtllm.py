@@ -43,6 +43,7 @@ from ops.verify import (
     _delta_by_pod,
     efa_growth,
     _render_checks,
+    backend_findings,
     check_request,
     failed_checks,
     load_run,
@@ -142,17 +143,10 @@ def check_disagg_path(
 def check_backend(target: Target, logs: Mapping[str, BackendLog], errors: Mapping[str, str]) -> Check:
     line = f"NixlTransferAgent::NixlTransferAgent using NIXL backend: {target.backend}"
     expected = f"every context and generation server's log names NIXL backend {target.backend} (\"{line}\") and no other"
-    wrong = {p: sorted(log.backends - {target.backend}) for p, log in logs.items() if log.backends - {target.backend}}
-    problems = {p: log.problems for p, log in logs.items() if log.problems}
-    named = sorted(p for p, log in logs.items() if target.backend in log.backends)
-    silent = sorted(p for p, log in logs.items() if not log.instantiated and not log.problems)
-    if wrong or problems:
-        by_backend: dict[str, list[str]] = {}
-        for p, backends in wrong.items():
-            for b in backends:
-                by_backend.setdefault(b, []).append(p)
-        parts = [f"{len(ps)}/{len(logs)} servers created {b}, not {target.backend} ({', '.join(sorted(ps))})" for b, ps in sorted(by_backend.items())]
-        parts += [f"{p}: {lines[0]}" for p, lines in sorted(problems.items())]
+    f = backend_findings(logs, target.backend)
+    problems, named, silent = f.problems, f.named, f.silent
+    if f.failed:
+        parts = f.failed_parts(target.backend, len(logs), "servers")
         hints = [
             f"TRTLLM_NIXL_KVCACHE_BACKEND in the engine env must be {target.backend} (disagg:serving.kvTransfer.backend: "
             "`auto` picks LIBFABRIC on EFA pools; the name is case-sensitive, anything else falls back to UCX)"
